@@ -1,0 +1,143 @@
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { loadYamlFile, parseYaml } from './yamlfile.js';
+
+/**
+ * `pxe.yaml`: server settings. Validated once here; everything inward receives the
+ * typed, path-resolved `Config`. With no file at all the embedded defaults below
+ * run a working server from the current directory (./tftproot, standard ports).
+ */
+
+const ipv4 = z.string().refine((s) => isIP(s) === 4, 'expected an IPv4 address');
+const ip = z.string().refine((s) => isIP(s) !== 0, 'expected an IP address');
+const port = z.number().int().min(0).max(65535);
+const cidr = z.string().refine((s) => {
+  const [addr, len, ...rest] = s.split('/');
+  if (rest.length > 0 || addr === undefined) return false;
+  const family = isIP(addr);
+  if (family === 0) return false;
+  if (len === undefined) return true;
+  const n = Number(len);
+  return Number.isInteger(n) && n >= 0 && n <= (family === 4 ? 32 : 128) && /^\d+$/.test(len);
+}, 'expected a network in CIDR form, e.g. 10.0.0.0/8 or fd00::/8');
+
+const bootFile = z.string().min(1).max(127); // header `file` is 128 bytes with its NUL
+
+export const configSchema = z
+  .object({
+    /** IPv4 address the DHCP/TFTP/HTTP sockets bind to (0.0.0.0: all). */
+    listen: ipv4.default('0.0.0.0'),
+    /** next-server / HTTP host advertised to clients; derived from interfaces when absent. */
+    serverAddress: ipv4.optional(),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Client networks allowed to talk to any service; empty = everyone. */
+    allow: z.array(cidr).default([]),
+    tftp: z
+      .object({
+        enabled: z.boolean().default(true),
+        root: z.string().default('./tftproot'),
+        port: port.default(69),
+        /** also listen on [::] (TFTP over IPv6) */
+        ipv6: z.boolean().default(true),
+        /** RFC 2348: 1468 = 1500-byte Ethernet MTU - 20 (IP) - 8 (UDP) - 4 (TFTP) */
+        maxBlksize: z.number().int().min(8).max(65464).default(1468),
+        maxWindowsize: z.number().int().min(1).max(65535).default(64),
+        timeoutMs: z.number().int().min(100).max(255_000).default(1000),
+        maxRetries: z.number().int().min(0).max(50).default(5),
+        maxTransfers: z.number().int().min(1).max(100_000).default(500),
+        maxTransfersPerClient: z.number().int().min(1).max(10_000).default(16),
+      })
+      .strict()
+      .prefault({}),
+    dhcp: z
+      .object({
+        enabled: z.boolean().default(true),
+        port: port.default(67),
+        /** PXE boot-server port (PXE 2.1 spec) where UEFI clients send their ProxyDHCPREQUEST */
+        pxePort: port.default(4011),
+        /** also answer UEFI HTTP boot clients (option 60 "HTTPClient") */
+        httpClient: z.boolean().default(false),
+        /** DHCP replies per MAC per second (boot loops and spoofers) */
+        ratePerMac: z.number().positive().default(10),
+        /** header `sname`, when a site wants it */
+        serverName: z.string().max(63).optional(),
+        /** what to do with clients that are not in the hosts file */
+        unknownClients: z.enum(['boot', 'ignore']).default('boot'),
+        /** Boot file per firmware (option 93, IANA processor architecture). null: do not answer. */
+        bootFiles: z
+          .object({
+            bios: bootFile.nullable().default('pxelinux.0'),
+            'efi-ia32': bootFile.nullable().default(null),
+            'efi-x64': bootFile.nullable().default('syslinux.efi'),
+            'efi-arm64': bootFile.nullable().default(null),
+            'efi-x64-http': z.string().min(1).nullable().default(null),
+            'efi-arm64-http': z.string().min(1).nullable().default(null),
+            /**
+             * iPXE clients (option 77 "iPXE"): null gives them the firmware's file above
+             * (pxelinux/syslinux run fine on iPXE's PXE API, and cannot loop back into
+             * iPXE); a file name or an http:// script URL otherwise.
+             */
+            ipxe: z.string().min(1).nullable().default(null),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    http: z
+      .object({
+        enabled: z.boolean().default(true),
+        port: port.default(8080),
+        ipv6: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    /** distro catalog directory (distros/*.yaml) */
+    catalogDir: z.string().default('./distros'),
+    templatesDir: z.string().default('./templates'),
+    /** per-host file (MAC -> entry, answers); missing file = no hosts */
+    hostsFile: z.string().default('./hosts.yaml'),
+    /** sync state, install-once markers, boot-event log */
+    stateDir: z.string().default('./state'),
+    /** per-distro-id replacement of the upstream mirror base URL (local mirrors) */
+    mirrors: z.record(z.string(), z.string().url()).default({}),
+    /** OpenPGP keyrings (armored public keys) by name, referenced from catalog entries */
+    keyrings: z.record(z.string(), z.string()).default({}),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema> & {
+  /** the file it came from, or "(embedded defaults)" */
+  source: string;
+};
+
+/** Paths in the file are relative to the file's directory; with no file, to the cwd. */
+function resolvePaths(cfg: z.infer<typeof configSchema>, base: string): z.infer<typeof configSchema> {
+  const r = (p: string) => resolve(base, p);
+  return {
+    ...cfg,
+    tftp: { ...cfg.tftp, root: r(cfg.tftp.root) },
+    catalogDir: r(cfg.catalogDir),
+    templatesDir: r(cfg.templatesDir),
+    hostsFile: r(cfg.hostsFile),
+    stateDir: r(cfg.stateDir),
+    keyrings: Object.fromEntries(Object.entries(cfg.keyrings).map(([k, v]) => [k, r(v)])),
+  };
+}
+
+export const DEFAULT_CONFIG_FILE = 'pxe.yaml';
+
+/**
+ * Loads `file`, or `./pxe.yaml` when it exists, or the embedded defaults.
+ * Throws ConfigError (file, line, field) on any problem; nothing starts half-configured.
+ */
+export function loadConfig(file?: string, cwd = process.cwd()): Config {
+  const path = file ? resolve(cwd, file) : resolve(cwd, DEFAULT_CONFIG_FILE);
+  if (!file && !existsSync(path)) {
+    return { ...resolvePaths(parseYaml('(embedded defaults)', '{}', configSchema), cwd), source: '(embedded defaults)' };
+  }
+  const parsed = loadYamlFile(path, configSchema);
+  return { ...resolvePaths(parsed, dirname(path)), source: path };
+}
