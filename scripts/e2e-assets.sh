@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Prepares the assets of the QEMU end-to-end harness in .cache/e2e/ (git-ignored):
+#   vmlinuz        Debian's kernel (linux-image-<ver>-amd64, unpacked, not installed)
+#   initrd.gz      tiny busybox-static initrd; /init prints the boot marker and powers off
+#   pxelinux.0 ldlinux.c32 syslinux.efi ldlinux.e64   copied from the installed Debian packages
+#   d-i/linux d-i/initrd.gz   (only with --installer) Debian 12 netboot installer
+#
+# Idempotent and offline-safe: once a file is cached nothing touches the network.
+# Needs Debian packages: pxelinux syslinux-common syslinux-efi busybox-static cpio
+# (apt-get download needs the Debian mirror only the first time).
+#
+# Usage: scripts/e2e-assets.sh [--installer] [CACHE_DIR]
+# Prints the cache directory on stdout when done.
+set -euo pipefail
+
+WANT_INSTALLER=0
+if [[ ${1:-} == --installer ]]; then WANT_INSTALLER=1; shift; fi
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${1:-${E2E_CACHE:-$ROOT/.cache/e2e}}
+mkdir -p "$CACHE"
+CACHE=$(cd "$CACHE" && pwd)
+
+log() { printf 'e2e-assets: %s\n' "$*" >&2; }
+
+# flock: several test files / the benchmark may prepare the cache at the same time.
+exec 9>"$CACHE/.lock"
+flock -w 600 9 || { log "cache lock busy for 600 s"; exit 3; }
+
+APT_UPDATED=0
+apt_download() { # PKG DESTDIR -> path of the .deb
+  local pkg=$1 dest=$2 deb
+  mkdir -p "$dest"
+  deb=$(ls "$dest"/"${pkg}"_*.deb 2>/dev/null | head -n1 || true)
+  if [[ -z $deb ]]; then
+    if ! (cd "$dest" && apt-get download "$pkg" >&2); then
+      if [[ $APT_UPDATED == 0 ]]; then
+        APT_UPDATED=1
+        apt-get update >&2
+        (cd "$dest" && apt-get download "$pkg" >&2)
+      else
+        return 1
+      fi
+    fi
+    deb=$(ls "$dest"/"${pkg}"_*.deb | head -n1)
+  fi
+  printf '%s\n' "$deb"
+}
+
+resolve_kernel_pkg() {
+  local pkg
+  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  if [[ -z $pkg && $APT_UPDATED == 0 ]]; then
+    APT_UPDATED=1
+    apt-get update >&2
+    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  fi
+  [[ -n $pkg ]] || { log "cannot resolve the package linux-image-amd64 depends on"; return 1; }
+  printf '%s\n' "$pkg"
+}
+
+# --- kernel --------------------------------------------------------------------
+if [[ ! -s $CACHE/vmlinuz ]]; then
+  kpkg=$(resolve_kernel_pkg)
+  log "kernel package: $kpkg"
+  deb=$(apt_download "$kpkg" "$CACHE/debs")
+  rm -rf "$CACHE/kpkg.tmp"
+  # Only boot/ is needed; extracting the whole package (modules) costs ~400 MB.
+  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$CACHE" --transform 's,^\./boot/,kpkg.tmp/,' --wildcards './boot/vmlinuz-*'
+  vm=$(ls "$CACHE"/kpkg.tmp/vmlinuz-* | head -n1)
+  cp "$vm" "$CACHE/vmlinuz.tmp" && mv "$CACHE/vmlinuz.tmp" "$CACHE/vmlinuz"
+  basename "$vm" > "$CACHE/vmlinuz.version"
+  rm -rf "$CACHE/kpkg.tmp" "$deb"
+fi
+
+# --- bootloaders (installed Debian packages pxelinux, syslinux-common, syslinux-efi) ----
+copy_if_missing() { # SRC NAME PACKAGE
+  if [[ ! -s $CACHE/$2 ]]; then
+    [[ -s $1 ]] || { log "missing $1 (apt-get install $3)"; exit 1; }
+    cp "$1" "$CACHE/$2.tmp" && mv "$CACHE/$2.tmp" "$CACHE/$2"
+  fi
+}
+copy_if_missing /usr/lib/PXELINUX/pxelinux.0 pxelinux.0 pxelinux
+copy_if_missing /usr/lib/syslinux/modules/bios/ldlinux.c32 ldlinux.c32 syslinux-common
+copy_if_missing /usr/lib/SYSLINUX.EFI/efi64/syslinux.efi syslinux.efi syslinux-efi
+copy_if_missing /usr/lib/syslinux/modules/efi64/ldlinux.e64 ldlinux.e64 syslinux-common
+
+# --- initrd --------------------------------------------------------------------
+# The marker proves three things: the kernel and initrd came over the network, which
+# config file pxelinux/syslinux picked (cfg= is put on the kernel command line by that
+# file), and which firmware booted (read from /sys/firmware/efi, not from the config).
+INIT_VERSION=3
+if [[ ! -s $CACHE/initrd.gz || "$(cat "$CACHE/initrd.version" 2>/dev/null)" != "$INIT_VERSION" ]]; then
+  [[ -x /bin/busybox ]] || { log "missing /bin/busybox (apt-get install busybox-static)"; exit 1; }
+  /bin/busybox --help 2>&1 | grep -q 'static' || file -L /bin/busybox 2>/dev/null | grep -q static ||
+    log "warning: /bin/busybox may not be static (busybox-static expected)"
+  tmp=$(mktemp -d "$CACHE/initrd.XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  mkdir -p "$tmp"/{bin,dev,proc,sys}
+  cp /bin/busybox "$tmp/bin/busybox"
+  # Without /dev/console the kernel opens no stdin/stdout for /init and the marker is lost.
+  mknod -m 600 "$tmp/dev/console" c 5 1
+  mknod -m 666 "$tmp/dev/null" c 1 3
+  cat > "$tmp/init" <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+cfg=none
+for w in $(cat /proc/cmdline); do
+  case $w in cfg=*) cfg=${w#cfg=} ;; esac
+done
+if [ -d /sys/firmware/efi ]; then fw=uefi; else fw=bios; fi
+echo "PXE-E2E-OK cfg=$cfg fw=$fw"
+sync
+poweroff -f
+EOF
+  chmod 755 "$tmp/init"
+  (cd "$tmp" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -9 > "$CACHE/initrd.gz.tmp"
+  mv "$CACHE/initrd.gz.tmp" "$CACHE/initrd.gz"
+  echo "$INIT_VERSION" > "$CACHE/initrd.version"
+  rm -rf "$tmp"
+  trap - EXIT
+fi
+
+# --- Debian 12 installer (optional) --------------------------------------------
+if [[ $WANT_INSTALLER == 1 && ! -s $CACHE/d-i/initrd.gz ]]; then
+  deb=$(apt_download debian-installer-12-netboot-amd64 "$CACHE/debs")
+  rm -rf "$CACHE/d-i.tmp" && mkdir -p "$CACHE/d-i.tmp"
+  dpkg -x "$deb" "$CACHE/d-i.tmp"
+  src="$CACHE/d-i.tmp/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64"
+  mkdir -p "$CACHE/d-i"
+  cp "$src/linux" "$CACHE/d-i/linux"
+  cp "$src/initrd.gz" "$CACHE/d-i/initrd.gz.tmp" && mv "$CACHE/d-i/initrd.gz.tmp" "$CACHE/d-i/initrd.gz"
+  rm -rf "$CACHE/d-i.tmp"
+fi
+
+printf '%s\n' "$CACHE"
