@@ -57,7 +57,7 @@ export function parseYaml<T>(file: string, text: string, schema: z.ZodType<T>): 
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const firstError = doc.errors[0];
   if (firstError) {
-    const pos = firstError.linePos?.[0];
+    const pos = lineCounter.linePos(firstError.pos[0]);
     throw new ConfigError(file, pos?.line, pos?.col, undefined, `YAML syntax: ${firstError.message.split('\n')[0]}`);
   }
   const data: unknown = doc.toJS() ?? {};

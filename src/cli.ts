@@ -1,0 +1,164 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { isIP } from 'node:net';
+import { loadConfig, type Config } from './config.js';
+import { ConfigError } from './yamlfile.js';
+import { normalizeMac, normalizeUuid } from './policy/pxelinux.js';
+import { loadApp } from './wiring.js';
+import { whichConfig } from './app.js';
+import { FIRMWARE_LABEL } from './policy/firmware.js';
+import type { Firmware } from './policy/types.js';
+
+/** A one-line error a person can act on: no stack traces for configuration or usage errors. */
+export class UserError extends Error {
+  constructor(message: string, readonly exitCode = 2) {
+    super(message);
+  }
+}
+
+const parsePort = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number 0-65535');
+  return n;
+};
+const parseIpv4 = (v: string): string => {
+  if (isIP(v) !== 4) throw new InvalidArgumentError('expected an IPv4 address');
+  return v;
+};
+
+interface ServeFlags {
+  config?: string;
+  listen?: string;
+  serverAddress?: string;
+  tftpPort?: number;
+  tftpRoot?: string;
+  dhcpPort?: number;
+  pxePort?: number;
+  httpPort?: number;
+  dhcp: boolean;
+  http: boolean;
+  tftp: boolean;
+  logLevel?: Config['logLevel'];
+}
+
+/** Command-line flags override the file (the tests and one-off runs need that). */
+export function applyServeFlags(config: Config, f: ServeFlags): Config {
+  const c: Config = structuredClone(config);
+  if (f.listen) c.listen = f.listen;
+  if (f.serverAddress) c.serverAddress = f.serverAddress;
+  if (f.tftpPort !== undefined) c.tftp.port = f.tftpPort;
+  if (f.tftpRoot) c.tftp.root = new URL(f.tftpRoot, `file://${process.cwd()}/`).pathname;
+  if (f.dhcpPort !== undefined) c.dhcp.port = f.dhcpPort;
+  if (f.pxePort !== undefined) c.dhcp.pxePort = f.pxePort;
+  if (f.httpPort !== undefined) c.http.port = f.httpPort;
+  if (!f.dhcp) c.dhcp.enabled = false;
+  if (!f.http) c.http.enabled = false;
+  if (!f.tftp) c.tftp.enabled = false;
+  if (f.logLevel) c.logLevel = f.logLevel;
+  return c;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('pxe')
+    .description('Network-boot server: proxyDHCP, TFTP and HTTP, with a verified distro catalog and rendered menus')
+    .showHelpAfterError()
+    .configureHelp({ sortSubcommands: false });
+
+  const configOption = () => new Option('-c, --config <file>', 'pxe.yaml to use (default: ./pxe.yaml if present, else embedded defaults)');
+
+  program
+    .command('serve')
+    .description('Run the proxyDHCP (67, 4011), TFTP (69) and HTTP servers')
+    .addOption(configOption())
+    .option('--listen <addr>', 'IPv4 address to bind (default 0.0.0.0)', parseIpv4)
+    .option('--server-address <addr>', 'next-server/HTTP address advertised to clients (default: derived from interfaces)', parseIpv4)
+    .option('--tftp-port <n>', 'TFTP port', parsePort)
+    .option('--tftp-root <dir>', 'directory served over TFTP')
+    .option('--dhcp-port <n>', 'proxyDHCP port', parsePort)
+    .option('--pxe-port <n>', 'PXE boot-server port', parsePort)
+    .option('--http-port <n>', 'HTTP port', parsePort)
+    .option('--no-dhcp', 'do not run the proxyDHCP')
+    .option('--no-http', 'do not run the HTTP server')
+    .option('--no-tftp', 'do not run the TFTP server')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .action(async (flags: ServeFlags) => {
+      const config = applyServeFlags(loadConfig(flags.config), flags);
+      const { serve } = await import('./serve.js');
+      await serve(config);
+    });
+
+  program
+    .command('which')
+    .description("Print pxelinux's config lookup sequence for a client and which file would be served, and why")
+    .argument('<mac>', 'client MAC address')
+    .option('--ip <addr>', 'client IPv4 address (adds the hex-IP lookups)', parseIpv4)
+    .option('--uuid <uuid>', 'client UUID (option 97), adds the UUID lookup')
+    .addOption(configOption())
+    .option('--json', 'machine-readable output')
+    .action(async (macArg: string, opts: { ip?: string; uuid?: string; config?: string; json?: boolean }) => {
+      const mac = normalizeMac(macArg);
+      if (!mac) throw new UserError(`not a MAC address: ${macArg}`);
+      let uuid: string | undefined;
+      if (opts.uuid !== undefined) {
+        uuid = normalizeUuid(opts.uuid) ?? undefined;
+        if (!uuid) throw new UserError(`not a UUID: ${opts.uuid}`);
+      }
+      const app = await loadApp(loadConfig(opts.config));
+      const client: { mac: string; ip?: string; uuid?: string } = { mac };
+      if (opts.ip) client.ip = opts.ip;
+      if (uuid) client.uuid = uuid;
+      const report = await whichConfig(app, client);
+      const firmwares: Firmware[] = ['bios', 'efi-x64', 'efi-ia32', 'efi-arm64'];
+      const dhcp = firmwares.map((fw) => {
+        const d = app.booter.dhcpBoot({
+          mac, arch: undefined, firmware: fw, isIpxe: false, vendorClass: 'PXEClient', uuid,
+          sourceAddress: opts.ip ?? '0.0.0.0', relayAddress: undefined, serverAddress: app.config.serverAddress ?? '(server address)',
+        });
+        return { firmware: fw, ...d };
+      });
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ mac, ip: opts.ip, uuid, dhcp, ...report }, null, 2)}\n`);
+        return;
+      }
+      const out: string[] = [`client ${mac}${opts.ip ? ` ip ${opts.ip}` : ''}${uuid ? ` uuid ${uuid}` : ''}`, '', 'proxyDHCP boot file:'];
+      for (const d of dhcp) {
+        out.push(`  ${FIRMWARE_LABEL[d.firmware].padEnd(28)} ${d.action === 'boot' ? d.bootFile : `(no answer: ${d.reason})`}`);
+      }
+      out.push('', 'pxelinux config lookup (in order):');
+      for (const s of report.steps) {
+        const mark = s === report.served ? '=>' : s.result === 'missing' ? '  ' : ' +';
+        out.push(`${mark} ${s.path.padEnd(40)} ${s.result.padEnd(8)} ${s.detail}`);
+      }
+      out.push('', report.served ? `served: ${report.served.path} (${report.served.kind}; ${report.served.detail})` : 'served: nothing: pxelinux would find no config and stop');
+      process.stdout.write(`${out.join('\n')}\n`);
+    });
+
+  return program;
+}
+
+export async function main(argv = process.argv): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number };
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) {
+      // help / version / usage: commander already printed what it had to say
+      return e.exitCode ?? 2;
+    }
+    if (err instanceof ConfigError || err instanceof UserError) {
+      process.stderr.write(`pxe: ${err.message}\n`);
+      return err instanceof UserError ? err.exitCode : 2;
+    }
+    process.stderr.write(`pxe: ${(err as Error).stack ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/cli.js')) {
+  main().then((code) => {
+    if (code !== 0) process.exit(code);
+  });
+}

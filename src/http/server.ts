@@ -1,0 +1,141 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { createReadStream } from 'node:fs';
+import { realpath, stat } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+import type { Logger } from '../log.js';
+
+/** Why a rendered file could not be produced: mapped to 404 (unknown) or 500 (broken template). */
+export class RenderError extends Error {
+  constructor(message: string, readonly status: 404 | 500) {
+    super(message);
+    this.name = 'RenderError';
+  }
+}
+
+export interface RenderedFile {
+  contentType: string;
+  body: string | Buffer;
+}
+
+export interface HttpDeps {
+  logger: Logger;
+  /** directory whose files (kernels, initrds) iPXE clients fetch under /files/… */
+  filesRoot: string;
+  /** unattended-install file for a host: preseed, kickstart, autoyast, user-data, meta-data… */
+  unattended?: (mac: string, file: string, clientAddress: string) => Promise<RenderedFile>;
+  /** iPXE script for a client (mac may be unknown) */
+  ipxeScript?: (mac: string | undefined, clientAddress: string) => Promise<RenderedFile>;
+  /** false: the request gets nothing at all (the connection is dropped) */
+  allow?: (address: string) => boolean;
+  /** Prometheus text exposition */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
+  health?: () => Record<string, unknown>;
+  onRequest?: (ev: { client: string; method: string; url: string; status: number; bytes: number; reason?: string }) => void;
+  /** count drops for /metrics */
+  onDenied?: (address: string) => void;
+}
+
+/** Resolves a URL path under root; null if it escapes (.., NUL, symlink out of the root). */
+export async function safeResolve(root: string, urlPath: string): Promise<string | null> {
+  if (urlPath.includes('\0')) return null;
+  const rootReal = await realpath(root).catch(() => null);
+  if (!rootReal) return null;
+  const candidate = resolve(rootReal, `.${sep}${urlPath.replace(/\\/g, '/').replace(/^\/+/, '')}`);
+  const rel = relative(rootReal, candidate);
+  if (rel.startsWith('..') || isAbsolute(rel)) return null;
+  const real = await realpath(candidate).catch(() => null);
+  if (!real) return candidate; // does not exist: the caller reports 404
+  const relReal = relative(rootReal, real);
+  if (relReal.startsWith('..') || isAbsolute(relReal)) return null;
+  return real;
+}
+
+const MAC_RE = /^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$/i;
+const normMac = (m: string): string | null => (MAC_RE.test(m) ? m.toLowerCase().replace(/[^0-9a-f]/g, '').match(/../g)!.join(':') : null);
+
+/**
+ * The HTTP side of the boot: unattended-install answers for installers, iPXE scripts,
+ * and kernels/initrds for iPXE clients (HTTP is far faster than TFTP for 40+ MiB
+ * initrds). Rendering happens fully in memory first: a client never receives half a
+ * preseed.
+ */
+export function createHttpServer(deps: HttpDeps): FastifyInstance {
+  const app = Fastify({ logger: false, disableRequestLogging: true, return503OnClosing: true });
+  const log = deps.logger.child({ svc: 'http' });
+
+  app.addHook('onRequest', async (req, reply) => {
+    if (deps.allow && !deps.allow(req.ip)) {
+      deps.onDenied?.(req.ip);
+      // Outside the allowlist: no answer at all, not even a 403.
+      req.raw.socket.destroy();
+      return reply.hijack();
+    }
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const bytes = Number(reply.getHeader('content-length') ?? 0);
+    const reason = (reply as unknown as { pxeReason?: string }).pxeReason;
+    const ev = { client: req.ip, method: req.method, url: req.url, status: reply.statusCode, bytes, ...(reason ? { reason } : {}) };
+    deps.onRequest?.(ev);
+    const line = { ...ev, ms: Math.round(reply.elapsedTime) };
+    if (reply.statusCode >= 500) log.error(line, 'http request failed');
+    else if (reply.statusCode >= 400) log.warn(line, 'http request refused');
+    else log.info(line, 'http request');
+  });
+
+  const fail = (reply: { code: (n: number) => unknown; type: (t: string) => unknown; send: (b: string) => unknown }, status: number, reason: string) => {
+    (reply as unknown as { pxeReason?: string }).pxeReason = reason;
+    reply.code(status);
+    reply.type('text/plain; charset=utf-8');
+    return reply.send(`${reason}\n`);
+  };
+
+  app.get('/healthz', async () => ({ status: 'ok', uptimeSeconds: Math.round(process.uptime()), ...(deps.health?.() ?? {}) }));
+
+  app.get('/metrics', async (_req, reply) => {
+    if (!deps.metrics) return fail(reply, 404, 'metrics disabled');
+    const m = await deps.metrics();
+    reply.type(m.contentType);
+    return m.body;
+  });
+
+  app.get<{ Params: { mac: string; file: string } }>('/unattended/:mac/:file', async (req, reply) => {
+    const mac = normMac(req.params.mac);
+    if (!mac) return fail(reply, 404, `not a MAC address: ${req.params.mac}`);
+    if (!deps.unattended) return fail(reply, 404, 'no catalog loaded');
+    try {
+      const file = await deps.unattended(mac, req.params.file, req.ip);
+      reply.type(file.contentType);
+      return file.body;
+    } catch (err) {
+      if (err instanceof RenderError) return fail(reply, err.status, err.message);
+      log.error({ err, mac, file: req.params.file }, 'unattended render crashed');
+      return fail(reply, 500, `render failed: ${(err as Error).message}`);
+    }
+  });
+
+  app.get<{ Querystring: { mac?: string } }>('/boot.ipxe', async (req, reply) => {
+    if (!deps.ipxeScript) return fail(reply, 404, 'no iPXE script configured');
+    const mac = req.query.mac ? (normMac(req.query.mac) ?? undefined) : undefined;
+    try {
+      const file = await deps.ipxeScript(mac, req.ip);
+      reply.type(file.contentType);
+      return file.body;
+    } catch (err) {
+      if (err instanceof RenderError) return fail(reply, err.status, err.message);
+      return fail(reply, 500, `render failed: ${(err as Error).message}`);
+    }
+  });
+
+  app.get<{ Params: { '*': string } }>('/files/*', async (req, reply) => {
+    const path = await safeResolve(deps.filesRoot, req.params['*']);
+    if (!path) return fail(reply, 403, `path escapes the root: ${req.params['*']}`);
+    const st = await stat(path).catch(() => null);
+    if (!st?.isFile()) return fail(reply, 404, `no such file: ${req.params['*']}`);
+    reply.header('content-length', st.size);
+    reply.type('application/octet-stream');
+    return reply.send(createReadStream(path));
+  });
+
+  return app;
+}

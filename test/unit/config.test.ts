@@ -1,0 +1,80 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { ConfigError } from '../../src/yamlfile.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'pxe-config-'));
+function write(name: string, text: string): string {
+  const f = join(dir, name);
+  writeFileSync(f, text);
+  return f;
+}
+function errorOf(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof ConfigError) return e;
+    throw e;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('pxe.yaml', () => {
+  it('runs on embedded defaults when there is no file', () => {
+    const c = loadConfig(undefined, dir);
+    expect(c.source).toBe('(embedded defaults)');
+    expect(c.tftp.root).toBe(join(dir, 'tftproot'));
+    expect(c.tftp.port).toBe(69);
+    expect(c.tftp.maxBlksize).toBe(1468);
+    expect(c.dhcp.port).toBe(67);
+    expect(c.dhcp.pxePort).toBe(4011);
+    expect(c.dhcp.bootFiles.bios).toBe('pxelinux.0');
+    expect(c.dhcp.bootFiles['efi-x64']).toBe('syslinux.efi');
+    expect(c.http.port).toBe(8080);
+  });
+
+  it('resolves paths relative to the file and keeps given values', () => {
+    const f = write('ok.yaml', 'tftp:\n  root: srv/tftp\n  port: 1069\nallow: [10.0.0.0/8, "fd00::/8"]\nmirrors:\n  debian-12: http://127.0.0.1:9/debian\n');
+    const c = loadConfig(f);
+    expect(c.tftp.root).toBe(join(dir, 'srv/tftp'));
+    expect(c.tftp.port).toBe(1069);
+    expect(c.tftp.maxBlksize).toBe(1468);
+    expect(c.allow).toEqual(['10.0.0.0/8', 'fd00::/8']);
+    expect(c.mirrors['debian-12']).toBe('http://127.0.0.1:9/debian');
+  });
+
+  it('names file, line and field for a wrong type', () => {
+    const f = write('type.yaml', 'tftp:\n  port: 69\n  maxBlksize: big\n');
+    const e = errorOf(() => loadConfig(f));
+    expect(e.file).toBe(f);
+    expect(e.line).toBe(3);
+    expect(e.field).toBe('tftp.maxBlksize');
+    expect(e.message).toContain(`${f}:3:`);
+  });
+
+  it('points at an unknown key itself', () => {
+    const f = write('unknown.yaml', 'http:\n  port: 80\n  prot: 81\n');
+    const e = errorOf(() => loadConfig(f));
+    expect(e.line).toBe(3);
+    expect(e.field).toBe('http.prot');
+  });
+
+  it('rejects bad CIDRs, addresses and ports with their position', () => {
+    expect(errorOf(() => loadConfig(write('c.yaml', 'allow:\n  - 10.0.0.0/8\n  - 10.0.0.0/33\n'))).line).toBe(3);
+    expect(errorOf(() => loadConfig(write('a.yaml', 'serverAddress: 10.0.0\n'))).field).toBe('serverAddress');
+    expect(errorOf(() => loadConfig(write('p.yaml', 'dhcp:\n  port: 70000\n'))).field).toBe('dhcp.port');
+  });
+
+  it('reports YAML syntax errors with a line', () => {
+    const e = errorOf(() => loadConfig(write('syntax.yaml', 'tftp:\n  port: [69\n')));
+    expect(e.line).toBeGreaterThanOrEqual(2);
+    expect(e.message).toMatch(/YAML syntax/);
+  });
+
+  it('reports a missing explicit file', () => {
+    const e = errorOf(() => loadConfig(join(dir, 'nope.yaml')));
+    expect(e.message).toMatch(/cannot read/);
+  });
+});

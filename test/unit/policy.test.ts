@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { createAllowlist } from '../../src/policy/allow.js';
+import { PolicyBooter } from '../../src/policy/booter.js';
+import { firmwareFromArch } from '../../src/policy/firmware.js';
+import { ipToHex, macFromPxelinuxPath, normalizeMac, pxelinuxLookupSequence } from '../../src/policy/pxelinux.js';
+import type { DhcpClient } from '../../src/policy/types.js';
+
+const cfg = loadConfig(undefined, '/nonexistent-dir-for-defaults');
+const client = (over: Partial<DhcpClient>): DhcpClient => ({
+  mac: '52:54:00:12:34:56', arch: 0, firmware: 'bios', isIpxe: false, vendorClass: 'PXEClient:Arch:00000:UNDI:002001',
+  uuid: undefined, sourceAddress: '0.0.0.0', relayAddress: undefined, serverAddress: '10.77.0.10', ...over,
+});
+
+describe('pxelinux lookup order (syslinux doc/pxelinux.txt)', () => {
+  it('follows uuid, 01-mac, hex IP shortened digit by digit, default', () => {
+    const seq = pxelinuxLookupSequence({ mac: '88:99:AA:BB:CC:DD', ip: '192.0.2.91', uuid: 'b8945908-d6a6-41a9-611d-74a6ab80b83d' });
+    expect(seq.map((s) => s.path)).toEqual([
+      'pxelinux.cfg/b8945908-d6a6-41a9-611d-74a6ab80b83d',
+      'pxelinux.cfg/01-88-99-aa-bb-cc-dd',
+      'pxelinux.cfg/C000025B', 'pxelinux.cfg/C000025', 'pxelinux.cfg/C00002', 'pxelinux.cfg/C0000',
+      'pxelinux.cfg/C000', 'pxelinux.cfg/C00', 'pxelinux.cfg/C0', 'pxelinux.cfg/C',
+      'pxelinux.cfg/default',
+    ]);
+  });
+  it('omits uuid and IP steps when unknown', () => {
+    expect(pxelinuxLookupSequence({ mac: '52:54:00:12:34:56' }).map((s) => s.path)).toEqual(['pxelinux.cfg/01-52-54-00-12-34-56', 'pxelinux.cfg/default']);
+  });
+  it('normalises MACs and parses 01-<mac> paths', () => {
+    expect(normalizeMac('52-54-00-AB-CD-EF')).toBe('52:54:00:ab:cd:ef');
+    expect(normalizeMac('5254.00ab.cdef')).toBe('52:54:00:ab:cd:ef');
+    expect(normalizeMac('52:54:00:ab:cd')).toBeNull();
+    expect(normalizeMac('zz:54:00:ab:cd:ef')).toBeNull();
+    expect(macFromPxelinuxPath('pxelinux.cfg/01-52-54-00-ab-cd-ef')).toBe('52:54:00:ab:cd:ef');
+    expect(macFromPxelinuxPath('pxelinux.cfg/default')).toBeNull();
+    expect(ipToHex('10.77.0.111')).toBe('0A4D006F');
+    expect(ipToHex('10.77.0.256')).toBeNull();
+  });
+});
+
+describe('firmware from option 93 (RFC 4578)', () => {
+  it('maps the IANA codes', () => {
+    expect(firmwareFromArch(0)).toBe('bios');
+    expect(firmwareFromArch(6)).toBe('efi-ia32');
+    expect(firmwareFromArch(7)).toBe('efi-x64');
+    expect(firmwareFromArch(9)).toBe('efi-x64');
+    expect(firmwareFromArch(11)).toBe('efi-arm64');
+    expect(firmwareFromArch(16)).toBe('efi-x64-http');
+    expect(firmwareFromArch(42)).toBe('unknown');
+    expect(firmwareFromArch(undefined, 'PXEClient')).toBe('bios');
+  });
+});
+
+describe('PolicyBooter.dhcpBoot', () => {
+  const booter = new PolicyBooter({ dhcp: cfg.dhcp });
+  it('gives each firmware its configured file and the server address as next-server', () => {
+    const bios = booter.dhcpBoot(client({}));
+    expect(bios).toMatchObject({ action: 'boot', bootFile: 'pxelinux.0', nextServer: '10.77.0.10' });
+    expect(booter.dhcpBoot(client({ arch: 7, firmware: 'efi-x64' }))).toMatchObject({ action: 'boot', bootFile: 'syslinux.efi' });
+    expect(booter.dhcpBoot(client({ arch: 9, firmware: 'efi-x64' }))).toMatchObject({ action: 'boot', bootFile: 'syslinux.efi' });
+  });
+  it('stays silent for firmware with no file configured and for unknown architectures', () => {
+    expect(booter.dhcpBoot(client({ arch: 11, firmware: 'efi-arm64' })).action).toBe('ignore');
+    expect(booter.dhcpBoot(client({ arch: 99, firmware: 'unknown' })).action).toBe('ignore');
+  });
+  it('gives iPXE its own file only when configured, so chainloading cannot loop', () => {
+    expect(booter.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: 'pxelinux.0' });
+    const b2 = new PolicyBooter({ dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, ipxe: 'http://10.77.0.10:8080/boot.ipxe' } } });
+    expect(b2.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: 'http://10.77.0.10:8080/boot.ipxe' });
+    expect(b2.dhcpBoot(client({ isIpxe: false }))).toMatchObject({ bootFile: 'pxelinux.0' });
+  });
+  it('honours the hosts file: denied hosts and unknown clients when set to ignore', () => {
+    const b = new PolicyBooter({ dhcp: { ...cfg.dhcp, unknownClients: 'ignore' }, hostAccess: (m) => (m === '52:54:00:12:34:56' ? 'allowed' : m === '52:54:00:00:00:01' ? 'denied' : 'unknown') });
+    expect(b.dhcpBoot(client({})).action).toBe('boot');
+    expect(b.dhcpBoot(client({ mac: '52:54:00:00:00:01' })).action).toBe('ignore');
+    expect(b.dhcpBoot(client({ mac: '52:54:00:00:00:02' })).action).toBe('ignore');
+  });
+  it('asks virtual-file providers in order', async () => {
+    const b = new PolicyBooter({
+      dhcp: cfg.dhcp,
+      providers: [
+        { virtualFile: async (p) => (p === 'a' ? { content: Buffer.from('first'), origin: 'p1' } : null) },
+        { virtualFile: async (p) => (p === 'a' || p === 'b' ? { content: Buffer.from('second'), origin: 'p2' } : null) },
+      ],
+    });
+    expect((await b.virtualFile('a', { address: '10.0.0.1' }))?.origin).toBe('p1');
+    expect((await b.virtualFile('b', { address: '10.0.0.1' }))?.origin).toBe('p2');
+    expect(await b.virtualFile('c', { address: '10.0.0.1' })).toBeNull();
+  });
+});
+
+describe('allowlist', () => {
+  it('is absent when empty and matches IPv4, IPv6 and v4-mapped addresses', () => {
+    expect(createAllowlist([])).toBeUndefined();
+    const allow = createAllowlist(['10.77.0.0/24', 'fd00::/8', '192.0.2.7'])!;
+    expect(allow('10.77.0.5')).toBe(true);
+    expect(allow('::ffff:10.77.0.5')).toBe(true);
+    expect(allow('10.78.0.5')).toBe(false);
+    expect(allow('fd12::1')).toBe(true);
+    expect(allow('2001:db8::1')).toBe(false);
+    expect(allow('192.0.2.7')).toBe(true);
+    expect(allow('not-an-ip')).toBe(false);
+  });
+});
