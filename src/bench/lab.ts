@@ -25,7 +25,7 @@
  * process by pid, then whatever `ip netns pids` still lists, then deletes the namespaces.
  */
 import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, copyFileSync, writeFileSync, readdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, rmSync, mkdirSync, mkdtempSync, readFileSync, copyFileSync, writeFileSync, readdirSync, type WriteStream } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -64,6 +64,8 @@ export interface LabOptions {
   runDir?: string;
   /** bound for each setup command (ms) */
   commandTimeoutMs?: number;
+  /** keep runDir (serial logs, server logs) after stop(); default: env E2E_KEEP=1 */
+  keepRunDir?: boolean;
 }
 
 export interface ServerOptions {
@@ -570,6 +572,7 @@ class LabImpl implements Lab {
     await Promise.all([...this.procs].map((p) => this.killProcess(p)));
     this.teardownNamespacesSync();
     liveLabs.delete(this);
+    if (!(this.opts.keepRunDir ?? process.env.E2E_KEEP === '1')) rmSync(this.runDir, { recursive: true, force: true });
   }
 
   /** exit-hook variant: no awaiting, SIGKILL only. */
@@ -742,3 +745,47 @@ export function listDir(dir: string): string[] {
     return [];
   }
 }
+
+export interface PxeServeOptions {
+  /** serve HTTP too (installer tests fetch their preseed over HTTP) */
+  http?: boolean;
+  httpPort?: number;
+  /** extra pxe.yaml content (YAML, appended) */
+  extraConfig?: string;
+  logLevel?: string;
+}
+
+/**
+ * Arguments for `node dist/cli.js serve` inside the lab: a pxe.yaml in the run dir
+ * keeps state/ and hosts out of the checkout (other runs share it); the flags carry
+ * what the test varies. Returns [cli, ...args] for `lab.runServer('node', ...)`.
+ */
+export function pxeServeArgs(lab: Lab, tftpRoot: string, o: PxeServeOptions = {}): string[] {
+  const cfgFile = join(lab.runDir, 'pxe.yaml');
+  const yaml = [
+    `stateDir: ${JSON.stringify(join(lab.runDir, 'state'))}`,
+    `hostsFile: ${JSON.stringify(join(lab.runDir, 'hosts.yaml'))}`,
+    `catalogDir: ${JSON.stringify(join(REPO_ROOT, 'distros'))}`,
+    `templatesDir: ${JSON.stringify(join(REPO_ROOT, 'templates'))}`,
+    o.extraConfig ?? '',
+    '',
+  ].join('\n');
+  writeFileSync(cfgFile, yaml);
+  const args = [
+    join(REPO_ROOT, 'dist', 'cli.js'),
+    'serve',
+    '--config', cfgFile,
+    '--tftp-root', tftpRoot,
+    '--server-address', lab.serverAddress,
+    '--log-level', o.logLevel ?? 'info',
+  ];
+  if (o.http) {
+    if (o.httpPort !== undefined) args.push('--http-port', String(o.httpPort));
+  } else {
+    args.push('--no-http');
+  }
+  return args;
+}
+
+/** Ports `pxe serve` binds with the defaults: proxyDHCP 67, PXE boot server 4011, TFTP 69. */
+export const PXE_UDP_PORTS = [67, 4011, 69];
