@@ -127,11 +127,14 @@ fi
 if [[ $WANT_INSTALLER == 1 && ! -s $CACHE/d-i/initrd.gz ]]; then
   deb=$(apt_download debian-installer-12-netboot-amd64 "$CACHE/debs")
   rm -rf "$CACHE/d-i.tmp" && mkdir -p "$CACHE/d-i.tmp"
-  dpkg -x "$deb" "$CACHE/d-i.tmp"
-  src="$CACHE/d-i.tmp/usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64"
+  # Only the text-mode netboot kernel + initrd (the package holds ~130 MB of images).
+  sub=usr/lib/debian-installer/images/12/amd64/text/debian-installer/amd64
+  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$CACHE/d-i.tmp" "./$sub/linux" "./$sub/initrd.gz"
+  src="$CACHE/d-i.tmp/$sub"
   mkdir -p "$CACHE/d-i"
   cp "$src/linux" "$CACHE/d-i/linux"
   cp "$src/initrd.gz" "$CACHE/d-i/initrd.gz.tmp" && mv "$CACHE/d-i/initrd.gz.tmp" "$CACHE/d-i/initrd.gz"
+  rm -f "$deb"
   rm -rf "$CACHE/d-i.tmp"
 fi
 
