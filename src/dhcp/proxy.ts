@@ -1,0 +1,403 @@
+/**
+ * proxyDHCP server (PXE 2.1 §2.2.5, RFC 4578): listens on UDP 67 next to the site's
+ * DHCP server and on the PXE boot-server port 4011, answers only PXE (and
+ * optionally UEFI HTTP) clients, never hands out addresses (yiaddr is always 0).
+ *
+ * Limits of doing this in Node (documented for operators):
+ * - dgram has no IP_PKTINFO and no SO_BINDTODEVICE, so we bind 0.0.0.0 and cannot
+ *   tell which interface a broadcast arrived on. The advertised address is derived
+ *   from giaddr / ciaddr / the source address when the client has one, else from the
+ *   only non-internal IPv4 interface, else the first one (warned once). On
+ *   multi-homed hosts set `serverAddress` (and bind only the interface you mean when
+ *   the kernel allows it).
+ * - A limited broadcast (255.255.255.255) leaves through the interface the routing
+ *   table picks for it (normally the default route), not necessarily the one the
+ *   DISCOVER came in on. With no route at all the kernel returns ENETUNREACH: we
+ *   then fall back to the directed broadcast address of the interface that owns the
+ *   advertised address (or every interface when none does), and log one error line
+ *   telling the operator to add a route (`ip route add 255.255.255.255 dev IF` or a
+ *   default route). Clients in the DHCP state accept directed-broadcast frames
+ *   (Ethernet destination ff:ff:ff:ff:ff:ff) as verified in the namespace tests.
+ */
+import dgram from 'node:dgram';
+import os from 'node:os';
+import type { Logger } from 'pino';
+import type { Booter, DhcpClient } from '../policy/types.js';
+import { decode, encode, macString, parseIpv4, type DhcpPacket } from './codec.js';
+import { messageType } from './options.js';
+import { buildReply, classify, replyDestination, toDhcpClient, type Destination } from './pxe.js';
+
+export interface BootEvent {
+  time: string;
+  mac: string;
+  port: 'dhcp' | 'pxe';
+  messageType: number | undefined;
+  sourceAddress: string;
+  client?: DhcpClient;
+  /** what we sent, or why nothing */
+  reply: 'offer' | 'ack' | 'none';
+  bootFile?: string;
+  nextServer?: string;
+  destination?: string;
+  reason: string;
+}
+
+export interface ProxyDhcpStats {
+  received: number;
+  offers: number;
+  acks: number;
+  /** well-formed but not for us: non-PXE, BOOTREPLY, INFORM/RELEASE/DECLINE, other server's REQUEST */
+  ignored: number;
+  /** the booter said "ignore" */
+  booterIgnored: number;
+  malformed: number;
+  denied: number;
+  rateLimited: number;
+  sendErrors: number;
+  /** handler bugs caught before they could escape the socket callback */
+  internalErrors: number;
+}
+
+export interface ProxyDhcpOptions {
+  booter: Pick<Booter, 'dhcpBoot'>;
+  logger: Logger;
+  /** default 67 */
+  dhcpPort?: number;
+  /** default 4011; null disables the PXE port */
+  pxePort?: number | null;
+  /** default '0.0.0.0' (needed to receive broadcasts: Linux does not deliver them to unicast-bound sockets) */
+  bindAddress?: string;
+  /** advertised server address (option 54 and default next-server); derived from interfaces when absent */
+  serverAddress?: string;
+  /** also answer UEFI HTTP boot clients (option 60 "HTTPClient") */
+  allowHttpClient?: boolean;
+  /** return false to ignore a client silently (counted as denied) */
+  allow?: (address: string, mac: string) => boolean;
+  /** answers per MAC per second; excess requests are dropped (boot loops, spoofers). Default unlimited. */
+  ratePerMacPerSecond?: number;
+  /** boot-event log sink */
+  onEvent?: (ev: BootEvent) => void;
+  /** injectable for tests: defaults to os.networkInterfaces */
+  networkInterfaces?: () => NodeJS.Dict<os.NetworkInterfaceInfo[]>;
+  /** port replies to port-67 clients go to (68); only tests change it */
+  clientPort?: number;
+}
+
+interface V4If {
+  name: string;
+  address: string;
+  netmask: string;
+}
+
+function ipToInt(ip: string): number | null {
+  const p = parseIpv4(ip);
+  return p ? ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0 : null;
+}
+
+function intToIp(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+function inSubnet(ip: string, ifc: V4If): boolean {
+  const a = ipToInt(ip);
+  const b = ipToInt(ifc.address);
+  const m = ipToInt(ifc.netmask);
+  return a !== null && b !== null && m !== null && (a & m) === (b & m);
+}
+
+function directedBroadcast(ifc: V4If): string | null {
+  const a = ipToInt(ifc.address);
+  const m = ipToInt(ifc.netmask);
+  return a === null || m === null ? null : intToIp((a | (~m >>> 0)) >>> 0);
+}
+
+/** Token bucket per MAC, bounded in memory. */
+class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  constructor(private readonly rate: number) {}
+  allow(key: string, now: number): boolean {
+    let b = this.buckets.get(key);
+    if (!b) {
+      if (this.buckets.size >= 50_000) this.buckets.clear(); // a spoofing flood must not grow memory
+      b = { tokens: this.rate, at: now };
+      this.buckets.set(key, b);
+    }
+    b.tokens = Math.min(this.rate, b.tokens + ((now - b.at) / 1000) * this.rate);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+}
+
+export class ProxyDhcpServer {
+  readonly stats: ProxyDhcpStats = {
+    received: 0,
+    offers: 0,
+    acks: 0,
+    ignored: 0,
+    booterIgnored: 0,
+    malformed: 0,
+    denied: 0,
+    rateLimited: 0,
+    sendErrors: 0,
+    internalErrors: 0,
+  };
+
+  private dhcpSocket: dgram.Socket | undefined;
+  private pxeSocket: dgram.Socket | undefined;
+  private readonly log: Logger;
+  private readonly limiter: RateLimiter | undefined;
+  private warnedAmbiguous = false;
+  private warnedNoRoute = false;
+
+  constructor(private readonly opts: ProxyDhcpOptions) {
+    this.log = opts.logger.child({ component: 'dhcp' });
+    this.limiter =
+      opts.ratePerMacPerSecond && opts.ratePerMacPerSecond > 0 ? new RateLimiter(opts.ratePerMacPerSecond) : undefined;
+  }
+
+  /** Bound ports (useful when 0 was requested). */
+  get ports(): { dhcp: number | undefined; pxe: number | undefined } {
+    return { dhcp: this.dhcpSocket?.address().port, pxe: this.pxeSocket?.address().port };
+  }
+
+  async start(): Promise<void> {
+    const bind = this.opts.bindAddress ?? '0.0.0.0';
+    this.dhcpSocket = await this.open(this.opts.dhcpPort ?? 67, bind, 'dhcp');
+    const pxePort = this.opts.pxePort === undefined ? 4011 : this.opts.pxePort;
+    if (pxePort !== null) {
+      try {
+        this.pxeSocket = await this.open(pxePort, bind, 'pxe');
+      } catch (e) {
+        this.dhcpSocket.close();
+        this.dhcpSocket = undefined;
+        throw e;
+      }
+    }
+    this.log.info({ bind, ports: this.ports, serverAddress: this.opts.serverAddress ?? '(derived per request)' }, 'proxyDHCP listening');
+  }
+
+  async close(): Promise<void> {
+    const socks = [this.dhcpSocket, this.pxeSocket].filter((s): s is dgram.Socket => s !== undefined);
+    this.dhcpSocket = undefined;
+    this.pxeSocket = undefined;
+    await Promise.all(socks.map((s) => new Promise<void>((res) => s.close(() => res()))));
+  }
+
+  private open(port: number, address: string, kind: 'dhcp' | 'pxe'): Promise<dgram.Socket> {
+    return new Promise((resolve, reject) => {
+      const s = dgram.createSocket({ type: 'udp4' });
+      const onError = (err: Error): void => {
+        s.close();
+        reject(new Error(`proxyDHCP cannot bind ${address}:${port} (${kind}): ${err.message}`));
+      };
+      s.once('error', onError);
+      s.on('message', (msg, rinfo) => this.onMessage(msg, rinfo, kind, s));
+      s.bind(port, address, () => {
+        s.off('error', onError);
+        // Runtime socket errors must never crash the process: log and carry on.
+        s.on('error', (err) => this.log.error({ err, kind }, 'socket error'));
+        try {
+          s.setBroadcast(true);
+        } catch (err) {
+          this.log.error({ err }, 'cannot enable SO_BROADCAST');
+        }
+        resolve(s);
+      });
+    });
+  }
+
+  /** Never throws: everything is counted. */
+  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo, kind: 'dhcp' | 'pxe', sock: dgram.Socket): void {
+    this.stats.received++;
+    try {
+      this.handle(msg, rinfo, kind, sock);
+    } catch (err) {
+      this.stats.internalErrors++;
+      this.log.error({ err, from: `${rinfo.address}:${rinfo.port}` }, 'internal error handling DHCP packet');
+    }
+  }
+
+  private handle(msg: Buffer, rinfo: dgram.RemoteInfo, kind: 'dhcp' | 'pxe', sock: dgram.Socket): void {
+    const r = decode(msg);
+    if (!r.ok) {
+      this.stats.malformed++;
+      this.log.debug({ from: rinfo.address, error: r.error, detail: r.detail }, 'malformed DHCP packet dropped');
+      return;
+    }
+    const req = r.packet;
+    const mac = macString(req);
+    const cls = classify(req, {
+      port: kind,
+      allowHttpClient: this.opts.allowHttpClient ?? false,
+      isOwnAddress: (ip) => this.isOwnAddress(ip),
+    });
+    const base = {
+      time: new Date().toISOString(),
+      mac,
+      port: kind,
+      messageType: messageType(req),
+      sourceAddress: rinfo.address,
+    };
+    if (!cls.answer) {
+      this.stats.ignored++;
+      this.log.trace({ mac, reason: cls.reason }, 'not for the proxy');
+      return;
+    }
+    if (this.opts.allow && !this.opts.allow(rinfo.address, mac)) {
+      this.stats.denied++;
+      this.emit({ ...base, reply: 'none', reason: 'denied by allow list' });
+      return;
+    }
+    if (this.limiter && !this.limiter.allow(mac, Date.now())) {
+      this.stats.rateLimited++;
+      this.log.debug({ mac }, 'rate limited');
+      return;
+    }
+
+    const serverAddress = this.serverAddressFor(req, rinfo.address);
+    const client = toDhcpClient(req, rinfo.address, serverAddress);
+    const decision = this.opts.booter.dhcpBoot(client);
+    if (decision.action !== 'boot') {
+      this.stats.booterIgnored++;
+      this.emit({ ...base, client, reply: 'none', reason: decision.reason });
+      this.log.info({ mac, firmware: client.firmware, reason: decision.reason }, 'booter ignored client');
+      return;
+    }
+    // Option 54 must be an address the client can reach us on: the one the 4011
+    // REQUEST will be sent to. When the booter points next-server elsewhere, 54 still names us.
+    const reply = buildReply(req, decision, { reply: cls.reply, vendor: cls.vendor, client, serverId: serverAddress });
+    const enc = encode(reply, { maxSize: 1472 });
+    if (!enc.ok) {
+      this.stats.internalErrors++;
+      this.log.error({ mac, error: enc.error, detail: enc.detail }, 'cannot encode reply');
+      return;
+    }
+    const dest = replyDestination(req, kind, rinfo);
+    if (dest.port === 68 && this.opts.clientPort !== undefined) dest.port = this.opts.clientPort;
+    if (cls.reply === 'offer') this.stats.offers++;
+    else this.stats.acks++;
+    this.send(sock, enc.data, dest, serverAddress);
+    this.emit({
+      ...base,
+      client,
+      reply: cls.reply,
+      bootFile: decision.bootFile,
+      nextServer: decision.nextServer,
+      destination: `${dest.address}:${dest.port}`,
+      reason: decision.reason,
+    });
+    this.log.info(
+      {
+        mac,
+        xid: req.xid,
+        firmware: client.firmware,
+        arch: client.arch,
+        ipxe: client.isIpxe,
+        reply: cls.reply,
+        file: decision.bootFile,
+        nextServer: decision.nextServer,
+        to: `${dest.address}:${dest.port}`,
+      },
+      `proxyDHCP ${cls.reply.toUpperCase()}`,
+    );
+  }
+
+  private emit(ev: BootEvent): void {
+    if (!this.opts.onEvent) return;
+    try {
+      this.opts.onEvent(ev);
+    } catch (err) {
+      this.log.error({ err }, 'boot-event sink threw');
+    }
+  }
+
+  private send(sock: dgram.Socket, data: Buffer, dest: Destination, serverAddress: string): void {
+    sock.send(data, dest.port, dest.address, (err) => {
+      if (!err) return;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (dest.broadcast && (code === 'ENETUNREACH' || code === 'EHOSTUNREACH')) {
+        this.broadcastFallback(sock, data, dest.port, serverAddress);
+        return;
+      }
+      this.stats.sendErrors++;
+      this.log.warn({ err, to: `${dest.address}:${dest.port}` }, 'send failed');
+    });
+  }
+
+  /** ENETUNREACH for 255.255.255.255: no route. Send to the subnet's directed broadcast instead. */
+  private broadcastFallback(sock: dgram.Socket, data: Buffer, port: number, serverAddress: string): void {
+    const ifs = this.v4Interfaces();
+    const own = ifs.filter((i) => i.address === serverAddress);
+    const targets = [...new Set((own.length ? own : ifs).map(directedBroadcast).filter((x): x is string => !!x))];
+    if (!this.warnedNoRoute) {
+      this.warnedNoRoute = true;
+      this.log.error(
+        { fallback: targets },
+        'no route for 255.255.255.255 (ENETUNREACH): sending proxy replies to the directed broadcast address instead; ' +
+          'add a default route or `ip route add 255.255.255.255 dev <iface>` on the PXE interface',
+      );
+    }
+    if (targets.length === 0) {
+      this.stats.sendErrors++;
+      return;
+    }
+    for (const t of targets) {
+      sock.send(data, port, t, (err) => {
+        if (err) {
+          this.stats.sendErrors++;
+          this.log.warn({ err, to: `${t}:${port}` }, 'directed broadcast send failed');
+        }
+      });
+    }
+  }
+
+  private v4Interfaces(): V4If[] {
+    const all = (this.opts.networkInterfaces ?? os.networkInterfaces)();
+    const out: V4If[] = [];
+    for (const [name, list] of Object.entries(all)) {
+      for (const a of list ?? []) {
+        if (a.family === 'IPv4' && !a.internal) out.push({ name, address: a.address, netmask: a.netmask });
+      }
+    }
+    return out;
+  }
+
+  private isOwnAddress(ip: string): boolean {
+    if (this.opts.serverAddress === ip) return true;
+    return this.v4Interfaces().some((i) => i.address === ip);
+  }
+
+  /**
+   * The address clients should use to reach us: the configured one, else the
+   * interface whose subnet holds giaddr (relayed), ciaddr, or the source address;
+   * else the only non-internal interface; else the first (warned once).
+   */
+  serverAddressFor(req: Pick<DhcpPacket, 'giaddr' | 'ciaddr'>, source: string): string {
+    if (this.opts.serverAddress) return this.opts.serverAddress;
+    const ifs = this.v4Interfaces();
+    for (const hint of [req.giaddr, req.ciaddr, source]) {
+      if (hint === '0.0.0.0') continue;
+      const m = ifs.find((i) => inSubnet(hint, i));
+      if (m) return m.address;
+    }
+    const first = ifs[0];
+    if (ifs.length === 1 && first) return first.address;
+    if (!first) {
+      if (!this.warnedAmbiguous) {
+        this.warnedAmbiguous = true;
+        this.log.warn('no non-internal IPv4 interface: advertising 127.0.0.1; set serverAddress');
+      }
+      return '127.0.0.1';
+    }
+    if (!this.warnedAmbiguous) {
+      this.warnedAmbiguous = true;
+      this.log.warn(
+        { chosen: first.address, interfaces: ifs.map((i) => `${i.name}=${i.address}`) },
+        'several IPv4 interfaces and the client has no address: advertising the first one; set serverAddress on multi-homed hosts',
+      );
+    }
+    return first.address;
+  }
+}
