@@ -7,7 +7,8 @@
  * lookup of the one key we need fails loudly instead).
  */
 
-export type ChecksumKind = 'sha256sums' | 'treeinfo' | 'suse-checksums' | 'sha256-file';
+/** The catalog's checksum kinds (src/catalog/schema.ts), minus 'none'. */
+export type ChecksumKind = 'sha256sums' | 'treeinfo' | 'suse-checksums' | 'sha256-per-file';
 
 const HEX64 = /^[0-9a-fA-F]{64}$/;
 
@@ -96,7 +97,7 @@ export function parseChecksums(kind: ChecksumKind, text: string, key: string): M
       return parseTreeinfo(text);
     case 'suse-checksums':
       return parseSuseChecksums(text);
-    case 'sha256-file':
+    case 'sha256-per-file':
       return parseSha256File(text, key);
   }
 }

@@ -28,6 +28,8 @@ export interface FetchOptions {
   backoffMs?: number;
   /** called with (bytesSoFar, totalOrUndefined) while the body streams */
   onProgress?: (done: number, total: number | undefined) => void;
+  /** HEAD instead of GET (dry runs: learn whether it changed without the body) */
+  headOnly?: boolean;
   /** called when a retry is scheduled (for logs) */
   onRetry?: (attempt: number, err: Error) => void;
 }
@@ -116,6 +118,7 @@ async function attempt(url: string, dest: string | null, opts: FetchOptions): Pr
   if (opts.validators?.lastModified) headers['if-modified-since'] = opts.validators.lastModified;
 
   const req = got.stream(url, {
+    method: opts.headOnly ? 'HEAD' : 'GET',
     headers,
     // `socket` is an inactivity timeout: a stalled body fails after timeoutMs, a slow
     // but moving 60 MiB initrd does not.
@@ -146,6 +149,12 @@ async function attempt(url: string, dest: string | null, opts: FetchOptions): Pr
   }
   const cl = response.headers['content-length'];
   const declared = cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : undefined;
+  const etag = typeof response.headers.etag === 'string' ? response.headers.etag : undefined;
+  const lastModified = typeof response.headers['last-modified'] === 'string' ? response.headers['last-modified'] : undefined;
+  if (opts.headOnly) {
+    req.destroy();
+    return { status: 'ok', sha256: '', size: declared ?? 0, etag, lastModified };
+  }
   if (dest === null && declared !== undefined && declared > MAX_MANIFEST) {
     req.destroy();
     throw new FetchError(`${url}: manifest too large (${declared} bytes)`, url, false);
@@ -166,8 +175,6 @@ async function attempt(url: string, dest: string | null, opts: FetchOptions): Pr
     if (dest !== null) await rm(dest, { force: true });
     throw new FetchError(`${url}: truncated body (${counter.bytes} of ${declared} bytes)`, url, true);
   }
-  const etag = typeof response.headers.etag === 'string' ? response.headers.etag : undefined;
-  const lastModified = typeof response.headers['last-modified'] === 'string' ? response.headers['last-modified'] : undefined;
   const result: FetchResult = { status: 'ok', sha256: counter.hash.digest('hex'), size: counter.bytes, etag, lastModified };
   if (collector) result.body = Buffer.concat(collector.chunks);
   return result;

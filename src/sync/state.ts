@@ -5,7 +5,7 @@
  * never half of one.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 
@@ -39,6 +39,11 @@ const manifestMetaSchema = z.object({
   etag: z.string().optional(),
   lastModified: z.string().optional(),
   sha256: z.string(),
+  /**
+   * What verified this body: `<keyring name>:<keyring sha256>[:<detached sig sha256>]`.
+   * A 304 on a body verified with the same keyring needs no second openpgp pass.
+   */
+  verifiedBy: z.string().optional(),
 });
 
 const stateSchema = z.object({
@@ -97,13 +102,15 @@ export class SyncState {
   }
 
   /** Cached body of a manifest, only if it is the exact one recorded in the state. */
-  async cachedManifest(url: string): Promise<{ body: Buffer; etag?: string | undefined; lastModified?: string | undefined } | null> {
+  async cachedManifest(
+    url: string,
+  ): Promise<{ body: Buffer; etag?: string | undefined; lastModified?: string | undefined; verifiedBy?: string | undefined } | null> {
     const meta = this.data.manifests[url];
     if (!meta) return null;
     try {
       const body = await readFile(this.manifestPath(url));
       if (createHash('sha256').update(body).digest('hex') !== meta.sha256) return null;
-      return { body, etag: meta.etag, lastModified: meta.lastModified };
+      return { body, etag: meta.etag, lastModified: meta.lastModified, verifiedBy: meta.verifiedBy };
     } catch {
       return null;
     }
@@ -115,6 +122,11 @@ export class SyncState {
     if (etag) meta.etag = etag;
     if (lastModified) meta.lastModified = lastModified;
     this.data.manifests[url] = meta;
+  }
+
+  markVerified(url: string, by: string): void {
+    const meta = this.data.manifests[url];
+    if (meta) meta.verifiedBy = by;
   }
 }
 
@@ -149,8 +161,4 @@ function pidAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-export async function writeJson(path: string, v: unknown): Promise<void> {
-  await writeFile(path, JSON.stringify(v, null, 2) + '\n');
 }

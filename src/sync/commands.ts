@@ -1,0 +1,66 @@
+/**
+ * The `sync`, `list` and `rollback` subcommands, registered on the main program by
+ * src/cli.ts (`registerSyncCommands(program)`), kept here so the CLI file only
+ * needs one line per feature.
+ */
+import { Command, Option } from 'commander';
+import { loadConfig } from '../config.js';
+import { createLogger } from '../log.js';
+import { runSync } from './engine.js';
+import { formatList, listEntries, rollback } from './list.js';
+
+export function registerSyncCommands(program: Command): void {
+  const configOption = () => new Option('-c, --config <file>', 'pxe.yaml to use (default: ./pxe.yaml if present, else embedded defaults)');
+
+  program
+    .command('sync')
+    .description('Download, verify and atomically install the catalog\'s kernels and initrds, and the bootloaders')
+    .addOption(configOption())
+    .option('--only <id>', 'sync just this catalog entry')
+    .option('--dry-run', 'show what would change without writing anything')
+    .option('--concurrency <n>', 'parallel downloads', (v) => Math.max(1, Math.min(32, Number.parseInt(v, 10) || 4)), 4)
+    .option('--no-progress', 'plain lines even on a terminal')
+    .option('--json', 'print the result as JSON (no progress output)')
+    .action(async (o: { config?: string; only?: string; dryRun?: boolean; concurrency: number; progress: boolean; json?: boolean }) => {
+      const config = loadConfig(o.config);
+      const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, false);
+      const res = await runSync({
+        config,
+        only: o.only,
+        dryRun: o.dryRun === true,
+        concurrency: o.concurrency,
+        progress: o.json ? 'none' : o.progress ? 'auto' : 'plain',
+        logger,
+      });
+      if (o.json) process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
+      // 0: every entry synced; 1: at least one failed (its previous pair is still served)
+      process.exitCode = res.exitCode;
+    });
+
+  program
+    .command('list')
+    .description('Every catalog entry with version, arch, sync state and trust level')
+    .addOption(configOption())
+    .option('--only <id>', 'just this entry')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { config?: string; only?: string; json?: boolean }) => {
+      const rows = await listEntries({ config: loadConfig(o.config), ...(o.only ? { only: o.only } : {}) });
+      process.stdout.write(o.json ? `${JSON.stringify(rows, null, 2)}\n` : formatList(rows));
+    });
+
+  program
+    .command('rollback')
+    .description('Serve the previous snapshot of an entry again (atomic switch; run twice to undo)')
+    .argument('<id>', 'catalog entry id')
+    .addOption(configOption())
+    .option('--version <v>', 'only this version')
+    .option('--arch <a>', 'only this architecture')
+    .action(async (id: string, o: { config?: string; version?: string; arch?: string }) => {
+      const res = await rollback(id, {
+        config: loadConfig(o.config),
+        ...(o.version ? { version: o.version } : {}),
+        ...(o.arch ? { arch: o.arch } : {}),
+      });
+      for (const r of res) process.stdout.write(`${r.unit}: ${r.from ?? '(none)'} -> ${r.to}\n`);
+    });
+}
