@@ -119,6 +119,8 @@ export const catalogEntrySchema = z
     label: nonEmpty,
     /** menu group (submenu title); entries of one group are listed together */
     group: nonEmpty,
+    /** menu position: groups and entries are listed by ascending order, then by file order */
+    order: z.number().int().default(100),
     /** the menu default (only the local-boot entry should set it) */
     default: z.boolean().default(false),
     versions: z.array(versionSchema).default([]),
@@ -138,6 +140,11 @@ export const catalogEntrySchema = z
     checksum: checksumSourceSchema.default({ kind: 'none' }),
     signature: signatureSchema.optional(),
     trust: z.enum(TRUST_LEVELS),
+    /**
+     * The installation tree/repository URL (nunjucks, full URL), exposed as `{{ repo }}`
+     * to append lines and unattended templates (kickstart `url`, AutoYAST, inst.repo).
+     */
+    repo: z.string().optional(),
     /** kernel command line always used (nunjucks) */
     append: z.string().default(''),
     /** kernel arguments that start the unattended install; only rendered for hosts (nunjucks, has `automation_url`) */
