@@ -2,19 +2,31 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node } from 'yaml';
 import { ConfigError, parseYaml } from '../yamlfile.js';
-import { catalogFileSchema, expandEntry, type Catalog, type CatalogEntry, type ExpandOptions } from './schema.js';
+import { CatalogExpandError, catalogFileSchema, expandEntry, type Catalog, type CatalogEntry, type ExpandOptions } from './schema.js';
 
-/** Line/column of `entries[index].<key>` in a catalog file, for errors found after validation. */
-export function locateEntryField(text: string, index: number, key: string): { line: number; col: number } | undefined {
+/**
+ * Line/column of `entries[index].<field>` in a catalog file (field like "id" or
+ * "boot.initrd[0]"), for errors found after schema validation. Falls back to the
+ * deepest node that exists.
+ */
+export function locateEntryField(text: string, index: number, field: string): { line: number; col: number } | undefined {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc });
-  const entries = isMap(doc.contents) ? doc.contents.get('entries', true) : undefined;
-  if (!isSeq(entries)) return undefined;
-  const item = entries.items[index] as Node | undefined;
-  if (!item || !isMap(item)) return undefined;
-  const pair = item.items.find((p) => isScalar(p.key) && p.key.value === key);
-  const node = (pair?.value as Node | undefined) ?? item;
-  return node.range ? lc.linePos(node.range[0]) : undefined;
+  const path: Array<string | number> = ['entries', index];
+  for (const m of field.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) path.push(m[2] !== undefined ? Number(m[2]) : m[1]!);
+  let node: Node | null = doc.contents as Node | null;
+  for (const key of path) {
+    let next: Node | null = null;
+    if (node && isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(key));
+      next = (pair?.value as Node | null | undefined) ?? null;
+    } else if (node && isSeq(node) && typeof key === 'number') {
+      next = (node.items[key] as Node | undefined) ?? null;
+    }
+    if (!next) break;
+    node = next;
+  }
+  return node?.range ? lc.linePos(node.range[0]) : undefined;
 }
 
 /** Parses one catalog file's text (exported for tests and `pxe check`). */
@@ -58,8 +70,9 @@ export function loadCatalog(dir: string, opts: ExpandOptions = {}): Catalog {
       try {
         expandEntry(entry, opts);
       } catch (err) {
-        const p = locateEntryField(text, i, 'boot');
-        throw new ConfigError(file, p?.line, p?.col, `entries[${i}]`, (err as Error).message);
+        const field = err instanceof CatalogExpandError && err.field ? err.field : 'boot';
+        const p = locateEntryField(text, i, field);
+        throw new ConfigError(file, p?.line, p?.col, `entries[${i}].${field}`, (err as Error).message);
       }
       sources.set(entry.id, file);
       entries.push(entry);

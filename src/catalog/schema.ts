@@ -268,6 +268,8 @@ export class CatalogExpandError extends Error {
   constructor(
     readonly entryId: string,
     message: string,
+    /** the entry field at fault, e.g. "boot.initrd[0]", when known */
+    readonly field?: string,
   ) {
     super(`entry "${entryId}": ${message}`);
     this.name = 'CatalogExpandError';
@@ -309,7 +311,7 @@ export function expandTarget(entry: CatalogEntry, v: VersionSpec, arch: Arch, op
     try {
       return renderInline(`${entry.id}.${what}`, tpl, vars);
     } catch (err) {
-      throw new CatalogExpandError(entry.id, (err as Error).message);
+      throw new CatalogExpandError(entry.id, (err as Error).message, what);
     }
   };
   const dir = `images/${entry.id}/${v.version}/${arch}`;

@@ -92,13 +92,18 @@ export const hostsFileSchema = z
     unknown: z.enum(['menu', 'ignore']).optional(),
     defaults: profileSchema.optional(),
     hosts: z
-      .record(z.string().regex(MAC_KEY, 'expected a MAC address such as 52:54:00:12:34:56'), hostSchema)
+      // Keys are checked in superRefine: zod's record-key error says only "Invalid key in record".
+      .record(z.string(), hostSchema)
       .default({}),
   })
   .strict()
   .superRefine((f, ctx) => {
     const seen = new Map<string, string>();
     for (const key of Object.keys(f.hosts)) {
+      if (!MAC_KEY.test(key)) {
+        ctx.addIssue({ code: 'custom', path: ['hosts', key], message: `"${key}" is not a MAC address (expected e.g. 52:54:00:12:34:56)` });
+        continue;
+      }
       const mac = normalizeMacKey(key);
       const prev = seen.get(mac);
       if (prev !== undefined) ctx.addIssue({ code: 'custom', path: ['hosts', key], message: `same MAC as "${prev}"` });
