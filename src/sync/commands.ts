@@ -5,9 +5,27 @@
  */
 import { Command, Option } from 'commander';
 import { loadConfig } from '../config.js';
+import { ConfigError } from '../yamlfile.js';
 import { createLogger } from '../log.js';
 import { runSync } from './engine.js';
 import { formatList, listEntries, rollback } from './list.js';
+
+/**
+ * Operational errors (lock held, unknown entry, nothing to roll back) become one
+ * `pxe: ...` line and exit code 2 instead of a stack trace; ConfigError is left to
+ * the main program, which prints it with file:line.
+ */
+function friendly<A extends unknown[]>(fn: (...a: A) => Promise<void>): (...a: A) => Promise<void> {
+  return async (...a: A) => {
+    try {
+      await fn(...a);
+    } catch (e) {
+      if (e instanceof ConfigError || !(e instanceof Error)) throw e;
+      process.stderr.write(`pxe: ${e.message}\n`);
+      process.exitCode = 2;
+    }
+  };
+}
 
 export function registerSyncCommands(program: Command): void {
   const configOption = () => new Option('-c, --config <file>', 'pxe.yaml to use (default: ./pxe.yaml if present, else embedded defaults)');
@@ -21,7 +39,7 @@ export function registerSyncCommands(program: Command): void {
     .option('--concurrency <n>', 'parallel downloads', (v) => Math.max(1, Math.min(32, Number.parseInt(v, 10) || 4)), 4)
     .option('--no-progress', 'plain lines even on a terminal')
     .option('--json', 'print the result as JSON (no progress output)')
-    .action(async (o: { config?: string; only?: string; dryRun?: boolean; concurrency: number; progress: boolean; json?: boolean }) => {
+    .action(friendly(async (o: { config?: string; only?: string; dryRun?: boolean; concurrency: number; progress: boolean; json?: boolean }) => {
       const config = loadConfig(o.config);
       const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, false);
       const res = await runSync({
@@ -35,7 +53,7 @@ export function registerSyncCommands(program: Command): void {
       if (o.json) process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
       // 0: every entry synced; 1: at least one failed (its previous pair is still served)
       process.exitCode = res.exitCode;
-    });
+    }));
 
   program
     .command('list')
@@ -43,10 +61,10 @@ export function registerSyncCommands(program: Command): void {
     .addOption(configOption())
     .option('--only <id>', 'just this entry')
     .option('--json', 'machine-readable output')
-    .action(async (o: { config?: string; only?: string; json?: boolean }) => {
+    .action(friendly(async (o: { config?: string; only?: string; json?: boolean }) => {
       const rows = await listEntries({ config: loadConfig(o.config), ...(o.only ? { only: o.only } : {}) });
       process.stdout.write(o.json ? `${JSON.stringify(rows, null, 2)}\n` : formatList(rows));
-    });
+    }));
 
   program
     .command('rollback')
@@ -55,12 +73,12 @@ export function registerSyncCommands(program: Command): void {
     .addOption(configOption())
     .option('--version <v>', 'only this version')
     .option('--arch <a>', 'only this architecture')
-    .action(async (id: string, o: { config?: string; version?: string; arch?: string }) => {
+    .action(friendly(async (id: string, o: { config?: string; version?: string; arch?: string }) => {
       const res = await rollback(id, {
         config: loadConfig(o.config),
         ...(o.version ? { version: o.version } : {}),
         ...(o.arch ? { arch: o.arch } : {}),
       });
       for (const r of res) process.stdout.write(`${r.unit}: ${r.from ?? '(none)'} -> ${r.to}\n`);
-    });
+    }));
 }

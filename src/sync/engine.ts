@@ -23,6 +23,7 @@ import { provisionBootloaders, type BootloaderFile, type BootloaderResult } from
 import { lookupChecksum, parseChecksums, parseReleaseSha256, stripClearsignEnvelope } from './checksums.js';
 import { fetchBuffer, fetchToFile, FetchError, type FetchOptions } from './fetch.js';
 import { loadKeyring, verifyClearsigned, verifyDetached, type PublicKey } from './pgp.js';
+import { renderStaticMenus } from './menus.js';
 import { formatBytes, makeReporter, type SyncReporter } from './progress.js';
 import { acquireLock, SyncState, type EntryState, type Trust } from './state.js';
 import { newSnapshotId, sameFilesystem, Store, unitName, type UnitKey } from './store.js';
@@ -34,6 +35,10 @@ export interface SyncConfig {
   catalogDir: string;
   mirrors: Record<string, string>;
   keyrings: Record<string, string>;
+  /** for the static menus' HTTP URLs (menus.ts); optional */
+  serverAddress?: string | undefined;
+  http?: { port: number } | undefined;
+  templatesDir?: string | undefined;
 }
 
 export interface SyncOptions {
@@ -450,21 +455,6 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
   }
 }
 
-/** Hook: the catalog's menu renderer, loaded lazily so sync works without it. */
-async function renderMenus(config: SyncConfig): Promise<string> {
-  const mod = '../catalog/render.js';
-  try {
-    const m = (await import(mod)) as { renderStaticMenus?: (c: SyncConfig) => Promise<unknown> | unknown };
-    if (typeof m.renderStaticMenus !== 'function') return 'not rendered: src/catalog/render.ts has no renderStaticMenus(config)';
-    await m.renderStaticMenus(config);
-    return 'rendered';
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ERR_MODULE_NOT_FOUND') return 'not rendered: src/catalog/render.ts not available';
-    return `render failed: ${(e as Error).message}`;
-  }
-}
-
 export async function runSync(opts: SyncOptions): Promise<SyncResult> {
   const started = Date.now();
   const cfg = opts.config;
@@ -502,7 +492,9 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
     }
     let menus = 'unchanged';
     const changedAny = results.some((r) => r.status === 'installed') || bootloaders.some((b) => b.status === 'installed');
-    if (!dryRun && opts.render !== false && changedAny) menus = await renderMenus(cfg);
+    if (!dryRun && opts.render !== false && changedAny) {
+      menus = await renderStaticMenus(cfg, catalog, stagingRoot).catch((e: unknown) => `render failed: ${(e as Error).message}`);
+    }
     if (menus !== 'unchanged') reporter.line(`menus: ${menus}`);
     await ctx.save();
 
