@@ -3,18 +3,15 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { isIP } from 'node:net';
 import { loadConfig, type Config } from './config.js';
 import { ConfigError } from './yamlfile.js';
+import { UserError } from './errors.js';
 import { normalizeMac, normalizeUuid } from './policy/pxelinux.js';
 import { loadApp } from './wiring.js';
 import { whichConfig } from './app.js';
 import { FIRMWARE_LABEL } from './policy/firmware.js';
 import type { Firmware } from './policy/types.js';
+import { renderDhcpConfig, type DhcpConfigFormat } from './dhcpconfig.js';
+import { registerSyncCommands } from './sync/commands.js';
 
-/** A one-line error a person can act on: no stack traces for configuration or usage errors. */
-export class UserError extends Error {
-  constructor(message: string, readonly exitCode = 2) {
-    super(message);
-  }
-}
 
 const parsePort = (v: string): number => {
   const n = Number(v);
@@ -84,7 +81,7 @@ export function buildProgram(): Command {
     .action(async (flags: ServeFlags) => {
       const config = applyServeFlags(loadConfig(flags.config), flags);
       const { serve } = await import('./serve.js');
-      await serve(config);
+      await serve(config, () => applyServeFlags(loadConfig(flags.config), flags));
     });
 
   program
@@ -132,6 +129,21 @@ export function buildProgram(): Command {
       out.push('', report.served ? `served: ${report.served.path} (${report.served.kind}; ${report.served.detail})` : 'served: nothing: pxelinux would find no config and stop');
       process.stdout.write(`${out.join('\n')}\n`);
     });
+
+  program
+    .command('dhcp-config')
+    .description("Print the equivalent next-server/filename configuration for your own DHCP server (then run `pxe serve --no-dhcp`)")
+    .addOption(new Option('--format <format>', 'target DHCP server').choices(['isc', 'kea', 'dnsmasq']).makeOptionMandatory())
+    .option('--server-address <addr>', 'TFTP server address to put in next-server (default: serverAddress from the config)', parseIpv4)
+    .addOption(configOption())
+    .action(async (opts: { format: DhcpConfigFormat; serverAddress?: string; config?: string }) => {
+      const config = loadConfig(opts.config);
+      const addr = opts.serverAddress ?? config.serverAddress;
+      if (!addr) throw new UserError('dhcp-config needs --server-address or serverAddress in pxe.yaml');
+      process.stdout.write(renderDhcpConfig(config, opts.format, addr));
+    });
+
+  registerSyncCommands(program); // sync, list, rollback (src/sync/commands.ts)
 
   return program;
 }

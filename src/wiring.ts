@@ -1,10 +1,140 @@
+import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
 import type { Config } from './config.js';
 import { buildApp, type App } from './app.js';
+import { loadCatalog } from './catalog/load.js';
+import type { Arch, Catalog } from './catalog/schema.js';
+import {
+  CatalogRenderError,
+  renderGrubConfig,
+  renderHostPxelinux,
+  renderIpxeScript,
+  renderMainMenu,
+  renderUnattended,
+  type FirmwareClass,
+  type RenderContext,
+} from './catalog/render.js';
+import { findHost, hostAccess, loadHosts, type Hosts } from './hosts/load.js';
+import { InstallState } from './hosts/state.js';
+import { RenderError, type RenderedFile } from './http/server.js';
+import { macFromPxelinuxPath } from './policy/pxelinux.js';
+import type { FileClient, VirtualFile, VirtualFileProvider } from './policy/types.js';
 
 /**
- * Loads what the policy needs from disk (hosts file, catalog, templates) and builds
- * the App. Separate from app.ts so that app.ts stays pure and testable.
+ * Loads what the policy needs from disk (catalog, hosts file, install-once state)
+ * and builds the App plus the HTTP handlers. A reload (SIGHUP) calls this again and
+ * swaps the result in whole, so a bad edit never leaves a half-applied policy.
  */
-export async function loadApp(config: Config): Promise<App> {
-  return buildApp(config);
+export interface LoadedApp extends App {
+  catalog: Catalog;
+  hosts: Hosts | undefined;
+  renderContext: RenderContext;
+  unattended: (mac: string, file: string, clientAddress: string) => Promise<RenderedFile>;
+  ipxeScript: (mac: string | undefined, clientAddress: string) => Promise<RenderedFile>;
+  /** firmware class learnt from DHCP per MAC (syslinux.efi and pxelinux ask for the same names) */
+  noteFirmware: (mac: string, firmware: FirmwareClass) => void;
+}
+
+/** The address clients reach us at when the config does not say: the first non-internal IPv4. */
+export function defaultServerAddress(config: Config): string {
+  if (config.serverAddress) return config.serverAddress;
+  if (config.listen !== '0.0.0.0') return config.listen;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const ifc of list ?? []) if (ifc.family === 'IPv4' && !ifc.internal) return ifc.address;
+  }
+  return '127.0.0.1';
+}
+
+const toRenderError = (err: unknown): Error =>
+  err instanceof CatalogRenderError ? new RenderError(err.message, err.status === 404 ? 404 : 500) : (err as Error);
+
+export async function loadApp(config: Config): Promise<LoadedApp> {
+  const catalog: Catalog = existsSync(config.catalogDir)
+    ? loadCatalog(config.catalogDir, { mirrors: config.mirrors })
+    : ({ entries: [], sources: new Map() } as unknown as Catalog);
+  const hosts = existsSync(config.hostsFile) ? loadHosts(config.hostsFile, catalog) : undefined;
+  const installState = InstallState.inDir(config.stateDir);
+  const root = config.tftp.root;
+
+  const renderContext: RenderContext = {
+    catalog,
+    serverAddress: defaultServerAddress(config),
+    httpPort: config.http.port,
+    mirrors: config.mirrors,
+    templatesDir: config.templatesDir,
+    // Only entries whose files `pxe sync` installed are offered (images/<id>/<version>/<arch>).
+    isInstalled: (id: string, version: string, arch: Arch) => existsSync(join(root, 'images', id, version, arch)),
+    hostInstalled: (mac: string) => installState.isInstalled(mac),
+  };
+
+  const firmwareByMac = new Map<string, FirmwareClass>();
+  const firmwareOf = (mac: string | undefined): FirmwareClass => (mac ? (firmwareByMac.get(mac) ?? 'bios') : 'bios');
+  const onDisk = async (rel: string) => (await stat(join(root, rel)).catch(() => null))?.isFile() === true;
+  const virtual = (content: string, origin: string): VirtualFile => ({ content: Buffer.from(content), origin });
+
+  const catalogProvider: VirtualFileProvider = {
+    async virtualFile(relPath: string, client: FileClient): Promise<VirtualFile | null> {
+      // Per-host pxelinux config, rendered on demand for hosts in the hosts file.
+      const mac = macFromPxelinuxPath(relPath);
+      if (mac) {
+        const host = hosts && findHost(hosts, mac);
+        if (!host) return null;
+        try {
+          const fw = firmwareOf(mac);
+          return virtual(renderHostPxelinux(renderContext, host, { firmware: fw }), `rendered templates/pxelinux-host.njk for host ${host.hostname} (${host.entry})`);
+        } catch (err) {
+          // Unsynced entry or broken template: fall through to the menu, and say why.
+          return virtual(`# pxe: ${(err as Error).message}\nDEFAULT menu\nLABEL menu\n  CONFIG pxelinux.cfg/default\n`, `fallback to the menu: ${(err as Error).message}`);
+        }
+      }
+      // The main menu, unless the site keeps its own static file.
+      if (/^(?:[^/]*\/)?pxelinux\.cfg\/default$/.test(relPath) && catalog.entries.length > 0 && !(await onDisk(relPath))) {
+        const fw = firmwareOf(client.mac);
+        return virtual(renderMainMenu(renderContext, { firmware: fw }), 'rendered templates/pxelinux-menu.njk (catalog menu)');
+      }
+      const grub = /^grub\/grub\.cfg(?:-01-([0-9a-f]{2}(?:-[0-9a-f]{2}){5}))?$/.exec(relPath);
+      if (grub && catalog.entries.length > 0 && !(await onDisk(relPath))) {
+        const gmac = grub[1]?.replace(/-/g, ':');
+        const host = gmac && hosts ? (findHost(hosts, gmac) ?? null) : null;
+        if (gmac && !host) return null;
+        return virtual(renderGrubConfig(renderContext, host), host ? `rendered GRUB config for host ${host.hostname}` : 'rendered GRUB menu');
+      }
+      return null;
+    },
+  };
+
+  const base = buildApp(config, {
+    ...(hosts ? { hostAccess: (mac: string) => hostAccess(hosts, mac) } : {}),
+    providers: [catalogProvider],
+  });
+
+  return {
+    ...base,
+    catalog,
+    hosts,
+    renderContext,
+    noteFirmware: (mac, fw) => {
+      if (firmwareByMac.size > 100_000) firmwareByMac.clear();
+      firmwareByMac.set(mac, fw);
+    },
+    async unattended(mac, file) {
+      try {
+        const out = renderUnattended(renderContext, hosts && findHost(hosts, mac), file);
+        if (out.marksInstalled) installState.markInstalled(mac, out.entryId, out.version);
+        return { contentType: out.contentType, body: out.body };
+      } catch (err) {
+        throw toRenderError(err);
+      }
+    },
+    async ipxeScript(mac) {
+      try {
+        const host = mac && hosts ? (findHost(hosts, mac) ?? null) : null;
+        return { contentType: 'text/plain; charset=utf-8', body: renderIpxeScript(renderContext, host, { firmware: firmwareOf(mac) }) };
+      } catch (err) {
+        throw toRenderError(err);
+      }
+    },
+  };
 }

@@ -59,13 +59,16 @@ const normMac = (m: string): string | null => (MAC_RE.test(m) ? m.toLowerCase().
  * initrds). Rendering happens fully in memory first: a client never receives half a
  * preseed.
  */
+/** Dual-stack sockets report IPv4 peers as ::ffff:a.b.c.d; logs and allowlists want a.b.c.d. */
+export const clientAddress = (ip: string): string => ip.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+
 export function createHttpServer(deps: HttpDeps): FastifyInstance {
-  const app = Fastify({ logger: false, disableRequestLogging: true, return503OnClosing: true });
+  const app = Fastify({ logger: false, return503OnClosing: true });
   const log = deps.logger.child({ svc: 'http' });
 
   app.addHook('onRequest', async (req, reply) => {
-    if (deps.allow && !deps.allow(req.ip)) {
-      deps.onDenied?.(req.ip);
+    if (deps.allow && !deps.allow(clientAddress(req.ip))) {
+      deps.onDenied?.(clientAddress(req.ip));
       // Outside the allowlist: no answer at all, not even a 403.
       req.raw.socket.destroy();
       return reply.hijack();
@@ -75,7 +78,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
   app.addHook('onResponse', async (req, reply) => {
     const bytes = Number(reply.getHeader('content-length') ?? 0);
     const reason = (reply as unknown as { pxeReason?: string }).pxeReason;
-    const ev = { client: req.ip, method: req.method, url: req.url, status: reply.statusCode, bytes, ...(reason ? { reason } : {}) };
+    const ev = { client: clientAddress(req.ip), method: req.method, url: req.url, status: reply.statusCode, bytes, ...(reason ? { reason } : {}) };
     deps.onRequest?.(ev);
     const line = { ...ev, ms: Math.round(reply.elapsedTime) };
     if (reply.statusCode >= 500) log.error(line, 'http request failed');
@@ -104,7 +107,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     if (!mac) return fail(reply, 404, `not a MAC address: ${req.params.mac}`);
     if (!deps.unattended) return fail(reply, 404, 'no catalog loaded');
     try {
-      const file = await deps.unattended(mac, req.params.file, req.ip);
+      const file = await deps.unattended(mac, req.params.file, clientAddress(req.ip));
       reply.type(file.contentType);
       return file.body;
     } catch (err) {
@@ -118,7 +121,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     if (!deps.ipxeScript) return fail(reply, 404, 'no iPXE script configured');
     const mac = req.query.mac ? (normMac(req.query.mac) ?? undefined) : undefined;
     try {
-      const file = await deps.ipxeScript(mac, req.ip);
+      const file = await deps.ipxeScript(mac, clientAddress(req.ip));
       reply.type(file.contentType);
       return file.body;
     } catch (err) {

@@ -1,0 +1,218 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from './config.js';
+import { loadConfig } from './config.js';
+import { BootEventLog } from './events.js';
+import { createHttpServer } from './http/server.js';
+import { createLogger, type Logger } from './log.js';
+import { Metrics } from './metrics.js';
+import { createAllowlist } from './policy/allow.js';
+import { macFromPxelinuxPath } from './policy/pxelinux.js';
+import type { Booter, DhcpClient, FileClient } from './policy/types.js';
+import { ProxyDhcpServer } from './dhcp/proxy.js';
+import { TftpServer } from './tftp/server.js';
+import { loadApp, type LoadedApp } from './wiring.js';
+import { UserError } from './errors.js';
+
+/**
+ * `pxe serve`: proxyDHCP + TFTP + HTTP around one policy. The protocol servers get a
+ * delegating Booter, so SIGHUP can swap the whole policy (config, catalog, hosts) in
+ * one assignment while transfers in flight carry on untouched.
+ */
+export interface RunningServer {
+  close(graceMs?: number): Promise<void>;
+  reload(): Promise<void>;
+  app(): LoadedApp;
+  logger: Logger;
+}
+
+/** Turns socket bind errors into one line a person can act on. */
+function bindError(what: string, host: string, port: number, err: unknown): UserError {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  const msg = (err as Error).message;
+  if (code === 'EADDRINUSE' || /EADDRINUSE/.test(msg)) return new UserError(`${what}: port ${port} on ${host} is already in use (another TFTP/DHCP server running?)`, 1);
+  if (code === 'EACCES' || /EACCES/.test(msg))
+    return new UserError(`${what}: no permission to bind port ${port} on ${host} (run as root or grant CAP_NET_BIND_SERVICE; see README "Running as a daemon")`, 1);
+  if (code === 'EADDRNOTAVAIL' || /EADDRNOTAVAIL/.test(msg)) return new UserError(`${what}: address ${host} is not configured on this machine`, 1);
+  return new UserError(`${what}: cannot listen on ${host}:${port}: ${msg}`, 1);
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  /** re-reads the configuration for SIGHUP (file + the same command-line overrides) */
+  reloadConfig?: () => Config;
+}
+
+export async function startServer(initial: Config, opts: StartOptions = {}): Promise<RunningServer> {
+  const logger = opts.logger ?? createLogger(initial.logLevel);
+  let config = initial;
+
+  if (config.tftp.enabled || config.http.enabled) {
+    const st = await stat(config.tftp.root).catch(() => null);
+    if (!st?.isDirectory()) throw new UserError(`TFTP root ${config.tftp.root} does not exist or is not a directory (create it, or set tftp.root / --tftp-root)`, 1);
+  }
+
+  let app = await loadApp(config);
+  const events = new BootEventLog(join(config.stateDir, 'boot-events.jsonl'));
+  const metrics = new Metrics();
+  let allow = createAllowlist(config.allow);
+  const allowed = (address: string) => (allow ? allow(address) : true);
+
+  const booter: Booter = {
+    dhcpBoot: (client: DhcpClient) => app.booter.dhcpBoot(client),
+    virtualFile: (relPath: string, client: FileClient) => {
+      const mac = macFromPxelinuxPath(relPath);
+      if (mac) events.learn(client.address, mac);
+      return app.booter.virtualFile(relPath, { ...client, ...(client.mac ? {} : { mac: events.macFor(client.address) }) } as FileClient);
+    },
+  };
+
+  let tftp: TftpServer | undefined;
+  let dhcp: ProxyDhcpServer | undefined;
+  let http: ReturnType<typeof createHttpServer> | undefined;
+  const started: Array<{ close(graceMs?: number): Promise<void> }> = [];
+
+  const stopAll = async (graceMs = 0) => {
+    await Promise.allSettled(started.map((s) => s.close(graceMs)));
+    await events.flush();
+  };
+
+  try {
+    if (config.tftp.enabled) {
+      const listen = [{ host: config.listen, port: config.tftp.port }];
+      if (config.tftp.ipv6 && config.listen === '0.0.0.0') listen.push({ host: '::', port: config.tftp.port });
+      tftp = new TftpServer({
+        root: config.tftp.root,
+        listen,
+        maxBlksize: config.tftp.maxBlksize,
+        maxWindowsize: config.tftp.maxWindowsize,
+        defaultTimeoutMs: config.tftp.timeoutMs,
+        maxRetries: config.tftp.maxRetries,
+        maxTransfers: config.tftp.maxTransfers,
+        maxTransfersPerClient: config.tftp.maxTransfersPerClient,
+        provider: booter,
+        allow: allowed,
+        logger: logger.child({ svc: 'tftp' }),
+        onTransferEnd: (t) => {
+          events.record({ proto: 'tftp', ip: t.client, what: `${t.outcome === 'ok' ? 'fetched' : `failed (${t.outcome})`} ${t.file}`, detail: { bytes: t.size, ms: t.durationMs, ...(t.reason ? { reason: t.reason } : {}) } });
+        },
+      });
+      try {
+        await tftp.start();
+      } catch (err) {
+        throw bindError('TFTP', config.listen, config.tftp.port, err);
+      }
+      started.push(tftp);
+      const t = tftp;
+      metrics.addSource('tftp', () => ({ ...(t.stats as unknown as Record<string, number | Record<string, number>>) }));
+    }
+
+    if (config.dhcp.enabled) {
+      dhcp = new ProxyDhcpServer({
+        booter,
+        logger,
+        dhcpPort: config.dhcp.port,
+        pxePort: config.dhcp.pxePort,
+        bindAddress: config.listen,
+        ...(config.serverAddress ? { serverAddress: config.serverAddress } : {}),
+        allowHttpClient: config.dhcp.httpClient,
+        allow: (address) => allowed(address),
+        ratePerMacPerSecond: config.dhcp.ratePerMac,
+        onEvent: (ev) => {
+          if (ev.client) app.noteFirmware(ev.mac, ev.client.firmware.startsWith('efi') ? 'efi' : 'bios');
+          if (ev.port === 'pxe' && ev.sourceAddress !== '0.0.0.0') events.learn(ev.sourceAddress, ev.mac);
+          events.record({
+            proto: 'dhcp', mac: ev.mac, what: ev.reply === 'none' ? `no reply: ${ev.reason}` : `${ev.reply} ${ev.bootFile ?? ''} via ${ev.nextServer ?? '?'}`,
+            detail: { port: ev.port, firmware: ev.client?.firmware, ipxe: ev.client?.isIpxe, vendorClass: ev.client?.vendorClass },
+          });
+        },
+      });
+      try {
+        await dhcp.start();
+      } catch (err) {
+        throw bindError('proxyDHCP', config.listen, config.dhcp.port, err);
+      }
+      started.push(dhcp);
+      const d = dhcp;
+      metrics.addSource('dhcp', () => ({ ...(d.stats as unknown as Record<string, number | Record<string, number>>) }));
+    }
+
+    if (config.http.enabled) {
+      let httpDenied = 0;
+      let httpRequests = 0;
+      http = createHttpServer({
+        logger,
+        filesRoot: config.tftp.root,
+        unattended: (mac, file, addr) => {
+          events.learn(addr, mac);
+          return app.unattended(mac, file, addr);
+        },
+        ipxeScript: (mac, addr) => app.ipxeScript(mac, addr),
+        allow: allowed,
+        metrics: () => metrics.render(),
+        health: () => ({ tftp: tftp ? 'up' : 'off', dhcp: dhcp ? 'up' : 'off', catalogEntries: app.catalog.entries.length, hosts: app.hosts?.byMac.size ?? 0 }),
+        onRequest: (ev) => {
+          httpRequests++;
+          events.record({ proto: 'http', ip: ev.client, what: `${ev.method} ${ev.url} -> ${ev.status}`, ...(ev.reason ? { detail: { reason: ev.reason } } : {}) });
+        },
+        onDenied: () => void httpDenied++,
+      });
+      metrics.addSource('http', () => ({ requests: httpRequests, denied: httpDenied }));
+      const host = config.http.ipv6 && config.listen === '0.0.0.0' ? '::' : config.listen;
+      try {
+        // '::' is dual-stack on Linux: IPv4 clients arrive as ::ffff:a.b.c.d
+        await http.listen({ host, port: config.http.port, ipv6Only: false } as { host: string; port: number });
+      } catch (err) {
+        throw bindError('HTTP', host, config.http.port, err);
+      }
+      const h = http;
+      started.push({ close: async () => void (await h.close()) });
+      logger.info({ svc: 'http', addresses: http.addresses().map((a) => (typeof a === 'string' ? a : `${a.address}:${a.port}`)) }, 'http server listening');
+    }
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+
+  logger.info(
+    { config: config.source, serverAddress: app.renderContext.serverAddress, catalogEntries: app.catalog.entries.length, hosts: app.hosts?.byMac.size ?? 0 },
+    'pxe serving',
+  );
+
+  const reload = async () => {
+    // Validate everything first; only a fully loaded new policy replaces the old one.
+    const next = opts.reloadConfig ? opts.reloadConfig() : config.source === '(embedded defaults)' ? config : loadConfig(config.source);
+    // Sockets stay as they are: ports, addresses and the TFTP root need a restart.
+    const nextApp = await loadApp({ ...next, listen: config.listen, tftp: { ...next.tftp, root: config.tftp.root } });
+    if (next.tftp.port !== config.tftp.port || next.dhcp.port !== config.dhcp.port || next.http.port !== config.http.port || next.listen !== config.listen) {
+      logger.warn('reload: port or listen-address changes take effect only after a restart');
+    }
+    config = { ...config, allow: next.allow, dhcp: { ...config.dhcp, bootFiles: next.dhcp.bootFiles, unknownClients: next.dhcp.unknownClients } };
+    app = nextApp;
+    allow = createAllowlist(next.allow);
+    logger.info({ catalogEntries: app.catalog.entries.length, hosts: app.hosts?.byMac.size ?? 0 }, 'reloaded configuration, catalog and hosts');
+  };
+
+  return { close: stopAll, reload, app: () => app, logger };
+}
+
+/** `pxe serve` in the foreground: signals for reload and graceful stop. */
+export async function serve(config: Config, reloadConfig?: () => Config): Promise<void> {
+  const server = await startServer(config, reloadConfig ? { reloadConfig } : {});
+  const { logger } = server;
+  process.on('SIGHUP', () => {
+    server.reload().catch((err: Error) => logger.error({ reason: err.message }, 'reload rejected; the previous configuration stays in force'));
+  });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping: no new requests; letting transfers in flight finish (up to 10 s)');
+    server.close(10_000).then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
