@@ -339,3 +339,20 @@ describe('errors are typed and nothing half-rendered is returned', () => {
     expect(parseUnattendedPath('/images/x')).toBeNull();
   });
 });
+
+describe('virtual-file provider', () => {
+  it('serves 01-<mac> for known hosts only, the menu as default, and grub.cfg per MAC', async () => {
+    const { catalogFileProvider } = await import('../../src/catalog/provider.js');
+    const p = catalogFileProvider(() => ctx, () => hosts);
+    const h = hostFor('debian');
+    const host = await p.virtualFile(`pxelinux.cfg/01-${h.mac.replace(/:/g, '-')}`, { address: '10.9.0.50' });
+    expect(host!.content.toString()).toContain('LINUX images/debian/12/x86_64/linux');
+    expect(await p.virtualFile('pxelinux.cfg/01-aa-bb-cc-dd-ee-ff', { address: '10.9.0.50' })).toBeNull();
+    // not synced: no half-valid config, pxelinux falls back to default
+    expect(await p.virtualFile(`pxelinux.cfg/01-${hostFor('almalinux').mac.replace(/:/g, '-')}`, { address: '10.9.0.50' })).toBeNull();
+    expect((await p.virtualFile('pxelinux.cfg/default', { address: '10.9.0.50' }))!.content.toString()).toMatch(/^ONTIMEOUT local$/m);
+    const g = await p.virtualFile('grub/grub.cfg', { address: '10.9.0.50', mac: hostFor('ubuntu').mac });
+    expect(g!.content.toString()).toContain("'ds=nocloud-net;s=");
+    expect(await p.virtualFile('images/debian/12/x86_64/linux', { address: '10.9.0.50' })).toBeNull();
+  });
+});

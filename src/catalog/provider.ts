@@ -1,0 +1,48 @@
+import type { Logger } from '../log.js';
+import type { Hosts } from '../hosts/load.js';
+import { findHost } from '../hosts/load.js';
+import type { FileClient, VirtualFile, VirtualFileProvider } from '../policy/types.js';
+import { CatalogRenderError, renderGrubConfig, renderHostPxelinux, renderMainMenu, type RenderContext } from './render.js';
+
+const HOST_CFG = /^(?:.*\/)?pxelinux\.cfg\/01-([0-9a-f]{2}(?:-[0-9a-f]{2}){5})$/;
+const DEFAULT_CFG = /^(?:.*\/)?pxelinux\.cfg\/default$/;
+const GRUB_CFG = /^(?:grub\/)?grub\.cfg$/;
+
+/**
+ * Serves the rendered boot-loader configs as virtual files for TFTP/HTTP:
+ * `pxelinux.cfg/01-<mac>` (hosts in hosts.yaml only: others get null and pxelinux
+ * moves on down its lookup list), `pxelinux.cfg/default` and `grub.cfg` /
+ * `grub/grub.cfg` (per host when the client's MAC is known, else the menu).
+ * `getHosts`/`getCtx` are read on every request so a reload swaps them atomically.
+ * A render failure returns null (the client sees "file not found") and is logged:
+ * better than a half-valid config.
+ */
+export function catalogFileProvider(getCtx: () => RenderContext, getHosts: () => Hosts, log?: Logger): VirtualFileProvider {
+  const wrap = (relPath: string, origin: string, render: () => string): VirtualFile | null => {
+    try {
+      return { content: Buffer.from(render(), 'utf8'), origin };
+    } catch (err) {
+      const status = err instanceof CatalogRenderError ? err.status : 500;
+      log?.[status === 404 ? 'info' : 'error']({ relPath, err: (err as Error).message }, 'cannot render boot config');
+      return null;
+    }
+  };
+  return {
+    async virtualFile(relPath: string, client: FileClient): Promise<VirtualFile | null> {
+      const path = relPath.toLowerCase();
+      const m = HOST_CFG.exec(path);
+      if (m) {
+        const host = findHost(getHosts(), m[1]!.replace(/-/g, ':'));
+        if (!host || !host.allow) return null;
+        return wrap(relPath, `rendered from templates/pxelinux-host.njk for host ${host.hostname}`, () => renderHostPxelinux(getCtx(), host));
+      }
+      if (DEFAULT_CFG.test(path)) return wrap(relPath, 'rendered from templates/pxelinux-menu.njk', () => renderMainMenu(getCtx()));
+      if (GRUB_CFG.test(path)) {
+        const host = client.mac ? findHost(getHosts(), client.mac) : undefined;
+        if (host?.allow) return wrap(relPath, `rendered from templates/grub-host.njk for host ${host.hostname}`, () => renderGrubConfig(getCtx(), host));
+        return wrap(relPath, 'rendered from templates/grub-menu.njk', () => renderGrubConfig(getCtx(), null));
+      }
+      return null;
+    },
+  };
+}
