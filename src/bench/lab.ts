@@ -87,7 +87,7 @@ export interface LabProcess {
   /** everything written to stdout so far */
   stdout(): string;
   stderr(): string;
-  /** stdout lines that parse as JSON objects (pino log lines) */
+  /** stdout and stderr lines that parse as JSON objects (pino log lines) */
   jsonLines(): Record<string, unknown>[];
   /** true once the process has exited */
   exited(): boolean;
@@ -308,7 +308,7 @@ class LabProcessImpl implements LabProcess {
   }
   jsonLines(): Record<string, unknown>[] {
     const lines: Record<string, unknown>[] = [];
-    for (const line of this.stdout().split('\n')) {
+    for (const line of `${this.stdout()}\n${this.stderr()}`.split('\n')) {
       if (!line.startsWith('{')) continue;
       try {
         const v: unknown = JSON.parse(line);

@@ -21,7 +21,7 @@ import {
   type Lab,
   type LabProcess,
 } from '../../src/bench/lab.js';
-import { hasValue, mentionsMac, pxeCli, tail, type LogLine } from '../helpers/e2e.js';
+import { isMac, pxeCli, tail, type LogLine } from '../helpers/e2e.js';
 
 const MAC_BIOS_HOST = '52:54:00:e2:e0:11'; // has pxelinux.cfg/01-<mac>
 const MAC_BIOS_OTHER = '52:54:00:e2:e0:12'; // falls back to pxelinux.cfg/default
@@ -48,16 +48,23 @@ describe('e2e: PXE boot through pxe serve (QEMU, real firmware)', () => {
     return `boot ended: ${r.reason} after ${r.durationMs} ms (run dir ${lab?.runDir}; E2E_KEEP=1 keeps it)\n--- serial (tail) ---\n${r.serialLog.slice(-2500)}\n--- pxe serve log (tail) ---\n${tail(server.jsonLines())}\n${server.stderr().slice(-1500)}`;
   }
 
-  /** log lines for this MAC that name `file` (proxy offer or TFTP transfer) */
-  function linesFor(mac: string, pred: (s: string) => boolean): LogLine[] {
-    return server.jsonLines().filter((l) => hasValue(l, pred) && mentionsMac(l, mac));
+  /**
+   * proxyDHCP replies (OFFER on 67, ACK on 4011) to this MAC, from `pxe serve`'s log:
+   * {"msg":"proxyDHCP OFFER","mac":"52:54:00:…","file":"pxelinux.0",…}
+   */
+  function proxyReplies(mac: string): LogLine[] {
+    return server.jsonLines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('proxyDHCP ') && isMac(l.mac, mac));
   }
+  const offeredFiles = (mac: string): string[] => [...new Set(proxyReplies(mac).map((l) => String(l.file)))];
 
-  /** Log lines about one file being served over TFTP (the lines need not name the MAC: TFTP does not know it). */
+  /**
+   * Completed TFTP transfers of one path (TFTP does not know MACs; the per-MAC file
+   * names its MAC): {"msg":"tftp transfer finished","file":"pxelinux.cfg/01-…","outcome":"ok",…}
+   */
   function tftpServed(path: string): LogLine[] {
     return server
       .jsonLines()
-      .filter((l) => hasValue(l, (s) => s === path || s.endsWith(`/${path}`)) && Number(l.level ?? 30) < 40 && !hasValue(l, (s) => /not found|refused|error/i.test(s)));
+      .filter((l) => l.msg === 'tftp transfer finished' && l.outcome === 'ok' && typeof l.file === 'string' && (l.file === path || l.file.endsWith(`/${path}`)));
   }
 
   async function boot(firmware: 'bios' | 'uefi', nic: 'ipxe' | 'native', mac: string): Promise<BootResult> {
@@ -78,7 +85,7 @@ describe('e2e: PXE boot through pxe serve (QEMU, real firmware)', () => {
     expect(r.exitedByItself, explain(r)).toBe(true);
     expect(r.match?.[1]).toBe('mac');
     expect(r.match?.[2]).toBe('bios');
-    expect(linesFor(MAC_BIOS_HOST, (s) => s === 'pxelinux.0'), 'proxy offered pxelinux.0\n' + explain(r)).not.toHaveLength(0);
+    expect(offeredFiles(MAC_BIOS_HOST), explain(r)).toEqual(['pxelinux.0']);
     expect(tftpServed(`pxelinux.cfg/${pxelinuxMacFile(MAC_BIOS_HOST)}`), 'TFTP served the per-MAC config\n' + explain(r)).not.toHaveLength(0);
     expect(lab!.siteLog()).toMatch(new RegExp(`DHCPACK\\(site0\\) 10\\.77\\.0\\.1\\d\\d ${MAC_BIOS_HOST}`));
   }, 120_000);
@@ -90,7 +97,7 @@ describe('e2e: PXE boot through pxe serve (QEMU, real firmware)', () => {
     expect(r.exitedByItself, explain(r)).toBe(true);
     expect(r.match?.[1]).toBe('default');
     expect(r.match?.[2]).toBe('bios');
-    expect(linesFor(MAC_BIOS_OTHER, (s) => s === 'pxelinux.0'), 'proxy offered pxelinux.0\n' + explain(r)).not.toHaveLength(0);
+    expect(offeredFiles(MAC_BIOS_OTHER), explain(r)).toEqual(['pxelinux.0']);
     expect(tftpServed('pxelinux.cfg/default').length, 'TFTP served pxelinux.cfg/default\n' + explain(r)).toBeGreaterThan(before);
     expect(tftpServed(`pxelinux.cfg/${pxelinuxMacFile(MAC_BIOS_OTHER)}`)).toHaveLength(0);
   }, 120_000);
@@ -101,8 +108,9 @@ describe('e2e: PXE boot through pxe serve (QEMU, real firmware)', () => {
     expect(r.exitedByItself, explain(r)).toBe(true);
     expect(r.match?.[1]).toBe('mac');
     expect(r.match?.[2]).toBe('uefi');
-    expect(linesFor(MAC_UEFI_IPXE, (s) => s === 'syslinux.efi'), 'proxy offered syslinux.efi\n' + explain(r)).not.toHaveLength(0);
-    expect(linesFor(MAC_UEFI_IPXE, (s) => s === 'pxelinux.0'), 'a UEFI client must never be offered the BIOS NBP').toHaveLength(0);
+    // only the EFI NBP, never the BIOS one
+    expect(offeredFiles(MAC_UEFI_IPXE), explain(r)).toEqual(['syslinux.efi']);
+    expect(proxyReplies(MAC_UEFI_IPXE).every((l) => l.firmware === 'efi-x64' && l.ipxe === true), explain(r)).toBe(true);
     expect(tftpServed('ldlinux.e64').length, explain(r)).toBeGreaterThan(0);
     expect(tftpServed(`pxelinux.cfg/${pxelinuxMacFile(MAC_UEFI_IPXE)}`), 'TFTP served the per-MAC config\n' + explain(r)).not.toHaveLength(0);
   }, 180_000);
@@ -115,6 +123,8 @@ describe('e2e: PXE boot through pxe serve (QEMU, real firmware)', () => {
     expect(r.match?.[2]).toBe('uefi');
     // iPXE prints its banner on the serial console; OVMF's PXE does not.
     expect(r.serialLog).not.toMatch(/iPXE/);
-    expect(linesFor(MAC_UEFI_NATIVE, (s) => s === 'syslinux.efi'), 'proxy offered syslinux.efi\n' + explain(r)).not.toHaveLength(0);
+    expect(offeredFiles(MAC_UEFI_NATIVE), explain(r)).toEqual(['syslinux.efi']);
+    expect(proxyReplies(MAC_UEFI_NATIVE).every((l) => l.firmware === 'efi-x64' && l.ipxe === false), explain(r)).toBe(true);
+    expect(tftpServed('pxelinux.cfg/default').length, explain(r)).toBeGreaterThan(0);
   }, 180_000);
 });

@@ -9,22 +9,10 @@ import { REPO_ROOT } from '../../src/bench/lab.js';
 
 export type LogLine = Record<string, unknown>;
 
-/** All string values of a log line, nested objects included (pino child bindings, `detail`). */
-export function stringValues(v: unknown, out: string[] = []): string[] {
-  if (typeof v === 'string') out.push(v);
-  else if (Array.isArray(v)) for (const x of v) stringValues(x, out);
-  else if (v && typeof v === 'object') for (const x of Object.values(v)) stringValues(x, out);
-  return out;
-}
-
-/** A line that mentions the MAC in any field (any case, ':' or '-' separated). */
-export function mentionsMac(line: LogLine, mac: string): boolean {
-  const want = mac.toLowerCase().replace(/[^0-9a-f]/g, '');
-  return stringValues(line).some((s) => s.toLowerCase().replace(/[^0-9a-f]/g, '').includes(want) && /[0-9a-f]{2}[:-][0-9a-f]{2}/i.test(s));
-}
-
-export function hasValue(line: LogLine, pred: (s: string) => boolean): boolean {
-  return stringValues(line).some(pred);
+/** `v` is the MAC `mac` (any case, ':' or '-' separated). */
+export function isMac(v: unknown, mac: string): boolean {
+  const norm = (x: string) => x.toLowerCase().replace(/[^0-9a-f]/g, '');
+  return typeof v === 'string' && norm(v) === norm(mac) && norm(v).length === 12;
 }
 
 /** Compact dump of the last log lines for assertion messages. */
