@@ -1,0 +1,521 @@
+/**
+ * TFTP server (read-only): RFC 1350, 2347, 2348, 2349, 7440.
+ *
+ * The listening sockets only parse requests; every transfer gets its own ephemeral
+ * port (RFC 1350 sec. 4, the transfer ID) as a *connected* UDP socket, plus an
+ * unconnected sibling bound to the same port (SO_REUSEADDR) whose only job is to answer
+ * datagrams from foreign TIDs with error 5 (RFC 1350 sec. 4) without disturbing the
+ * transfer: Linux delivers the peer's datagrams to the connected socket (better match)
+ * and everything else to the sibling.
+ */
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { FileClient, VirtualFileProvider } from '../policy/types.js';
+import {
+  decodePacket,
+  DEFAULT_DECODE_LIMITS,
+  encodeError,
+  encodeOack,
+  ErrorCode,
+  negotiateOptions,
+  oackEntries,
+  toNetascii,
+  type RequestPacket,
+  type TransferMode,
+} from './packet.js';
+import { DEFAULT_MAX_NAME_BYTES, normalizeRequestPath, openInRoot } from './paths.js';
+import { ChunkCache, FileSource, MemorySource, type BlockSource } from './source.js';
+import { Transfer, type TransferOutcome } from './transfer.js';
+
+export interface TftpListen {
+  host: string;
+  port: number;
+}
+
+export interface TransferSummary {
+  client: string;
+  port: number;
+  file: string;
+  mode: TransferMode;
+  virtual: boolean;
+  options: { blksize: number; windowsize: number; timeoutMs: number; tsize: number | undefined };
+  /** size of the file as served (after netascii conversion) */
+  size: number;
+  /** payload bytes put on the wire, retransmissions included */
+  bytesSent: number;
+  retransmits: number;
+  durationMs: number;
+  outcome: 'ok' | 'error' | 'timeout' | 'aborted';
+  errorCode?: number;
+  reason?: string;
+}
+
+export interface TftpServerOptions {
+  root: string;
+  listen: TftpListen[];
+  /** default 1468: DATA fits a 1500-byte Ethernet MTU (1500 - 20 IP - 8 UDP - 4 TFTP) */
+  maxBlksize?: number;
+  /** default 64 */
+  maxWindowsize?: number;
+  /** retransmission timeout when the client did not negotiate one (default 1000 ms) */
+  defaultTimeoutMs?: number;
+  /** retransmissions of one window before giving up (default 5) */
+  maxRetries?: number;
+  /** retransmissions before the client acknowledged anything (default 2; amplification bound) */
+  maxRetriesBeforeAck?: number;
+  maxTransfers?: number;
+  maxTransfersPerClient?: number;
+  /** longest accepted file name in bytes (default 255) */
+  maxNameBytes?: number;
+  /** largest file served in netascii mode (converted in memory; default 32 MiB) */
+  maxNetasciiBytes?: number;
+  /** bytes of chunk cache kept when no transfer references it (default 64 MiB) */
+  cacheBytes?: number;
+  /** read size (default 256 KiB) */
+  chunkBytes?: number;
+  provider?: VirtualFileProvider;
+  /** when it returns false for a source address, nothing at all is sent back */
+  allow?: (address: string) => boolean;
+  logger: Logger;
+  onTransferEnd?: (summary: TransferSummary) => void;
+}
+
+export interface TftpStats {
+  requests: number;
+  transfersStarted: number;
+  transfersOk: number;
+  transfersFailed: number;
+  /** payload bytes sent, retransmissions included */
+  bytesSent: number;
+  errorsSent: number;
+  active: number;
+  drops: {
+    malformed: number;
+    foreignTid: number;
+    denied: number;
+    limits: number;
+    duplicateRequest: number;
+    stray: number;
+    internal: number;
+  };
+}
+
+interface Listener {
+  socket: dgram.Socket;
+  host: string;
+  family: 'udp4' | 'udp6';
+}
+
+interface Active {
+  transfer: Transfer;
+  socket: dgram.Socket;
+  catcher: dgram.Socket;
+  localPort: number;
+  summary: Omit<TransferSummary, 'bytesSent' | 'retransmits' | 'durationMs' | 'outcome'>;
+}
+
+function familyOf(host: string): 'udp4' | 'udp6' {
+  return net.isIPv6(host) ? 'udp6' : 'udp4';
+}
+
+export class TftpServer {
+  readonly stats: TftpStats = {
+    requests: 0,
+    transfersStarted: 0,
+    transfersOk: 0,
+    transfersFailed: 0,
+    bytesSent: 0,
+    errorsSent: 0,
+    active: 0,
+    drops: { malformed: 0, foreignTid: 0, denied: 0, limits: 0, duplicateRequest: 0, stray: 0, internal: 0 },
+  };
+
+  private readonly opt: Required<Omit<TftpServerOptions, 'provider' | 'allow' | 'onTransferEnd'>> &
+    Pick<TftpServerOptions, 'provider' | 'allow' | 'onTransferEnd'>;
+  private readonly log: Logger;
+  private readonly cache: ChunkCache;
+  private listeners: Listener[] = [];
+  private realRoot = '';
+  /** keyed by "address|port": also catches a client's retransmitted RRQ while we prepare */
+  private readonly active = new Map<string, Active | 'preparing'>();
+  private readonly perClient = new Map<string, number>();
+  private closing = false;
+  private drainWaiters: Array<() => void> = [];
+
+  constructor(options: TftpServerOptions) {
+    this.opt = {
+      maxBlksize: 1468,
+      maxWindowsize: 64,
+      defaultTimeoutMs: 1000,
+      maxRetries: 5,
+      maxRetriesBeforeAck: 2,
+      maxTransfers: 512,
+      maxTransfersPerClient: 16,
+      maxNameBytes: DEFAULT_MAX_NAME_BYTES,
+      maxNetasciiBytes: 32 * 1024 * 1024,
+      cacheBytes: 64 * 1024 * 1024,
+      chunkBytes: 256 * 1024,
+      // an explicit `undefined` must not override a default
+      ...(Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as TftpServerOptions),
+    };
+    this.opt.maxBlksize = Math.max(8, Math.min(65464, this.opt.maxBlksize));
+    this.opt.maxWindowsize = Math.max(1, Math.min(65535, this.opt.maxWindowsize));
+    this.log = options.logger;
+    this.cache = new ChunkCache(this.opt.chunkBytes, this.opt.cacheBytes);
+  }
+
+  /** Bound addresses (useful when listening on port 0). */
+  addresses(): Array<{ host: string; port: number }> {
+    return this.listeners.map((l) => {
+      const a = l.socket.address();
+      return { host: a.address, port: a.port };
+    });
+  }
+
+  /** In-flight transfers (for status pages and tests). */
+  transfers(): Array<{ client: string; port: number; file: string; localPort: number }> {
+    const out: Array<{ client: string; port: number; file: string; localPort: number }> = [];
+    for (const a of this.active.values()) {
+      if (a === 'preparing') continue;
+      out.push({ client: a.summary.client, port: a.summary.port, file: a.summary.file, localPort: a.localPort });
+    }
+    return out;
+  }
+
+  async start(): Promise<void> {
+    this.realRoot = await fsp.realpath(this.opt.root);
+    for (const l of this.opt.listen) {
+      const family = familyOf(l.host);
+      // ipv6Only: '::' and '0.0.0.0' are listened on separately, so v4 clients are not
+      // seen as ::ffff: mapped addresses (allowlists and logs stay simple)
+      const socket = dgram.createSocket({ type: family, ipv6Only: family === 'udp6' });
+      const listener: Listener = { socket, host: l.host, family };
+      socket.on('message', (msg, rinfo) => this.onRequestDatagram(listener, msg, rinfo));
+      socket.on('error', (err) => this.log.warn({ err, host: l.host }, 'tftp listener error'));
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind(l.port, l.host, () => {
+          socket.off('error', reject);
+          resolve();
+        });
+      });
+      this.listeners.push(listener);
+    }
+    this.log.info({ listen: this.addresses(), root: this.realRoot }, 'tftp server listening');
+  }
+
+  /** Stops accepting requests, lets transfers finish for up to `graceMs`, then aborts the rest. */
+  async close(graceMs = 0): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.listeners.map((l) => new Promise<void>((r) => l.socket.close(() => r()))));
+    this.listeners = [];
+    if (this.active.size > 0 && graceMs > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, graceMs);
+        this.drainWaiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    for (const a of this.active.values()) if (a !== 'preparing') a.transfer.abort('server shutting down');
+    // requests still opening their file see `closing` and stop by themselves
+    const deadline = performance.now() + 2000;
+    while (this.active.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  private sendError(listener: Listener, rinfo: dgram.RemoteInfo, code: number, message: string): void {
+    if (this.listeners.indexOf(listener) < 0) return; // closed meanwhile (shutdown)
+    this.stats.errorsSent++;
+    listener.socket.send(encodeError(code, message), rinfo.port, rinfo.address);
+  }
+
+  private onRequestDatagram(listener: Listener, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    try {
+      if (this.opt.allow && !this.opt.allow(rinfo.address)) {
+        this.stats.drops.denied++;
+        return;
+      }
+      if (this.closing) return;
+      const r = decodePacket(msg, DEFAULT_DECODE_LIMITS);
+      if (!r.ok) {
+        this.stats.drops.malformed++;
+        this.log.debug({ client: rinfo.address, port: rinfo.port, kind: r.error.kind, detail: r.error.detail }, 'tftp malformed request');
+        // empty and 1-byte datagrams carry nothing to answer; the rest get error 4
+        // (RFC 1350: illegal TFTP operation), or 8 for a request with too many options
+        if (r.error.kind === 'empty' || r.error.kind === 'short') return;
+        this.sendError(listener, rinfo, r.error.kind === 'too-many-options' ? ErrorCode.OPTION_REFUSED : ErrorCode.ILLEGAL_OPERATION, 'illegal TFTP operation');
+        return;
+      }
+      const p = r.packet;
+      if (p.op === 'wrq') {
+        this.stats.requests++;
+        this.log.info({ client: rinfo.address, port: rinfo.port, file: p.filename.slice(0, 255) }, 'tftp write refused');
+        this.sendError(listener, rinfo, ErrorCode.ACCESS_VIOLATION, 'server is read-only');
+        return;
+      }
+      if (p.op !== 'rrq') {
+        // DATA/ACK/ERROR/OACK on the listening port belong to no transfer
+        this.stats.drops.stray++;
+        if (p.op !== 'error') this.sendError(listener, rinfo, ErrorCode.ILLEGAL_OPERATION, 'illegal TFTP operation');
+        return;
+      }
+      this.stats.requests++;
+      const key = rinfo.address + '|' + rinfo.port;
+      if (this.active.has(key)) {
+        // the client retransmitted its RRQ: the transfer already answers it
+        this.stats.drops.duplicateRequest++;
+        return;
+      }
+      const perClient = this.perClient.get(rinfo.address) ?? 0;
+      if (this.active.size >= this.opt.maxTransfers || perClient >= this.opt.maxTransfersPerClient) {
+        this.stats.drops.limits++;
+        this.sendError(listener, rinfo, ErrorCode.NOT_DEFINED, 'server busy');
+        return;
+      }
+      this.active.set(key, 'preparing');
+      this.perClient.set(rinfo.address, perClient + 1);
+      this.prepare(listener, rinfo, key, p).catch((err: unknown) => {
+        this.stats.drops.internal++;
+        this.log.error({ err, client: rinfo.address }, 'tftp request failed internally');
+        this.releaseSlot(key, rinfo.address);
+      });
+    } catch (err) {
+      this.stats.drops.internal++;
+      this.log.error({ err }, 'tftp request handler error');
+    }
+  }
+
+  private releaseSlot(key: string, address: string): void {
+    if (!this.active.delete(key)) return;
+    const n = (this.perClient.get(address) ?? 1) - 1;
+    if (n <= 0) this.perClient.delete(address);
+    else this.perClient.set(address, n);
+    if (this.active.size === 0) for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  private refuse(listener: Listener, rinfo: dgram.RemoteInfo, key: string, file: string, code: number, reason: string): void {
+    this.releaseSlot(key, rinfo.address);
+    this.stats.transfersFailed++;
+    this.sendError(listener, rinfo, code, code === ErrorCode.FILE_NOT_FOUND ? 'file not found' : code === ErrorCode.ACCESS_VIOLATION ? 'access violation' : reason);
+    const level = code === ErrorCode.ACCESS_VIOLATION ? 'warn' : 'info';
+    this.log[level]({ client: rinfo.address, port: rinfo.port, file: file.slice(0, 300), outcome: 'error', errorCode: code, reason }, 'tftp request refused');
+    this.opt.onTransferEnd?.({
+      client: rinfo.address,
+      port: rinfo.port,
+      file,
+      mode: 'octet',
+      virtual: false,
+      options: { blksize: 512, windowsize: 1, timeoutMs: this.opt.defaultTimeoutMs, tsize: undefined },
+      size: 0,
+      bytesSent: 0,
+      retransmits: 0,
+      durationMs: 0,
+      outcome: 'error',
+      errorCode: code,
+      reason,
+    });
+  }
+
+  private async prepare(listener: Listener, rinfo: dgram.RemoteInfo, key: string, req: RequestPacket): Promise<void> {
+    if (req.mode === 'mail') return this.refuse(listener, rinfo, key, req.filename, ErrorCode.ILLEGAL_OPERATION, 'mail mode is for WRQ only');
+    const mode: TransferMode = req.mode === 'netascii' ? 'netascii' : 'octet';
+    const norm = normalizeRequestPath(req.filename, this.opt.maxNameBytes);
+    if (!norm.ok) return this.refuse(listener, rinfo, key, req.filename, norm.code, norm.reason);
+    const neg = negotiateOptions(req.options, { maxBlksize: this.opt.maxBlksize, maxWindowsize: this.opt.maxWindowsize });
+    if (!neg.ok) {
+      this.stats.drops.malformed++;
+      return this.refuse(listener, rinfo, key, norm.rel, neg.code, neg.reason);
+    }
+
+    let source: BlockSource | undefined;
+    let virtual = false;
+    if (this.opt.provider) {
+      const client: FileClient = { address: rinfo.address };
+      const vf = await this.opt.provider.virtualFile(norm.rel, client);
+      if (vf) {
+        virtual = true;
+        source = new MemorySource(mode === 'netascii' ? toNetascii(vf.content) : vf.content);
+        this.log.debug({ client: rinfo.address, file: norm.rel, origin: vf.origin }, 'tftp virtual file');
+      }
+    }
+    if (!source) {
+      const opened = await openInRoot(this.realRoot, norm.rel);
+      if (!opened.ok) return this.refuse(listener, rinfo, key, norm.rel, opened.code, opened.reason);
+      const f = opened.file;
+      if (mode === 'netascii') {
+        // netascii changes the size, so the converted file is built in memory (tsize
+        // must be the converted size, RFC 2349); it is meant for small text files
+        if (f.size > this.opt.maxNetasciiBytes) {
+          fs.close(f.fd, () => undefined);
+          return this.refuse(listener, rinfo, key, norm.rel, ErrorCode.NOT_DEFINED, 'file too large for netascii');
+        }
+        const raw = Buffer.allocUnsafe(f.size);
+        let got = 0;
+        try {
+          while (got < f.size) {
+            const n = await new Promise<number>((res, rej) => fs.read(f.fd, raw, got, f.size - got, got, (e, k) => (e ? rej(e) : res(k))));
+            if (n === 0) break;
+            got += n;
+          }
+        } finally {
+          fs.close(f.fd, () => undefined);
+        }
+        source = new MemorySource(toNetascii(raw.subarray(0, got)));
+      } else source = new FileSource(this.cache, f.fd, f.size, f);
+    }
+    if (this.closing) {
+      source.close();
+      return this.refuse(listener, rinfo, key, norm.rel, ErrorCode.NOT_DEFINED, 'server shutting down');
+    }
+
+    const o = neg.options;
+    const blksize = o.blksize ?? 512;
+    const windowsize = o.windowsize ?? 1;
+    const timeoutMs = o.timeout !== undefined ? o.timeout * 1000 : this.opt.defaultTimeoutMs;
+    const entries = oackEntries(o, source.size);
+    // RFC 2347: options we do not accept are not echoed; with none accepted, DATA 1 follows directly
+    const oack = entries.length > 0 ? encodeOack(entries) : null;
+
+    let socket: dgram.Socket | undefined;
+    let catcher: dgram.Socket | undefined;
+    try {
+      ({ socket, catcher } = await this.openTransferSockets(listener, rinfo));
+    } catch (err) {
+      source.close();
+      socket?.close();
+      throw err;
+    }
+    const summary: Active['summary'] = {
+      client: rinfo.address,
+      port: rinfo.port,
+      file: norm.rel,
+      mode,
+      virtual,
+      options: { blksize, windowsize, timeoutMs, tsize: o.tsize ? source.size : undefined },
+      size: source.size,
+    };
+    const transfer = new Transfer({
+      socket,
+      source,
+      blksize,
+      windowsize,
+      timeoutMs,
+      maxRetries: this.opt.maxRetries,
+      maxRetriesBeforeAck: this.opt.maxRetriesBeforeAck,
+      oack,
+      onMalformed: () => this.stats.drops.malformed++,
+      onStray: () => this.stats.drops.stray++,
+      onInternalError: (err) => {
+        this.stats.drops.internal++;
+        this.log.error({ err }, 'tftp transfer handler error');
+      },
+      onEnd: (t, outcome) => this.onTransferEnd(key, t, outcome),
+    });
+    this.active.set(key, { transfer, socket, catcher, localPort: socket.address().port, summary });
+    this.stats.transfersStarted++;
+    this.stats.active++;
+    transfer.start();
+  }
+
+  private async openTransferSockets(listener: Listener, rinfo: dgram.RemoteInfo): Promise<{ socket: dgram.Socket; catcher: dgram.Socket }> {
+    const bindHost = listener.host;
+    const opts: dgram.SocketOptions = { type: listener.family, reuseAddr: true, ipv6Only: listener.family === 'udp6' };
+    const socket = dgram.createSocket(opts);
+    // connected UDP sockets report ICMP errors (ECONNREFUSED) as socket errors: the
+    // transfer's timer handles a vanished peer, so these are only logged
+    socket.on('error', (err) => this.log.debug({ err: err.message, client: rinfo.address }, 'tftp transfer socket error'));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, bindHost, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    const port = socket.address().port;
+    const catcher = dgram.createSocket(opts);
+    catcher.on('error', () => undefined);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        catcher.once('error', reject);
+        catcher.bind(port, bindHost, () => {
+          catcher.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      socket.close();
+      throw err;
+    }
+    catcher.on('message', (msg, from) => this.onForeignDatagram(catcher, msg, from));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.connect(rinfo.port, rinfo.address, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    }).catch((err: unknown) => {
+      socket.close();
+      catcher.close();
+      throw err;
+    });
+    return { socket, catcher };
+  }
+
+  /** A datagram on a transfer port from anyone but the transfer's peer (RFC 1350 sec. 4). */
+  private onForeignDatagram(catcher: dgram.Socket, msg: Buffer, from: dgram.RemoteInfo): void {
+    try {
+      if (this.opt.allow && !this.opt.allow(from.address)) {
+        this.stats.drops.denied++;
+        return;
+      }
+      this.stats.drops.foreignTid++;
+      // never answer an ERROR (RFC 1350: errors are not acknowledged), nor junk shorter than an opcode
+      if (msg.length < 2 || (msg[0] === 0 && msg[1] === 5)) return;
+      this.stats.errorsSent++;
+      catcher.send(encodeError(ErrorCode.UNKNOWN_TID, 'unknown transfer ID'), from.port, from.address);
+    } catch (err) {
+      this.stats.drops.internal++;
+      this.log.error({ err }, 'tftp foreign-TID handler error');
+    }
+  }
+
+  private onTransferEnd(key: string, t: Transfer, outcome: TransferOutcome): void {
+    const a = this.active.get(key);
+    if (a === undefined || a === 'preparing') return;
+    this.stats.active--;
+    this.stats.bytesSent += t.bytesSent;
+    if (outcome.kind === 'ok') this.stats.transfersOk++;
+    else this.stats.transfersFailed++;
+    // close after the current tick so a final ERROR queued by abort() goes out first
+    setImmediate(() => {
+      a.socket.close();
+      a.catcher.close();
+    });
+    this.releaseSlot(key, a.summary.client);
+    const summary: TransferSummary = {
+      ...a.summary,
+      bytesSent: t.bytesSent,
+      retransmits: t.retransmits,
+      durationMs: Math.round((performance.now() - t.startedAt) * 10) / 10,
+      outcome: outcome.kind === 'ok' ? 'ok' : outcome.kind === 'timeout' ? 'timeout' : outcome.kind === 'aborted' ? 'aborted' : 'error',
+    };
+    if (outcome.kind === 'peer-error') {
+      summary.errorCode = outcome.code;
+      summary.reason = `peer error: ${outcome.message}`;
+    } else if (outcome.kind === 'error') {
+      summary.errorCode = outcome.code;
+      summary.reason = outcome.reason;
+    } else if (outcome.kind === 'aborted') summary.reason = outcome.reason;
+    this.log.info(summary, 'tftp transfer finished');
+    try {
+      this.opt.onTransferEnd?.(summary);
+    } catch (err) {
+      this.log.error({ err }, 'tftp onTransferEnd callback failed');
+    }
+  }
+}

@@ -1,0 +1,313 @@
+/**
+ * One read transfer: RFC 1350 lock-step, RFC 2347 OACK handshake, RFC 7440 windows.
+ *
+ * Hot-path rules (see /docs and the benchmark): one connected UDP socket per transfer
+ * (the kernel filters foreign TIDs and skips a route lookup per send), one timer per
+ * transfer re-armed lazily (no per-packet timer churn), DATA packets built in
+ * per-window-slot buffers reused for the whole transfer (no per-packet allocation of
+ * payload buffers), payload copied from large shared chunks.
+ */
+import type dgram from 'node:dgram';
+import { performance } from 'node:perf_hooks';
+import { ackBlock, decodePacket, encodeError, ErrorCode, Opcode, writeDataHeader } from './packet.js';
+import type { BlockSource } from './source.js';
+
+export type TransferOutcome =
+  | { kind: 'ok' }
+  | { kind: 'timeout' }
+  | { kind: 'aborted'; reason: string }
+  | { kind: 'peer-error'; code: number; message: string }
+  | { kind: 'error'; code: number; reason: string };
+
+export interface TransferParams {
+  socket: dgram.Socket;
+  source: BlockSource;
+  blksize: number;
+  windowsize: number;
+  timeoutMs: number;
+  maxRetries: number;
+  /** retransmissions allowed before the peer acknowledged anything (amplification bound) */
+  maxRetriesBeforeAck: number;
+  /** encoded OACK, or null to start with DATA 1 */
+  oack: Buffer | null;
+  onMalformed: () => void;
+  onStray: () => void;
+  onInternalError: (err: unknown) => void;
+  onEnd: (t: Transfer, outcome: TransferOutcome) => void;
+}
+
+const enum Phase {
+  Oack,
+  Data,
+  Done,
+}
+
+export class Transfer {
+  readonly startedAt = performance.now();
+  bytesSent = 0;
+  packetsSent = 0;
+  retransmits = 0;
+
+  private phase: Phase;
+  private readonly totalBlocks: number;
+  /** absolute number of the last block acknowledged (0 = none) */
+  private lastAcked = 0;
+  /** absolute number of the highest block sent */
+  private sentUpTo = 0;
+  /** lastAcked value for which we already rewound once (RFC 7440 sec. 4 without resend storms) */
+  private rewoundAt = -1;
+  private retries = 0;
+  private peerSeen = false;
+  private lastSendAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private waitingForChunk = false;
+  private readonly slots: Array<Buffer | undefined>;
+  private readonly held = new Map<number, Buffer>();
+  private readonly pending = new Map<number, Promise<Buffer>>();
+  private readonly onMessage = (msg: Buffer): void => this.handle(msg);
+
+  constructor(private readonly p: TransferParams) {
+    this.totalBlocks = Math.floor(p.source.size / p.blksize) + 1;
+    this.slots = new Array<Buffer | undefined>(Math.min(p.windowsize, this.totalBlocks)).fill(undefined);
+    this.phase = p.oack ? Phase.Oack : Phase.Data;
+  }
+
+  get done(): boolean {
+    return this.phase === Phase.Done;
+  }
+
+  start(): void {
+    this.p.socket.on('message', this.onMessage);
+    if (this.p.oack) this.sendRaw(this.p.oack);
+    else this.sendWindow(1);
+    this.armTimer();
+  }
+
+  /** Ends the transfer now, telling the peer why (server shutdown). */
+  abort(reason: string): void {
+    if (this.phase === Phase.Done) return;
+    this.sendRaw(encodeError(ErrorCode.NOT_DEFINED, reason));
+    this.finish({ kind: 'aborted', reason });
+  }
+
+  private handle(msg: Buffer): void {
+    try {
+      if (this.phase === Phase.Done) return;
+      const block = ackBlock(msg);
+      if (block >= 0) {
+        if (this.phase === Phase.Data) this.onAck(block);
+        else if (block === 0) {
+          // ACK of the OACK (RFC 2347): the peer exists and accepted our options
+          this.phase = Phase.Data;
+          this.peerSeen = true;
+          this.retries = 0;
+          this.sendWindow(1);
+        } else this.p.onStray();
+        return;
+      }
+      const r = decodePacket(msg);
+      if (!r.ok) {
+        this.p.onMalformed();
+        return;
+      }
+      if (r.packet.op === 'error') {
+        this.finish({ kind: 'peer-error', code: r.packet.code, message: r.packet.message });
+        return;
+      }
+      // DATA/RRQ/WRQ/OACK from our peer on a read transfer make no sense: drop, keep going
+      this.p.onMalformed();
+    } catch (err) {
+      this.p.onInternalError(err);
+    }
+  }
+
+  private onAck(block16: number): void {
+    const delta = (block16 - (this.lastAcked & 0xffff)) & 0xffff;
+    const outstanding = this.sentUpTo - this.lastAcked;
+    if (delta === 0) {
+      // Duplicate ACK. In lock-step it is ignored (RFC 1123 4.2.3.1, Sorcerer's
+      // Apprentice); in a window it means the first block of the window was lost, so
+      // rewind once for this ACK value (RFC 7440 sec. 4), then leave it to the timer.
+      if (this.p.windowsize > 1 && outstanding > 0 && this.rewoundAt !== this.lastAcked && !this.waitingForChunk) {
+        this.rewoundAt = this.lastAcked;
+        this.retransmits += outstanding;
+        this.sendWindow(this.lastAcked + 1);
+      } else this.p.onStray();
+      return;
+    }
+    if (delta > outstanding) {
+      // ACK of a block not sent yet, or an old one from before a rollover: ignore
+      this.p.onStray();
+      return;
+    }
+    this.lastAcked += delta;
+    this.peerSeen = true;
+    this.retries = 0;
+    if (this.lastAcked >= this.totalBlocks) {
+      this.finish({ kind: 'ok' });
+      return;
+    }
+    this.releaseBefore(Math.floor(((this.lastAcked) * this.p.blksize) / this.p.source.chunkSize));
+    if (this.lastAcked < this.sentUpTo) {
+      // partial ACK: the peer lost the block after this one; restart the window there
+      this.rewoundAt = this.lastAcked;
+      this.retransmits += this.sentUpTo - this.lastAcked;
+    }
+    if (!this.waitingForChunk) this.sendWindow(this.lastAcked + 1);
+  }
+
+  /** Sends blocks first..first+window-1 (bounded by the file end). */
+  private sendWindow(first: number): void {
+    const last = Math.min(first + this.p.windowsize - 1, this.totalBlocks);
+    const { blksize, source } = this.p;
+    // make sure every chunk the window touches is loaded
+    const startOff = (first - 1) * blksize;
+    const endOff = Math.min(source.size, last * blksize);
+    if (endOff > startOff) {
+      const c0 = Math.floor(startOff / source.chunkSize);
+      const c1 = Math.floor((endOff - 1) / source.chunkSize);
+      let wait: Promise<Buffer> | undefined;
+      for (let c = c0; c <= c1; c++) {
+        const w = this.need(c);
+        if (w) wait = w;
+      }
+      // read-ahead: the next chunk loads while this window is on the wire
+      const next = c1 + 1;
+      if (next * source.chunkSize < source.size) this.need(next);
+      if (wait) {
+        this.waitingForChunk = true;
+        wait.then(
+          () => {
+            this.waitingForChunk = false;
+            if (this.phase === Phase.Data) this.sendWindow(this.lastAcked + 1);
+          },
+          (err: unknown) => {
+            this.waitingForChunk = false;
+            this.sendRaw(encodeError(ErrorCode.NOT_DEFINED, 'read error'));
+            this.finish({ kind: 'error', code: ErrorCode.NOT_DEFINED, reason: `read: ${(err as Error).message}` });
+          },
+        );
+        return;
+      }
+    }
+    const sock = this.p.socket;
+    for (let b = first; b <= last; b++) {
+      const off = (b - 1) * blksize;
+      const len = Math.min(blksize, source.size - off);
+      const slotIdx = b % this.slots.length;
+      let slot = this.slots[slotIdx];
+      if (slot === undefined) {
+        slot = Buffer.allocUnsafe(4 + blksize);
+        this.slots[slotIdx] = slot;
+      }
+      writeDataHeader(slot, b);
+      this.copyPayload(slot, off, len);
+      sock.send(len === blksize ? slot : slot.subarray(0, 4 + len));
+      this.packetsSent++;
+      this.bytesSent += len;
+    }
+    if (last > this.sentUpTo) this.sentUpTo = last;
+    this.lastSendAt = performance.now();
+  }
+
+  private copyPayload(slot: Buffer, off: number, len: number): void {
+    const cs = this.p.source.chunkSize;
+    let copied = 0;
+    while (copied < len) {
+      const pos = off + copied;
+      const idx = Math.floor(pos / cs);
+      const chunk = this.held.get(idx) as Buffer;
+      const start = pos - idx * cs;
+      const n = Math.min(len - copied, chunk.length - start);
+      chunk.copy(slot, 4 + copied, start, start + n);
+      copied += n;
+    }
+  }
+
+  /** Takes a reference on chunk `idx` unless held; returns a promise if it is still loading. */
+  private need(idx: number): Promise<Buffer> | undefined {
+    if (this.held.has(idx)) return undefined;
+    const pend = this.pending.get(idx);
+    if (pend) return pend;
+    const r = this.p.source.acquire(idx);
+    if (Buffer.isBuffer(r)) {
+      this.held.set(idx, r);
+      return undefined;
+    }
+    const p = r.then((buf) => {
+      if (this.pending.get(idx) === p) {
+        this.pending.delete(idx);
+        this.held.set(idx, buf);
+      }
+      return buf;
+    });
+    p.catch(() => undefined);
+    this.pending.set(idx, p);
+    return p;
+  }
+
+  private releaseBefore(idx: number): void {
+    for (const k of this.held.keys()) {
+      if (k < idx) {
+        this.held.delete(k);
+        this.p.source.release(k);
+      }
+    }
+    for (const k of this.pending.keys()) {
+      if (k < idx) {
+        this.pending.delete(k);
+        this.p.source.release(k);
+      }
+    }
+  }
+
+  private sendRaw(buf: Buffer): void {
+    this.p.socket.send(buf);
+    this.packetsSent++;
+    this.lastSendAt = performance.now();
+  }
+
+  private armTimer(delay = this.p.timeoutMs): void {
+    this.timer = setTimeout(this.onTimer, delay);
+  }
+
+  private readonly onTimer = (): void => {
+    try {
+      this.timer = undefined;
+      if (this.phase === Phase.Done) return;
+      const idle = performance.now() - this.lastSendAt;
+      if (idle < this.p.timeoutMs || this.waitingForChunk) {
+        // something was sent since the timer was armed: sleep for the remainder
+        this.armTimer(Math.max(1, this.p.timeoutMs - idle));
+        return;
+      }
+      this.retries++;
+      const limit = this.peerSeen ? this.p.maxRetries : Math.min(this.p.maxRetries, this.p.maxRetriesBeforeAck);
+      if (this.retries > limit) {
+        this.finish({ kind: 'timeout' });
+        return;
+      }
+      if (this.phase === Phase.Oack) this.sendRaw(this.p.oack as Buffer);
+      else {
+        this.retransmits += Math.max(1, this.sentUpTo - this.lastAcked);
+        this.sendWindow(this.lastAcked + 1);
+      }
+      this.armTimer();
+    } catch (err) {
+      this.p.onInternalError(err);
+    }
+  };
+
+  finish(outcome: TransferOutcome): void {
+    if (this.phase === Phase.Done) return;
+    this.phase = Phase.Done;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.p.socket.off('message', this.onMessage);
+    this.releaseBefore(Number.MAX_SAFE_INTEGER);
+    this.p.source.close();
+    this.p.onEnd(this, outcome);
+  }
+}
+
+export { Opcode };
