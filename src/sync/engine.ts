@@ -397,7 +397,7 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
           lastSuccess: new Date().toISOString(),
         };
         delete state.data.entries[name]!.lastError;
-        await ctx.save();
+        // no save here: nothing on disk changed, the end-of-run save records the timestamps
       }
       reporter.line(`${label}: unchanged ${current} [trust: ${trust}]`);
       return result;

@@ -58,12 +58,17 @@ export function emptyState(): SyncStateData {
   return { version: 1, urls: {}, entries: {}, manifests: {} };
 }
 
-export async function atomicWrite(path: string, data: string | Buffer): Promise<void> {
+/**
+ * write-temp + rename. `durable` adds fsync before the rename (state.json: after a
+ * crash it must name snapshots that exist); cached manifests skip it because a torn
+ * one fails its sha256 check in cachedManifest() and is simply fetched again.
+ */
+export async function atomicWrite(path: string, data: string | Buffer, durable = true): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   const fh = await open(tmp, 'w', 0o644);
   try {
     await fh.writeFile(data);
-    await fh.sync();
+    if (durable) await fh.sync();
   } finally {
     await fh.close();
   }
@@ -117,7 +122,7 @@ export class SyncState {
   }
 
   async storeManifest(url: string, body: Buffer, etag: string | undefined, lastModified: string | undefined): Promise<void> {
-    await atomicWrite(this.manifestPath(url), body);
+    await atomicWrite(this.manifestPath(url), body, false);
     const meta: z.infer<typeof manifestMetaSchema> = { url, sha256: createHash('sha256').update(body).digest('hex') };
     if (etag) meta.etag = etag;
     if (lastModified) meta.lastModified = lastModified;

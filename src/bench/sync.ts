@@ -1,0 +1,326 @@
+/**
+ * Sync benchmark: `pxe sync` of the whole shipped catalog (distros/*.yaml) against a
+ * local mirror on 127.0.0.1 that publishes every file the catalog expands to, with
+ * matching checksum manifests and signatures (a generated OpenPGP key stands in for
+ * the archive keys), so every code path a real sync takes runs: manifest fetch,
+ * OpenPGP verification, streaming SHA-256, archive extraction, atomic install.
+ *
+ *   node dist/bench/sync.js [--mib 320] [--concurrency 4] [--keep]
+ *
+ * Measures, in one run:
+ *   - cold sync (empty tftproot and state) wall time and throughput;
+ *   - no-change re-run: wall time and body bytes served by the mirror (target 0 B, < 1 s);
+ *   - `curl --parallel --parallel-max <concurrency>` fetching the same files from the same
+ *     mirror (no verification, no install): the ratio sync/curl is what verification and
+ *     atomic install cost over a plain parallel download.
+ */
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+import { gzipSync, crc32 } from 'node:zlib';
+import * as openpgp from 'openpgp';
+import { loadCatalog } from '../catalog/load.js';
+import { expandCatalog, type ExpandedTarget } from '../catalog/schema.js';
+import { runSync, type SyncConfig } from '../sync/engine.js';
+import { startLocalMirror, type LocalMirror } from '../sync/localmirror.js';
+
+const run = promisify(execFile);
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const MiB = 1024 * 1024;
+const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+export interface SyncBenchResult {
+  targets: number;
+  files: number;
+  totalBytes: number;
+  concurrency: number;
+  coldMs: number;
+  coldMiBps: number;
+  coldExitCode: number;
+  rerunMs: number;
+  rerunBodyBytes: number;
+  rerunRequests: number;
+  curlMs: number;
+  ratio: number;
+  trust: Record<string, number>;
+}
+
+/** Write `size` pseudo-random bytes (incompressible, like a real initrd) and return the sha256. */
+async function writeRandom(path: string, size: number): Promise<string> {
+  mkdirSync(dirname(path), { recursive: true });
+  const h = createHash('sha256');
+  const ws = createWriteStream(path);
+  let left = size;
+  while (left > 0) {
+    const n = Math.min(left, MiB);
+    const b = randomBytes(n);
+    h.update(b);
+    if (!ws.write(b)) await new Promise<void>((r) => ws.once('drain', () => r()));
+    left -= n;
+  }
+  await new Promise<void>((r, j) => ws.end((e?: Error | null) => (e ? j(e) : r())));
+  return h.digest('hex');
+}
+
+/** Minimal ustar writer (POSIX.1-1988) for the netboot-tarball entries. */
+function tarGz(members: Array<{ name: string; data: Buffer }>): Buffer {
+  const blocks: Buffer[] = [];
+  for (const m of members) {
+    const h = Buffer.alloc(512);
+    let name = m.name;
+    let prefix = '';
+    if (name.length > 100) {
+      const cut = name.lastIndexOf('/', 155);
+      prefix = name.slice(0, cut);
+      name = name.slice(cut + 1);
+    }
+    h.write(name, 0, 'utf8');
+    h.write('0000644\0', 100);
+    h.write('0000000\0', 108);
+    h.write('0000000\0', 116);
+    h.write(m.data.length.toString(8).padStart(11, '0') + '\0', 124);
+    h.write('00000000000\0', 136);
+    h.write('        ', 148);
+    h.write('0', 156);
+    h.write('ustar\x0000', 257, 'latin1');
+    h.write(prefix, 345, 'utf8');
+    let sum = 0;
+    for (const x of h) sum += x;
+    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+    blocks.push(h, m.data, Buffer.alloc((512 - (m.data.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return gzipSync(Buffer.concat(blocks), { level: 1 });
+}
+
+/** Minimal stored (method 0) zip writer for the memtest86+ entry. */
+function zipStored(members: Array<{ name: string; data: Buffer }>): Buffer {
+  const parts: Buffer[] = [];
+  const central: Buffer[] = [];
+  let off = 0;
+  for (const m of members) {
+    const name = Buffer.from(m.name);
+    const crc = crc32(m.data);
+    const lh = Buffer.alloc(30);
+    lh.writeUInt32LE(0x04034b50, 0);
+    lh.writeUInt16LE(20, 4);
+    lh.writeUInt32LE(crc, 14);
+    lh.writeUInt32LE(m.data.length, 18);
+    lh.writeUInt32LE(m.data.length, 22);
+    lh.writeUInt16LE(name.length, 26);
+    const ch = Buffer.alloc(46);
+    ch.writeUInt32LE(0x02014b50, 0);
+    ch.writeUInt16LE(20, 4);
+    ch.writeUInt16LE(20, 6);
+    ch.writeUInt32LE(crc, 16);
+    ch.writeUInt32LE(m.data.length, 20);
+    ch.writeUInt32LE(m.data.length, 24);
+    ch.writeUInt16LE(name.length, 28);
+    ch.writeUInt32LE(off, 42);
+    parts.push(lh, name, m.data);
+    central.push(ch, name);
+    off += 30 + name.length + m.data.length;
+  }
+  const cd = Buffer.concat(central);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(members.length, 8);
+  end.writeUInt16LE(members.length, 10);
+  end.writeUInt32LE(cd.length, 12);
+  end.writeUInt32LE(off, 16);
+  return Buffer.concat([...parts, cd, end]);
+}
+
+const pathOf = (url: string) => decodeURIComponent(new URL(url).pathname).replace(/^\/+/, '');
+
+/**
+ * Publish everything `targets` need on `mirror`: files (random, sized from the byte
+ * budget), archives, checksum manifests, InRelease / detached signatures.
+ */
+async function publishCatalog(
+  mirror: LocalMirror,
+  targets: ExpandedTarget[],
+  dataDir: string,
+  budgetBytes: number,
+  key: openpgp.PrivateKey,
+): Promise<{ files: Array<{ url: string; size: number }>; totalBytes: number }> {
+  const downloads = new Map<string, ExpandedTarget['files']>();
+  for (const t of targets) for (const f of t.files) downloads.set(f.url, [...(downloads.get(f.url) ?? []), f]);
+  // Weight: kernels/chain files 1, initrds/images 3 (real initrds are 3-5x the kernel).
+  const weight = (fs: ExpandedTarget['files']) => fs.reduce((a, f) => a + (f.role === 'kernel' || f.role === 'chain' ? 1 : 3), 0);
+  const totalWeight = [...downloads.values()].reduce((a, fs) => a + weight(fs), 0);
+  const unit = Math.max(256 * 1024, Math.floor(budgetBytes / Math.max(1, totalWeight)));
+
+  const shaByUrl = new Map<string, string>();
+  const files: Array<{ url: string; size: number }> = [];
+  let totalBytes = 0;
+  let n = 0;
+  for (const [url, fs] of downloads) {
+    const p = pathOf(url);
+    const disk = join(dataDir, `f${n++}`);
+    const archive = fs[0]!.extract;
+    let size: number;
+    let digest: string;
+    if (archive) {
+      const members = fs.map((f) => ({ name: f.extract!.member, data: randomBytes(unit * (f.role === 'kernel' ? 1 : 3)) }));
+      const body = archive.format === 'tar.gz' ? tarGz(members) : zipStored(members);
+      writeFileSync(disk, body);
+      size = body.length;
+      digest = sha(body);
+    } else {
+      size = unit * weight(fs);
+      digest = await writeRandom(disk, size);
+    }
+    mirror.putFile(p, disk, size, digest);
+    shaByUrl.set(url, digest);
+    files.push({ url, size });
+    totalBytes += size;
+  }
+
+  // Checksum manifests, per URL, in each upstream's format.
+  const manifests = new Map<string, { kind: string; lines: Map<string, string> }>();
+  for (const t of targets)
+    for (const f of t.files) {
+      if (f.checksum.kind === 'none') continue;
+      const m = manifests.get(f.checksum.url) ?? { kind: f.checksum.kind, lines: new Map<string, string>() };
+      m.lines.set(f.checksum.key, shaByUrl.get(f.url)!);
+      manifests.set(f.checksum.url, m);
+    }
+  const bodies = new Map<string, Buffer>();
+  for (const [url, m] of manifests) {
+    let text: string;
+    const entries = [...m.lines];
+    if (m.kind === 'treeinfo') text = `[header]\ntype = productmd.treeinfo\n\n[checksums]\n${entries.map(([k, h]) => `${k} = sha256:${h}`).join('\n')}\n`;
+    else if (m.kind === 'sha256-per-file') text = `${entries[0]![1]}  ${entries[0]![0]}\n`;
+    else if (m.kind === 'sha256sums') text = entries.map(([k, h]) => `${h}  ./${k}`).join('\n') + '\n';
+    else text = entries.map(([k, h]) => `${h}  ${k}`).join('\n') + '\n';
+    const body = Buffer.from(text);
+    bodies.set(url, body);
+    mirror.put(pathOf(url), body);
+  }
+
+  // Signatures: one InRelease per suite listing every SHA256SUMS below it; detached .asc/.gpg per file.
+  const inreleases = new Map<string, Map<string, Buffer>>();
+  for (const t of targets) {
+    const s = t.signature;
+    if (!s) continue;
+    const sumsUrl = t.files.find((f) => f.checksum.kind !== 'none')!.checksum;
+    if (sumsUrl.kind === 'none') continue;
+    const body = bodies.get(sumsUrl.url)!;
+    if (s.kind === 'debian-release') {
+      const m = inreleases.get(s.url) ?? new Map<string, Buffer>();
+      m.set(s.key, body);
+      inreleases.set(s.url, m);
+    } else {
+      const sig = await openpgp.sign({ message: await openpgp.createMessage({ binary: new Uint8Array(body) }), signingKeys: key, detached: true, format: 'armored' });
+      mirror.put(pathOf(s.url), sig);
+    }
+  }
+  for (const [url, m] of inreleases) {
+    const lines = [...m].map(([k, b]) => ` ${sha(b)} ${b.length} ${k}`).join('\n');
+    const text = `Origin: Debian\nSuite: stable\nDate: Sat, 01 Jan 2024 00:00:00 UTC\nSHA256:\n${lines}\n`;
+    const signed = await openpgp.sign({ message: await openpgp.createCleartextMessage({ text }), signingKeys: key, format: 'armored' });
+    mirror.put(pathOf(url), signed);
+  }
+  return { files, totalBytes };
+}
+
+async function curlParallel(files: Array<{ url: string }>, outDir: string, concurrency: number): Promise<number> {
+  mkdirSync(outDir, { recursive: true });
+  const cfg = files.map((f, i) => `url = "${f.url}"\noutput = "${join(outDir, `c${i}`)}"\n`).join('');
+  const cfgPath = join(outDir, 'curl.cfg');
+  writeFileSync(cfgPath, cfg);
+  const t0 = performance.now();
+  await run('curl', ['--parallel', '--parallel-max', String(concurrency), '--fail', '--silent', '--show-error', '-K', cfgPath], { maxBuffer: 1 << 20 });
+  return performance.now() - t0;
+}
+
+export async function runSyncBench(
+  opts: { mib?: number; concurrency?: number; keep?: boolean; catalogDir?: string; log?: (s: string) => void } = {},
+): Promise<SyncBenchResult> {
+  const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
+  const concurrency = opts.concurrency ?? 4;
+  const work = mkdtempSync(join(tmpdir(), `pxe-bench-sync-${process.pid}-`));
+  const mirror = await startLocalMirror();
+  try {
+    // dist/bench/sync.js and src/bench/sync.ts are two levels below the repo; fall back to the cwd.
+    const catalogDir = opts.catalogDir ?? (existsSync(join(REPO, 'distros')) ? join(REPO, 'distros') : resolve('distros'));
+    const probe = loadCatalog(catalogDir);
+    const mirrors = Object.fromEntries(probe.entries.map((e) => [e.id, mirror.url(`m/${e.id}`)]));
+    const catalog = loadCatalog(catalogDir, { mirrors });
+    const targets = expandCatalog(catalog, { mirrors });
+    const { privateKey, publicKey } = await openpgp.generateKey({ userIDs: [{ name: 'pxe bench archive key' }], format: 'object' });
+    const keyFile = join(work, 'bench-key.asc');
+    writeFileSync(keyFile, publicKey.armor());
+    const keyrings = Object.fromEntries(targets.flatMap((t) => (t.signature ? [[t.signature.keyring, keyFile]] : [])));
+
+    log(`sync bench: ${targets.length} targets; generating mirror data (~${opts.mib ?? 320} MiB)…`);
+    const { files, totalBytes } = await publishCatalog(mirror, targets, join(work, 'data'), (opts.mib ?? 320) * MiB, privateKey);
+
+    const site = join(work, 'site');
+    const config: SyncConfig = { tftp: { root: join(site, 'tftproot') }, stateDir: join(site, 'state'), catalogDir, mirrors, keyrings };
+    const common = { config, catalog, progress: 'none' as const, bootloaders: false, render: false, concurrency };
+
+    mirror.resetStats();
+    let t0 = performance.now();
+    const cold = await runSync(common);
+    const coldMs = performance.now() - t0;
+    const failed = cold.targets.filter((t) => t.status === 'failed');
+    for (const f of failed) log(`  FAILED ${f.unit}: ${f.error}`);
+
+    mirror.resetStats();
+    t0 = performance.now();
+    const again = await runSync(common);
+    const rerunMs = performance.now() - t0;
+    const rerunBodyBytes = mirror.stats.bodyBytes;
+    const rerunRequests = mirror.stats.requests;
+    if (again.targets.some((t) => t.status !== 'unchanged' && t.status !== 'failed')) log('  warning: re-run changed something');
+
+    const curlMs = await curlParallel(files, join(work, 'curl'), concurrency);
+    const trust: Record<string, number> = {};
+    for (const t of cold.targets) trust[t.trust ?? 'failed'] = (trust[t.trust ?? 'failed'] ?? 0) + 1;
+    return {
+      targets: targets.length,
+      files: files.length,
+      totalBytes,
+      concurrency,
+      coldMs,
+      coldMiBps: totalBytes / MiB / (coldMs / 1000),
+      coldExitCode: cold.exitCode,
+      rerunMs,
+      rerunBodyBytes,
+      rerunRequests,
+      curlMs,
+      ratio: coldMs / curlMs,
+      trust,
+    };
+  } finally {
+    await mirror.stop();
+    if (!opts.keep) rmSync(work, { recursive: true, force: true });
+    else log(`kept ${work}`);
+  }
+}
+
+export function formatSyncBench(r: SyncBenchResult): string {
+  const mib = (b: number) => (b / MiB).toFixed(1);
+  return [
+    `catalog: ${r.targets} targets, ${r.files} files, ${mib(r.totalBytes)} MiB; concurrency ${r.concurrency}; trust ${JSON.stringify(r.trust)}`,
+    `cold sync:        ${(r.coldMs / 1000).toFixed(2)} s (${r.coldMiBps.toFixed(0)} MiB/s), exit ${r.coldExitCode}`,
+    `no-change re-run: ${(r.rerunMs / 1000).toFixed(3)} s, ${r.rerunBodyBytes} body bytes, ${r.rerunRequests} requests`,
+    `curl --parallel:  ${(r.curlMs / 1000).toFixed(2)} s  -> sync/curl ratio ${r.ratio.toFixed(2)}`,
+  ].join('\n');
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({ options: { mib: { type: 'string' }, concurrency: { type: 'string' }, keep: { type: 'boolean' }, json: { type: 'boolean' } } });
+  const r = await runSyncBench({
+    ...(values.mib ? { mib: Number(values.mib) } : {}),
+    ...(values.concurrency ? { concurrency: Number(values.concurrency) } : {}),
+    keep: values.keep === true,
+  });
+  process.stdout.write(values.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatSyncBench(r)}\n`);
+}
