@@ -116,16 +116,18 @@ function walkOptions(area: Buffer, into: Map<number, Buffer>, where: string): st
     if (i + 2 + len > area.length) {
       return `${where}: option ${code} at ${i} declares ${len} bytes, ${area.length - i - 2} left`;
     }
+    // A view, not a copy: decode() copies the datagram once up front.
     const val = area.subarray(i + 2, i + 2 + len);
     const prev = into.get(code);
     // RFC 3396 §5: several instances of one option are concatenated in order.
-    into.set(code, prev ? Buffer.concat([prev, val]) : Buffer.from(val));
+    into.set(code, prev ? Buffer.concat([prev, val]) : val);
     i += 2 + len;
   }
   return null;
 }
 
-export function decode(buf: Buffer): DecodeResult {
+export function decode(input: Buffer): DecodeResult {
+  let buf = input;
   if (buf.length < HEADER_LEN) return fail('too-short', `${buf.length} bytes < ${HEADER_LEN}`);
   const op = buf[OFF.op] ?? 0;
   if (op !== BOOTREQUEST && op !== BOOTREPLY) return fail('bad-op', `op ${op}`);
@@ -134,6 +136,9 @@ export function decode(buf: Buffer): DecodeResult {
   const cookie = buf.readUInt32BE(OFF.cookie);
   if (cookie !== MAGIC_COOKIE) return fail('bad-cookie', `cookie 0x${cookie.toString(16)}`);
 
+  // One copy of the datagram so option values can be views that never alias the
+  // caller's buffer (callers may reuse it).
+  buf = Buffer.from(buf);
   const options = new Map<number, Buffer>();
   const err = walkOptions(buf.subarray(OFF.options), options, 'options');
   if (err) return fail('truncated-option', err);
@@ -172,7 +177,7 @@ export function decode(buf: Buffer): DecodeResult {
       yiaddr: readIp(buf, OFF.yiaddr),
       siaddr: readIp(buf, OFF.siaddr),
       giaddr: readIp(buf, OFF.giaddr),
-      chaddr: Buffer.from(buf.subarray(OFF.chaddr, OFF.chaddr + hlen)),
+      chaddr: buf.subarray(OFF.chaddr, OFF.chaddr + hlen),
       sname,
       file,
       options,
@@ -210,12 +215,23 @@ export function encode(p: DhcpPacket, opts: EncodeOptions = {}): EncodeResult {
   if (snameBytes.length >= SNAME_LEN) return { ok: false, error: 'field-too-long', detail: 'sname >= 64 bytes' };
   if (fileBytes.length >= FILE_LEN) return { ok: false, error: 'field-too-long', detail: 'file >= 128 bytes' };
 
-  const optParts: Buffer[] = [];
+  // Options are written straight into a scratch buffer (no per-option allocations:
+  // this is the hot path of a boot storm), then header fields, then one copy out.
+  const scratch = Buffer.alloc(Math.max(maxSize, BOOTP_MIN_LEN) + 4);
+  let w = OFF.options;
+  let overflow = false;
   const writeOpt = (code: number, val: Buffer): void => {
     let off = 0;
     do {
-      const chunk = val.subarray(off, off + 255);
-      optParts.push(Buffer.from([code, chunk.length]), chunk);
+      const n = Math.min(255, val.length - off);
+      if (w + 2 + n + 1 > scratch.length) {
+        overflow = true;
+        return;
+      }
+      scratch[w] = code;
+      scratch[w + 1] = n;
+      val.copy(scratch, w + 2, off, off + n);
+      w += 2 + n;
       off += 255;
     } while (off < val.length);
   };
@@ -226,12 +242,12 @@ export function encode(p: DhcpPacket, opts: EncodeOptions = {}): EncodeResult {
     if (code < 0 || code > 255) continue;
     writeOpt(code, val);
   }
-  optParts.push(Buffer.from([OPT.END]));
-  const optBuf = Buffer.concat(optParts);
+  if (overflow) return { ok: false, error: 'too-large', detail: `options exceed ${maxSize} bytes` };
+  scratch[w++] = OPT.END;
 
-  const len = Math.max(BOOTP_MIN_LEN, HEADER_LEN + optBuf.length);
+  const len = Math.max(BOOTP_MIN_LEN, w);
   if (len > maxSize) return { ok: false, error: 'too-large', detail: `${len} bytes > ${maxSize}` };
-  const b = Buffer.alloc(len);
+  const b = scratch;
   b[OFF.op] = p.op;
   b[OFF.htype] = p.htype;
   b[OFF.hlen] = p.hlen;
@@ -253,8 +269,7 @@ export function encode(p: DhcpPacket, opts: EncodeOptions = {}): EncodeResult {
   snameBytes.copy(b, OFF.sname);
   fileBytes.copy(b, OFF.file);
   b.writeUInt32BE(MAGIC_COOKIE, OFF.cookie);
-  optBuf.copy(b, OFF.options);
-  return { ok: true, data: b };
+  return { ok: true, data: Buffer.from(b.subarray(0, len)) };
 }
 
 /** Lower-case colon-separated MAC from chaddr (for Ethernet, hlen 6). */

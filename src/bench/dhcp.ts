@@ -1,0 +1,391 @@
+/**
+ * proxyDHCP boot-storm benchmark: N simulated PXE clients (distinct MACs) broadcast
+ * DISCOVERs within a short window; we measure how many get an OFFER within 1 s and
+ * the reply latency (p50/p99), for pxe's proxy and for dnsmasq in proxy mode, on
+ * the same namespaces in the same run.
+ *
+ *   node dist/bench/dhcp.js [--clients 1000] [--window-ms 100] [--rounds 3]
+ *
+ * Topology (root needed; nothing in the root namespace):
+ *   pxe-<pid>-bench-srv  s0 10.67.0.1/24 (default dev s0)  server under test
+ *   pxe-<pid>-bench-cli  c0 10.67.0.2/24 (default dev c0)  storm client (this file, --client mode)
+ *
+ * The client measures send-to-receive time in its own event loop, so the numbers
+ * include its queueing; both servers are measured the same way.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { decode, encode, makeRequest } from '../dhcp/codec.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO = resolve(HERE, '..', '..');
+const SRV_IP = '10.67.0.1';
+
+export interface StormResult {
+  server: 'pxe' | 'dnsmasq';
+  sent: number;
+  answered: number;
+  answeredWithin1s: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  sendWindowMs: number;
+  /** latency from pcap timestamps on the client's interface (excludes client scheduling) */
+  wire?: { discoversSeen: number; answered: number; answeredWithin1s: number; p50Ms: number; p99Ms: number; maxMs: number };
+  /** kernel UDP counter deltas during the round (where losses happened) */
+  udp?: { serverIn: number; serverRcvbufErrors: number; serverOut: number; clientIn: number; clientRcvbufErrors: number };
+}
+
+export interface DhcpBenchResult {
+  clients: number;
+  windowMs: number;
+  rounds: StormResult[];
+  pxe: StormResult;
+  dnsmasq: StormResult;
+  ratioP50: number;
+  ratioP99: number;
+}
+
+function pct(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] ?? NaN;
+}
+
+/** Client side: runs inside the client namespace. */
+async function stormClient(clients: number, windowMs: number, listenMs: number): Promise<Omit<StormResult, 'server'>> {
+  // 4 MiB receive buffer: the measuring client must not be where replies get lost.
+  const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
+  const sentAt = new Map<number, bigint>();
+  const lat: number[] = [];
+  const xidBase = (Date.now() & 0xffff) << 16;
+  sock.on('message', (msg) => {
+    const t = process.hrtime.bigint();
+    const r = decode(msg);
+    if (!r.ok || r.packet.op !== 2) return;
+    const s = sentAt.get(r.packet.xid);
+    if (s === undefined) return;
+    sentAt.delete(r.packet.xid); // count one reply per client
+    lat.push(Number(t - s) / 1e6);
+  });
+  await new Promise<void>((res) => sock.bind(68, '0.0.0.0', () => res()));
+  sock.setBroadcast(true);
+
+  const packets: Buffer[] = [];
+  for (let i = 0; i < clients; i++) {
+    const mac = Buffer.from([0x52, 0x54, 0x01, (i >> 16) & 255, (i >> 8) & 255, i & 255]);
+    const p = makeRequest({ xid: (xidBase + i) >>> 0, chaddr: mac, flags: 0x8000 });
+    p.options.set(53, Buffer.from([1]));
+    p.options.set(93, Buffer.from([0, 0]));
+    p.options.set(94, Buffer.from([1, 2, 1]));
+    p.options.set(60, Buffer.from('PXEClient:Arch:00000:UNDI:002001'));
+    const e = encode(p);
+    if (!e.ok) throw new Error(e.detail);
+    packets.push(e.data);
+  }
+  const t0 = Date.now();
+  let i = 0;
+  // Spread the sends evenly over the window (bounded loop: ends when all are sent).
+  while (i < clients) {
+    const due = Math.min(clients, Math.ceil(((Date.now() - t0 + 1) / windowMs) * clients));
+    for (; i < due; i++) {
+      const pkt = packets[i];
+      if (!pkt) continue;
+      sentAt.set(pkt.readUInt32BE(4), process.hrtime.bigint());
+      sock.send(pkt, 67, '255.255.255.255');
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  const sendWindowMs = Date.now() - t0;
+  await new Promise((r) => setTimeout(r, listenMs));
+  sock.close();
+  lat.sort((a, b) => a - b);
+  return {
+    sent: clients,
+    answered: lat.length,
+    answeredWithin1s: lat.filter((x) => x <= 1000).length,
+    p50Ms: pct(lat, 50),
+    p99Ms: pct(lat, 99),
+    maxMs: lat[lat.length - 1] ?? NaN,
+    sendWindowMs,
+  };
+}
+
+/**
+ * Reply latency as seen on the client's wire (pcap timestamps taken by the kernel on
+ * c0): DISCOVER leaving -> first OFFER with the same xid arriving. This excludes the
+ * storm client's own scheduling delay, which on a loaded 2-core host dominates.
+ */
+export function wireLatencies(pcap: Buffer): { discovers: number; latMs: number[] } {
+  if (pcap.length < 24) return { discovers: 0, latMs: [] };
+  const magic = pcap.readUInt32LE(0);
+  const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
+  const nano = magic === 0xa1b23c4d || magic === 0x4d3cb2a1;
+  const u32 = (o: number): number => (le ? pcap.readUInt32LE(o) : pcap.readUInt32BE(o));
+  const sent = new Map<number, number>();
+  const lat: number[] = [];
+  let discovers = 0;
+  let off = 24;
+  while (off + 16 <= pcap.length) {
+    const ts = u32(off) * 1000 + u32(off + 4) / (nano ? 1e6 : 1e3);
+    const incl = u32(off + 8);
+    const pkt = pcap.subarray(off + 16, off + 16 + incl);
+    off += 16 + incl;
+    if (pkt.length < 42 || pkt.readUInt16BE(12) !== 0x0800 || pkt[23] !== 17) continue;
+    const ihl = ((pkt[14] ?? 0) & 15) * 4;
+    const d = decode(pkt.subarray(14 + ihl + 8));
+    if (!d.ok) continue;
+    if (d.packet.op === 1) {
+      discovers++;
+      if (!sent.has(d.packet.xid)) sent.set(d.packet.xid, ts);
+    } else {
+      const s0 = sent.get(d.packet.xid);
+      if (s0 === undefined) continue;
+      sent.delete(d.packet.xid);
+      lat.push(ts - s0);
+    }
+  }
+  return { discovers, latMs: lat.sort((a, b) => a - b) };
+}
+
+async function startTcpdump(ns: string, file: string): Promise<ChildProcess> {
+  const p = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', 'c0', '-n', '-B', '16384', '-U', '-w', file, 'udp and (port 67 or port 68)'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  await new Promise<void>((res, rej) => {
+    const t = setTimeout(() => rej(new Error('tcpdump did not start within 10 s')), 10_000);
+    p.stderr?.on('data', (d: Buffer) => {
+      if (d.toString().includes('listening on')) {
+        clearTimeout(t);
+        res();
+      }
+    });
+    p.once('exit', (code) => {
+      clearTimeout(t);
+      rej(new Error(`tcpdump exited ${code}`));
+    });
+  });
+  return p;
+}
+
+/** Per-namespace UDP counters from /proc/net/snmp (InDatagrams, RcvbufErrors, ...). */
+function udpCounters(ns: string): Record<string, number> {
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'cat', '/proc/net/snmp'], { encoding: 'utf8', timeout: 5_000 });
+  const lines = (r.stdout ?? '').split('\n').filter((l) => l.startsWith('Udp:'));
+  const [head, vals] = [lines[0]?.split(/\s+/).slice(1) ?? [], lines[1]?.split(/\s+/).slice(1) ?? []];
+  return Object.fromEntries(head.map((k, i) => [k, Number(vals[i])]));
+}
+
+function ip(args: string[]): void {
+  const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 10_000 });
+  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
+}
+
+function udpBound(ns: string, port: number): boolean {
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'ss', '-Hunl', `sport = :${port}`], { encoding: 'utf8', timeout: 5_000 });
+  return r.status === 0 && r.stdout.trim().length > 0;
+}
+
+async function waitBound(ns: string, port: number, p: ChildProcess, what: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!udpBound(ns, port)) {
+    if (p.exitCode !== null) throw new Error(`${what} exited with ${p.exitCode}`);
+    if (Date.now() > deadline) throw new Error(`${what} did not bind UDP ${port} within 15 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function stopProc(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const done = new Promise<void>((r) => p.once('exit', () => r()));
+  p.kill('SIGTERM');
+  const t = setTimeout(() => p.kill('SIGKILL'), 3_000);
+  await Promise.race([done, new Promise((r) => setTimeout(r, 5_000))]);
+  clearTimeout(t);
+}
+
+function runClient(ns: string, clients: number, windowMs: number): Promise<Omit<StormResult, 'server'>> {
+  return new Promise((res, rej) => {
+    const p = spawn(
+      'ip',
+      ['netns', 'exec', ns, process.execPath, fileURLToPath(import.meta.url), '--client', '--clients', String(clients), '--window-ms', String(windowMs)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const t = setTimeout(() => p.kill('SIGKILL'), 30_000);
+    p.on('close', (code) => {
+      clearTimeout(t);
+      if (code !== 0) rej(new Error(`storm client exited ${code}`));
+      else res(JSON.parse(out.trim().split('\n').pop() ?? '{}') as Omit<StormResult, 'server'>);
+    });
+  });
+}
+
+export async function runDhcpBench(opts: { clients?: number; windowMs?: number; rounds?: number } = {}): Promise<DhcpBenchResult> {
+  const clients = opts.clients ?? 1000;
+  const windowMs = opts.windowMs ?? 100;
+  const roundsN = opts.rounds ?? 3;
+  const standalone = join(REPO, 'dist/dhcp/standalone.js');
+  if (!existsSync(standalone)) throw new Error(`${standalone} missing: run npm run build`);
+  const pre = `pxe-${process.pid}-bench`;
+  const srv = `${pre}-srv`;
+  const cli = `${pre}-cli`;
+  const pidFile = `/tmp/${pre}-dnsmasq.pid`;
+  const created: string[] = [];
+  const procs: ChildProcess[] = [];
+  const cleanup = async (): Promise<void> => {
+    for (const p of procs) await stopProc(p);
+    for (const ns of created.reverse()) {
+      const r = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', timeout: 5_000 });
+      for (const pid of (r.stdout ?? '').split(/\s+/).filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      spawnSync('ip', ['netns', 'del', ns], { timeout: 5_000 });
+    }
+    rmSync(pidFile, { force: true });
+  };
+  const onSignal = (): void => {
+    void cleanup().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    for (const ns of [srv, cli]) {
+      ip(['netns', 'add', ns]);
+      created.push(ns);
+      ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+    }
+    ip(['link', 'add', 's0', 'netns', srv, 'type', 'veth', 'peer', 'name', 'c0', 'netns', cli]);
+    ip(['-n', srv, 'addr', 'add', `${SRV_IP}/24`, 'dev', 's0']);
+    ip(['-n', cli, 'addr', 'add', '10.67.0.2/24', 'dev', 'c0']);
+    ip(['-n', srv, 'link', 'set', 's0', 'up']);
+    ip(['-n', cli, 'link', 'set', 'c0', 'up']);
+    ip(['-n', srv, 'route', 'add', 'default', 'dev', 's0']);
+    ip(['-n', cli, 'route', 'add', 'default', 'dev', 'c0']);
+
+    const servers: Record<'pxe' | 'dnsmasq', string[]> = {
+      // info-level logging (the default) to /dev/null: a realistic deployment logs every boot.
+      pxe: [process.execPath, standalone, '--bios', 'pxelinux.0', '--log-level', 'info'],
+      dnsmasq: [
+        'dnsmasq',
+        '--no-daemon',
+        '--conf-file=/dev/null',
+        '--port=0',
+        `--pid-file=${pidFile}`,
+        '--user=root',
+        '--dhcp-range=10.67.0.0,proxy',
+        '--pxe-service=x86PC,"Network boot",pxelinux',
+        '--interface=s0',
+        '--bind-interfaces',
+        '--log-facility=/dev/null',
+      ],
+    };
+    const rounds: StormResult[] = [];
+    for (let round = 0; round < roundsN; round++) {
+      for (const name of ['pxe', 'dnsmasq'] as const) {
+        const p = spawn('ip', ['netns', 'exec', srv, ...servers[name]], { stdio: ['ignore', 'ignore', 'pipe'] });
+        procs.push(p);
+        await waitBound(srv, 67, p, name);
+        const s0 = udpCounters(srv);
+        const c0 = udpCounters(cli);
+        const pcapFile = `/tmp/${pre}-${name}-${round}.pcap`;
+        const dump = await startTcpdump(cli, pcapFile);
+        procs.push(dump);
+        const r = await runClient(cli, clients, windowMs);
+        await stopProc(dump);
+        procs.splice(procs.indexOf(dump), 1);
+        const wire = wireLatencies(readFileSync(pcapFile));
+        rmSync(pcapFile, { force: true });
+        const s1 = udpCounters(srv);
+        const c1 = udpCounters(cli);
+        const d = (a: Record<string, number>, b: Record<string, number>, k: string): number => (b[k] ?? 0) - (a[k] ?? 0);
+        rounds.push({
+          server: name,
+          ...r,
+          wire: {
+            discoversSeen: wire.discovers,
+            answered: wire.latMs.length,
+            answeredWithin1s: wire.latMs.filter((x) => x <= 1000).length,
+            p50Ms: pct(wire.latMs, 50),
+            p99Ms: pct(wire.latMs, 99),
+            maxMs: wire.latMs[wire.latMs.length - 1] ?? NaN,
+          },
+          udp: {
+            serverIn: d(s0, s1, 'InDatagrams'),
+            serverRcvbufErrors: d(s0, s1, 'RcvbufErrors'),
+            serverOut: d(s0, s1, 'OutDatagrams'),
+            clientIn: d(c0, c1, 'InDatagrams'),
+            clientRcvbufErrors: d(c0, c1, 'RcvbufErrors'),
+          },
+        });
+        await stopProc(p);
+        procs.splice(procs.indexOf(p), 1);
+        // the port must be free before the next server binds it
+        const deadline = Date.now() + 5_000;
+        while (udpBound(srv, 67) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+      }
+    }
+    const median = (name: 'pxe' | 'dnsmasq'): StormResult => {
+      const rs = rounds.filter((r) => r.server === name).sort((a, b) => a.p99Ms - b.p99Ms);
+      const m = rs[Math.floor(rs.length / 2)];
+      if (!m) throw new Error('no rounds');
+      return m;
+    };
+    const pxe = median('pxe');
+    const dnsmasq = median('dnsmasq');
+    return { clients, windowMs, rounds, pxe, dnsmasq, ratioP50: pxe.p50Ms / dnsmasq.p50Ms, ratioP99: pxe.p99Ms / dnsmasq.p99Ms };
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await cleanup();
+  }
+}
+
+export function formatDhcpBench(r: DhcpBenchResult): string {
+  const row = (s: StormResult): string =>
+    `| ${s.server} | ${s.sent} | ${((100 * s.answeredWithin1s) / s.sent).toFixed(1)} % | ${s.p50Ms.toFixed(2)} | ${s.p99Ms.toFixed(2)} | ${s.maxMs.toFixed(2)} | ${s.sendWindowMs} |`;
+  return [
+    `proxyDHCP boot storm: ${r.clients} clients within ${r.windowMs} ms, median of ${r.rounds.length / 2} rounds (by p99)`,
+    '| server | clients | answered <= 1 s | p50 ms | p99 ms | max ms | send window ms |',
+    '|---|---|---|---|---|---|---|',
+    row(r.pxe),
+    row(r.dnsmasq),
+    `latency ratio pxe/dnsmasq: p50 ${r.ratioP50.toFixed(2)}, p99 ${r.ratioP99.toFixed(2)}`,
+    'all rounds: ' +
+      r.rounds
+        .map((s) => `${s.server} ${s.answeredWithin1s}/${s.sent} p50 ${s.p50Ms.toFixed(2)} p99 ${s.p99Ms.toFixed(2)} udp ${JSON.stringify(s.udp)}`)
+        .join('; '),
+  ].join('\n');
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const { values } = parseArgs({
+    options: {
+      client: { type: 'boolean', default: false },
+      clients: { type: 'string', default: '1000' },
+      'window-ms': { type: 'string', default: '100' },
+      rounds: { type: 'string', default: '3' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const clients = Number(values.clients);
+  const windowMs = Number(values['window-ms']);
+  const main = values.client
+    ? stormClient(clients, windowMs, 1_000).then((r) => process.stdout.write(`${JSON.stringify(r)}\n`))
+    : runDhcpBench({ clients, windowMs, rounds: Number(values.rounds) }).then((r) =>
+        process.stdout.write(values.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatDhcpBench(r)}\n`),
+      );
+  main.catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+}
