@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { isIP } from 'node:net';
+import { join } from 'node:path';
 import { loadConfig, type Config } from './config.js';
 import { ConfigError } from './yamlfile.js';
 import { UserError } from './errors.js';
@@ -128,6 +129,22 @@ export function buildProgram(): Command {
       }
       out.push('', report.served ? `served: ${report.served.path} (${report.served.kind}; ${report.served.detail})` : 'served: nothing: pxelinux would find no config and stop');
       process.stdout.write(`${out.join('\n')}\n`);
+    });
+
+  program
+    .command('events')
+    .description('Print the boot-event log: what each client asked, was offered and fetched (DHCP, TFTP, HTTP)')
+    .argument('[mac]', 'only this client')
+    .addOption(configOption())
+    .option('-n, --last <n>', 'only the last N events', (v) => Math.max(1, Number.parseInt(v, 10) || 50))
+    .option('--json', 'raw JSON lines')
+    .action(async (macArg: string | undefined, opts: { config?: string; last?: number; json?: boolean }) => {
+      const config = loadConfig(opts.config);
+      const mac = macArg === undefined ? undefined : normalizeMac(macArg);
+      if (macArg !== undefined && !mac) throw new UserError(`not a MAC address: ${macArg}`);
+      const { readEvents, formatEvents } = await import('./events.js');
+      const events = await readEvents(join(config.stateDir, 'boot-events.jsonl'), mac ?? undefined, opts.last);
+      process.stdout.write(opts.json ? events.map((e) => `${JSON.stringify(e)}\n`).join('') : formatEvents(events));
     });
 
   program

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { loadYamlFile, parseYaml } from './yamlfile.js';
@@ -94,9 +95,10 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    /** distro catalog directory (distros/*.yaml) */
-    catalogDir: z.string().default('./distros'),
-    templatesDir: z.string().default('./templates'),
+    /** distro catalog directory (distros/*.yaml); default: the catalog shipped with pxe */
+    catalogDir: z.string().optional(),
+    /** nunjucks templates; default: the templates shipped with pxe */
+    templatesDir: z.string().optional(),
     /** per-host file (MAC -> entry, answers); missing file = no hosts */
     hostsFile: z.string().default('./hosts.yaml'),
     /** sync state, install-once markers, boot-event log */
@@ -108,19 +110,24 @@ export const configSchema = z
   })
   .strict();
 
-export type Config = z.infer<typeof configSchema> & {
+/** The package's own directory (dist/config.js -> ..; src/config.ts under tsx/vitest -> ..). */
+export const PACKAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+export type Config = Omit<z.infer<typeof configSchema>, 'catalogDir' | 'templatesDir'> & {
+  catalogDir: string;
+  templatesDir: string;
   /** the file it came from, or "(embedded defaults)" */
   source: string;
 };
 
 /** Paths in the file are relative to the file's directory; with no file, to the cwd. */
-function resolvePaths(cfg: z.infer<typeof configSchema>, base: string): z.infer<typeof configSchema> {
+function resolvePaths(cfg: z.infer<typeof configSchema>, base: string): Omit<Config, 'source'> {
   const r = (p: string) => resolve(base, p);
   return {
     ...cfg,
     tftp: { ...cfg.tftp, root: r(cfg.tftp.root) },
-    catalogDir: r(cfg.catalogDir),
-    templatesDir: r(cfg.templatesDir),
+    catalogDir: cfg.catalogDir === undefined ? join(PACKAGE_DIR, 'distros') : r(cfg.catalogDir),
+    templatesDir: cfg.templatesDir === undefined ? join(PACKAGE_DIR, 'templates') : r(cfg.templatesDir),
     hostsFile: r(cfg.hostsFile),
     stateDir: r(cfg.stateDir),
     keyrings: Object.fromEntries(Object.entries(cfg.keyrings).map(([k, v]) => [k, r(v)])),

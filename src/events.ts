@@ -70,3 +70,34 @@ export class BootEventLog {
     await this.writing;
   }
 }
+
+/**
+ * Reads the persisted log for `pxe events`. A MAC filter also keeps events of the IP
+ * addresses that MAC was seen with, so TFTP/HTTP lines join the DHCP ones.
+ */
+export async function readEvents(file: string, mac?: string, last?: number): Promise<BootEvent[]> {
+  const { readFile } = await import('node:fs/promises');
+  const text = await readFile(file, 'utf8').catch(() => '');
+  const all: BootEvent[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    try {
+      all.push(JSON.parse(line) as BootEvent);
+    } catch {
+      // a torn last line (crash mid-append) is skipped, not fatal
+    }
+  }
+  let out = all;
+  if (mac) {
+    const ips = new Set(all.filter((e) => e.mac === mac && e.ip).map((e) => e.ip!));
+    out = all.filter((e) => e.mac === mac || (e.ip !== undefined && e.mac === undefined && ips.has(e.ip)));
+  }
+  return last ? out.slice(-last) : out;
+}
+
+export function formatEvents(events: BootEvent[]): string {
+  if (events.length === 0) return 'no boot events recorded\n';
+  return `${events
+    .map((e) => `${e.time}  ${e.proto.padEnd(4)}  ${(e.mac ?? '-').padEnd(17)}  ${(e.ip ?? '-').padEnd(15)}  ${e.what}${e.detail ? `  ${JSON.stringify(e.detail)}` : ''}`)
+    .join('\n')}\n`;
+}

@@ -52,7 +52,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
     if (!st?.isDirectory()) throw new UserError(`TFTP root ${config.tftp.root} does not exist or is not a directory (create it, or set tftp.root / --tftp-root)`, 1);
   }
 
-  let app = await loadApp(config);
+  let app = await loadApp(config, logger);
   const events = new BootEventLog(join(config.stateDir, 'boot-events.jsonl'));
   const metrics = new Metrics();
   let allow = createAllowlist(config.allow);
@@ -183,7 +183,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
     // Validate everything first; only a fully loaded new policy replaces the old one.
     const next = opts.reloadConfig ? opts.reloadConfig() : config.source === '(embedded defaults)' ? config : loadConfig(config.source);
     // Sockets stay as they are: ports, addresses and the TFTP root need a restart.
-    const nextApp = await loadApp({ ...next, listen: config.listen, tftp: { ...next.tftp, root: config.tftp.root } });
+    const nextApp = await loadApp({ ...next, listen: config.listen, tftp: { ...next.tftp, root: config.tftp.root } }, logger);
     if (next.tftp.port !== config.tftp.port || next.dhcp.port !== config.dhcp.port || next.http.port !== config.http.port || next.listen !== config.listen) {
       logger.warn('reload: port or listen-address changes take effect only after a restart');
     }

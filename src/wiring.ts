@@ -5,13 +5,10 @@ import { join } from 'node:path';
 import type { Config } from './config.js';
 import { buildApp, type App } from './app.js';
 import { loadCatalog } from './catalog/load.js';
-import type { Arch, Catalog } from './catalog/schema.js';
+import type { Catalog } from './catalog/schema.js';
 import {
   CatalogRenderError,
-  renderGrubConfig,
-  renderHostPxelinux,
   renderIpxeScript,
-  renderMainMenu,
   renderUnattended,
   type FirmwareClass,
   type RenderContext,
@@ -19,8 +16,9 @@ import {
 import { findHost, hostAccess, loadHosts, type Hosts } from './hosts/load.js';
 import { InstallState } from './hosts/state.js';
 import { RenderError, type RenderedFile } from './http/server.js';
-import { macFromPxelinuxPath } from './policy/pxelinux.js';
-import type { FileClient, VirtualFile, VirtualFileProvider } from './policy/types.js';
+import { catalogFileProvider } from './catalog/provider.js';
+import { installedChecker } from './sync/menus.js';
+import type { Logger } from './log.js';
 
 /**
  * Loads what the policy needs from disk (catalog, hosts file, install-once state)
@@ -50,7 +48,7 @@ export function defaultServerAddress(config: Config): string {
 const toRenderError = (err: unknown): Error =>
   err instanceof CatalogRenderError ? new RenderError(err.message, err.status === 404 ? 404 : 500) : (err as Error);
 
-export async function loadApp(config: Config): Promise<LoadedApp> {
+export async function loadApp(config: Config, logger?: Logger): Promise<LoadedApp> {
   const catalog: Catalog = existsSync(config.catalogDir)
     ? loadCatalog(config.catalogDir, { mirrors: config.mirrors })
     : ({ entries: [], sources: new Map() } as unknown as Catalog);
@@ -65,47 +63,22 @@ export async function loadApp(config: Config): Promise<LoadedApp> {
     mirrors: config.mirrors,
     templatesDir: config.templatesDir,
     // Only entries whose files `pxe sync` installed are offered (images/<id>/<version>/<arch>).
-    isInstalled: (id: string, version: string, arch: Arch) => existsSync(join(root, 'images', id, version, arch)),
+    isInstalled: installedChecker(root),
     hostInstalled: (mac: string) => installState.isInstalled(mac),
   };
 
   const firmwareByMac = new Map<string, FirmwareClass>();
   const firmwareOf = (mac: string | undefined): FirmwareClass => (mac ? (firmwareByMac.get(mac) ?? 'bios') : 'bios');
-  const onDisk = async (rel: string) => (await stat(join(root, rel)).catch(() => null))?.isFile() === true;
-  const virtual = (content: string, origin: string): VirtualFile => ({ content: Buffer.from(content), origin });
 
-  const catalogProvider: VirtualFileProvider = {
-    async virtualFile(relPath: string, client: FileClient): Promise<VirtualFile | null> {
-      // Per-host pxelinux config, rendered on demand for hosts in the hosts file.
-      const mac = macFromPxelinuxPath(relPath);
-      if (mac) {
-        const host = hosts && findHost(hosts, mac);
-        if (!host) return null;
-        try {
-          const fw = firmwareOf(mac);
-          return virtual(renderHostPxelinux(renderContext, host, { firmware: fw }), `rendered templates/pxelinux-host.njk for host ${host.hostname} (${host.entry})`);
-        } catch (err) {
-          // Unsynced entry or broken template: fall through to the menu, and say why.
-          return virtual(`# pxe: ${(err as Error).message}\nDEFAULT menu\nLABEL menu\n  CONFIG pxelinux.cfg/default\n`, `fallback to the menu: ${(err as Error).message}`);
-        }
-      }
-      // The main menu, unless the site keeps its own static file.
-      if (/^(?:[^/]*\/)?pxelinux\.cfg\/default$/.test(relPath) && catalog.entries.length > 0 && !(await onDisk(relPath))) {
-        const fw = firmwareOf(client.mac);
-        return virtual(renderMainMenu(renderContext, { firmware: fw }), 'rendered templates/pxelinux-menu.njk (catalog menu)');
-      }
-      const grub = /^grub\/grub\.cfg(?:-01-([0-9a-f]{2}(?:-[0-9a-f]{2}){5}))?$/.exec(relPath);
-      if (grub && catalog.entries.length > 0 && !(await onDisk(relPath))) {
-        const gmac = grub[1]?.replace(/-/g, ':');
-        const host = gmac && hosts ? (findHost(hosts, gmac) ?? null) : null;
-        if (gmac && !host) return null;
-        return virtual(renderGrubConfig(renderContext, host), host ? `rendered GRUB config for host ${host.hostname}` : 'rendered GRUB menu');
-      }
-      return null;
-    },
-  };
+  const emptyHosts: Hosts = { file: '', unknown: undefined, byMac: new Map() };
+  const catalogProvider = catalogFileProvider(() => renderContext, () => hosts ?? emptyHosts, logger, {
+    firmwareOf,
+    hasStaticFile: async (rel) => (await stat(join(root, rel)).catch(() => null))?.isFile() === true,
+  });
 
-  const base = buildApp(config, {
+  // hosts.yaml's own `unknown:` setting, when present, decides for unlisted MACs.
+  const dhcpConfig = hosts?.unknown ? { ...config.dhcp, unknownClients: hosts.unknown === 'ignore' ? ('ignore' as const) : ('boot' as const) } : config.dhcp;
+  const base = buildApp({ ...config, dhcp: dhcpConfig }, {
     ...(hosts ? { hostAccess: (mac: string) => hostAccess(hosts, mac) } : {}),
     providers: [catalogProvider],
   });

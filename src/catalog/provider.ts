@@ -2,7 +2,7 @@ import type { Logger } from '../log.js';
 import type { Hosts } from '../hosts/load.js';
 import { findHost } from '../hosts/load.js';
 import type { FileClient, VirtualFile, VirtualFileProvider } from '../policy/types.js';
-import { CatalogRenderError, renderGrubConfig, renderHostPxelinux, renderMainMenu, type RenderContext } from './render.js';
+import { CatalogRenderError, renderGrubConfig, renderHostPxelinux, renderMainMenu, type FirmwareClass, type RenderContext } from './render.js';
 
 const HOST_CFG = /^(?:.*\/)?pxelinux\.cfg\/01-([0-9a-f]{2}(?:-[0-9a-f]{2}){5})$/;
 const DEFAULT_CFG = /^(?:.*\/)?pxelinux\.cfg\/default$/;
@@ -17,7 +17,19 @@ const GRUB_CFG = /^(?:grub\/)?grub\.cfg$/;
  * A render failure returns null (the client sees "file not found") and is logged:
  * better than a half-valid config.
  */
-export function catalogFileProvider(getCtx: () => RenderContext, getHosts: () => Hosts, log?: Logger): VirtualFileProvider {
+export interface ProviderOptions {
+  /** firmware class of a client, learnt from DHCP (memdisk and LOCALBOOT are BIOS-only) */
+  firmwareOf?: (mac: string | undefined) => FirmwareClass;
+  /**
+   * true when the site keeps its own static file at this path in tftproot: the
+   * rendered menus (default, grub.cfg) then step aside. Per-host configs always win.
+   */
+  hasStaticFile?: (relPath: string) => Promise<boolean>;
+}
+
+export function catalogFileProvider(getCtx: () => RenderContext, getHosts: () => Hosts, log?: Logger, opts: ProviderOptions = {}): VirtualFileProvider {
+  const fw = (mac: string | undefined) => ({ firmware: opts.firmwareOf?.(mac) ?? 'bios' });
+  const isStatic = async (relPath: string) => (opts.hasStaticFile ? opts.hasStaticFile(relPath) : false);
   const wrap = (relPath: string, origin: string, render: () => string): VirtualFile | null => {
     try {
       return { content: Buffer.from(render(), 'utf8'), origin };
@@ -34,9 +46,10 @@ export function catalogFileProvider(getCtx: () => RenderContext, getHosts: () =>
       if (m) {
         const host = findHost(getHosts(), m[1]!.replace(/-/g, ':'));
         if (!host || !host.allow) return null;
-        return wrap(relPath, `rendered from templates/pxelinux-host.njk for host ${host.hostname}`, () => renderHostPxelinux(getCtx(), host));
+        return wrap(relPath, `rendered from templates/pxelinux-host.njk for host ${host.hostname}`, () => renderHostPxelinux(getCtx(), host, fw(host.mac)));
       }
-      if (DEFAULT_CFG.test(path)) return wrap(relPath, 'rendered from templates/pxelinux-menu.njk', () => renderMainMenu(getCtx()));
+      if ((DEFAULT_CFG.test(path) || GRUB_CFG.test(path)) && (await isStatic(relPath))) return null;
+      if (DEFAULT_CFG.test(path)) return wrap(relPath, 'rendered from templates/pxelinux-menu.njk', () => renderMainMenu(getCtx(), fw(client.mac)));
       if (GRUB_CFG.test(path)) {
         const host = client.mac ? findHost(getHosts(), client.mac) : undefined;
         if (host?.allow) return wrap(relPath, `rendered from templates/grub-host.njk for host ${host.hostname}`, () => renderGrubConfig(getCtx(), host));
