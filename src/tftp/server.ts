@@ -73,7 +73,7 @@ export interface TftpServerOptions {
   maxNameBytes?: number;
   /** largest file served in netascii mode (converted in memory; default 32 MiB) */
   maxNetasciiBytes?: number;
-  /** bytes of chunk cache kept when no transfer references it (default 64 MiB) */
+  /** bytes of chunk cache kept when no transfer references it (default 16 MiB; the page cache does the rest) */
   cacheBytes?: number;
   /** read size (default 256 KiB) */
   chunkBytes?: number;
@@ -157,7 +157,7 @@ export class TftpServer {
       maxTransfersPerClient: 16,
       maxNameBytes: DEFAULT_MAX_NAME_BYTES,
       maxNetasciiBytes: 32 * 1024 * 1024,
-      cacheBytes: 64 * 1024 * 1024,
+      cacheBytes: 16 * 1024 * 1024,
       chunkBytes: 256 * 1024,
       // an explicit `undefined` must not override a default
       ...(Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as TftpServerOptions),

@@ -1,0 +1,42 @@
+/**
+ * `npm run bench`: runs every benchmark module present, one at a time, each in its own
+ * process (so one bench's sockets, namespaces or memory cannot skew the next).
+ *
+ *   node dist/bench/index.js            all benches
+ *   node dist/bench/index.js tftp dhcp  only these
+ *
+ * To add a bench, add a line to BENCHES; its module must run itself when executed
+ * directly and print its results (markdown) on stdout.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+const BENCHES: Array<{ name: string; module: string; args?: string[] }> = [
+  { name: 'tftp', module: 'tftp.js' },
+  { name: 'dhcp', module: 'dhcp.js' },
+  { name: 'sync', module: 'sync.js' },
+  { name: 'boot', module: 'boot.js' },
+];
+
+const wanted = process.argv.slice(2);
+let failed = 0;
+for (const b of BENCHES) {
+  if (wanted.length > 0 && !wanted.includes(b.name)) continue;
+  const file = path.join(HERE, b.module);
+  if (!fs.existsSync(file)) continue;
+  process.stderr.write(`\n=== bench ${b.name} ===\n`);
+  const code = await new Promise<number>((resolve) => {
+    const child = spawn(process.execPath, [file, ...(b.args ?? [])], { stdio: 'inherit' });
+    child.on('close', (c) => resolve(c ?? 1));
+    child.on('error', () => resolve(1));
+  });
+  if (code !== 0) {
+    failed++;
+    process.stderr.write(`bench ${b.name} failed (exit ${code})\n`);
+  }
+}
+process.exitCode = failed > 0 ? 1 : 0;
