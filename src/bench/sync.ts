@@ -5,7 +5,7 @@
  * the archive keys), so every code path a real sync takes runs: manifest fetch,
  * OpenPGP verification, streaming SHA-256, archive extraction, atomic install.
  *
- *   node dist/bench/sync.js [--mib 320] [--concurrency 4] [--keep]
+ *   node dist/bench/sync.js [--mib 320] [--concurrency 4] [--runs 3] [--keep] [--json]
  *
  * Measures, in one run:
  *   - cold sync (empty tftproot and state) wall time and throughput;
@@ -14,7 +14,7 @@
  *     mirror (no verification, no install): the ratio sync/curl is what verification and
  *     atomic install cost over a plain parallel download.
  */
-import { execFile } from 'node:child_process';
+import { execFile, fork, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,7 +26,7 @@ import * as openpgp from 'openpgp';
 import { loadCatalog } from '../catalog/load.js';
 import { expandCatalog, type ExpandedTarget } from '../catalog/schema.js';
 import { runSync, type SyncConfig } from '../sync/engine.js';
-import { startLocalMirror, type LocalMirror } from '../sync/localmirror.js';
+import { LocalMirror } from '../sync/localmirror.js';
 
 const run = promisify(execFile);
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -45,7 +45,9 @@ export interface SyncBenchResult {
   rerunBodyBytes: number;
   rerunRequests: number;
   curlMs: number;
+  /** median of the per-round ratios (each round: sync and curl back to back) */
   ratio: number;
+  runs: number;
   trust: Record<string, number>;
 }
 
@@ -133,6 +135,12 @@ function zipStored(members: Array<{ name: string; data: Buffer }>): Buffer {
   end.writeUInt32LE(cd.length, 12);
   end.writeUInt32LE(off, 16);
   return Buffer.concat([...parts, cd, end]);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 const pathOf = (url: string) => decodeURIComponent(new URL(url).pathname).replace(/^\/+/, '');
@@ -239,15 +247,38 @@ async function curlParallel(files: Array<{ url: string }>, outDir: string, concu
   return performance.now() - t0;
 }
 
+/** Wait (bounded) for a message of `type` from the mirror process, optionally after sending `msg`. */
+function ask<T>(child: ChildProcess, type: string, msg?: unknown, timeoutMs = 60_000): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.off('message', on);
+      reject(new Error(`mirror process: no "${type}" within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const on = (m: unknown) => {
+      if ((m as { type?: string })?.type !== type) return;
+      clearTimeout(timer);
+      child.off('message', on);
+      resolve(m as T);
+    };
+    child.on('message', on);
+    if (msg !== undefined) child.send(msg as object);
+  });
+}
+
 export async function runSyncBench(
-  opts: { mib?: number; concurrency?: number; keep?: boolean; catalogDir?: string; log?: (s: string) => void } = {},
+  opts: { mib?: number; concurrency?: number; runs?: number; keep?: boolean; catalogDir?: string; log?: (s: string) => void } = {},
 ): Promise<SyncBenchResult> {
   const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   const concurrency = opts.concurrency ?? 4;
   const work = mkdtempSync(join(tmpdir(), `pxe-bench-sync-${process.pid}-`));
-  const mirror = await startLocalMirror();
+  // The mirror runs in its own process: in-process it would share the event loop (and
+  // one of the two cores) with the sync under test but not with curl, skewing the ratio.
+  const child = fork(fileURLToPath(new URL('../sync/localmirror-main.js', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   try {
-    // dist/bench/sync.js and src/bench/sync.ts are two levels below the repo; fall back to the cwd.
+    const { port } = await ask<{ port: number }>(child, 'ready');
+    const mirror = new LocalMirror(); // builds the file table; the child serves it
+    mirror.port = port;
+    const stats = () => ask<{ requests: number; bodyBytes: number }>(child, 'stats', { type: 'stats' });
     const catalogDir = opts.catalogDir ?? (existsSync(join(REPO, 'distros')) ? join(REPO, 'distros') : resolve('distros'));
     const probe = loadCatalog(catalogDir);
     const mirrors = Object.fromEntries(probe.entries.map((e) => [e.id, mirror.url(`m/${e.id}`)]));
@@ -260,29 +291,51 @@ export async function runSyncBench(
 
     log(`sync bench: ${targets.length} targets; generating mirror data (~${opts.mib ?? 320} MiB)…`);
     const { files, totalBytes } = await publishCatalog(mirror, targets, join(work, 'data'), (opts.mib ?? 320) * MiB, privateKey);
+    await ask(child, 'loaded', { type: 'load', table: mirror.exportTable() });
 
-    const site = join(work, 'site');
-    const config: SyncConfig = { tftp: { root: join(site, 'tftproot') }, stateDir: join(site, 'state'), catalogDir, mirrors, keyrings };
-    const common = { config, catalog, progress: 'none' as const, bootloaders: false, render: false, concurrency };
-
-    mirror.resetStats();
-    let t0 = performance.now();
-    const cold = await runSync(common);
-    const coldMs = performance.now() - t0;
-    const failed = cold.targets.filter((t) => t.status === 'failed');
-    for (const f of failed) log(`  FAILED ${f.unit}: ${f.error}`);
-
-    mirror.resetStats();
-    t0 = performance.now();
-    const again = await runSync(common);
-    const rerunMs = performance.now() - t0;
-    const rerunBodyBytes = mirror.stats.bodyBytes;
-    const rerunRequests = mirror.stats.requests;
-    if (again.targets.some((t) => t.status !== 'unchanged' && t.status !== 'failed')) log('  warning: re-run changed something');
-
-    const curlMs = await curlParallel(files, join(work, 'curl'), concurrency);
+    // Several rounds, medians reported: the machine is shared, single runs are noisy.
+    const runs = Math.max(1, opts.runs ?? 3);
+    const cold: number[] = [];
+    const rerun: number[] = [];
+    const curl: number[] = [];
+    const ratios: number[] = [];
+    let rerunBodyBytes = 0;
+    let rerunRequests = 0;
+    let coldExitCode = 0;
     const trust: Record<string, number> = {};
-    for (const t of cold.targets) trust[t.trust ?? 'failed'] = (trust[t.trust ?? 'failed'] ?? 0) + 1;
+    for (let round = 0; round < runs; round++) {
+      const site = join(work, `site-${round}`);
+      const config: SyncConfig = { tftp: { root: join(site, 'tftproot') }, stateDir: join(site, 'state'), catalogDir, mirrors, keyrings };
+      const common = { config, catalog, progress: 'none' as const, bootloaders: false, render: false, concurrency };
+
+      let t0 = performance.now();
+      const first = await runSync(common);
+      const coldMs = performance.now() - t0;
+      coldExitCode = Math.max(coldExitCode, first.exitCode);
+      for (const f of first.targets.filter((t) => t.status === 'failed')) log(`  FAILED ${f.unit}: ${f.error}`);
+      if (round === 0) for (const t of first.targets) trust[t.trust ?? 'failed'] = (trust[t.trust ?? 'failed'] ?? 0) + 1;
+
+      const before = await stats();
+      t0 = performance.now();
+      const again = await runSync(common);
+      const rerunMs = performance.now() - t0;
+      const after = await stats();
+      rerunBodyBytes = Math.max(rerunBodyBytes, after.bodyBytes - before.bodyBytes);
+      rerunRequests = after.requests - before.requests;
+      if (again.targets.some((t) => t.status !== 'unchanged' && t.status !== 'failed')) log('  warning: re-run changed something');
+
+      const curlMs = await curlParallel(files, join(work, `curl-${round}`), concurrency);
+      rmSync(join(work, `curl-${round}`), { recursive: true, force: true });
+      rmSync(site, { recursive: true, force: true });
+      log(`  round ${round + 1}/${runs}: cold ${(coldMs / 1000).toFixed(2)} s, re-run ${(rerunMs / 1000).toFixed(3)} s, curl ${(curlMs / 1000).toFixed(2)} s`);
+      cold.push(coldMs);
+      rerun.push(rerunMs);
+      curl.push(curlMs);
+      ratios.push(coldMs / curlMs);
+    }
+    const coldMs = median(cold);
+    const rerunMs = median(rerun);
+    const curlMs = median(curl);
     return {
       targets: targets.length,
       files: files.length,
@@ -290,16 +343,18 @@ export async function runSyncBench(
       concurrency,
       coldMs,
       coldMiBps: totalBytes / MiB / (coldMs / 1000),
-      coldExitCode: cold.exitCode,
+      coldExitCode,
       rerunMs,
       rerunBodyBytes,
       rerunRequests,
       curlMs,
-      ratio: coldMs / curlMs,
+      ratio: median(ratios),
+      runs,
       trust,
     };
   } finally {
-    await mirror.stop();
+    if (child.connected) child.disconnect();
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     if (!opts.keep) rmSync(work, { recursive: true, force: true });
     else log(`kept ${work}`);
   }
@@ -308,7 +363,7 @@ export async function runSyncBench(
 export function formatSyncBench(r: SyncBenchResult): string {
   const mib = (b: number) => (b / MiB).toFixed(1);
   return [
-    `catalog: ${r.targets} targets, ${r.files} files, ${mib(r.totalBytes)} MiB; concurrency ${r.concurrency}; trust ${JSON.stringify(r.trust)}`,
+    `catalog: ${r.targets} targets, ${r.files} files, ${mib(r.totalBytes)} MiB; concurrency ${r.concurrency}; trust ${JSON.stringify(r.trust)}; medians of ${r.runs} rounds`,
     `cold sync:        ${(r.coldMs / 1000).toFixed(2)} s (${r.coldMiBps.toFixed(0)} MiB/s), exit ${r.coldExitCode}`,
     `no-change re-run: ${(r.rerunMs / 1000).toFixed(3)} s, ${r.rerunBodyBytes} body bytes, ${r.rerunRequests} requests`,
     `curl --parallel:  ${(r.curlMs / 1000).toFixed(2)} s  -> sync/curl ratio ${r.ratio.toFixed(2)}`,
@@ -316,10 +371,11 @@ export function formatSyncBench(r: SyncBenchResult): string {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { mib: { type: 'string' }, concurrency: { type: 'string' }, keep: { type: 'boolean' }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({ options: { mib: { type: 'string' }, concurrency: { type: 'string' }, runs: { type: 'string' }, keep: { type: 'boolean' }, json: { type: 'boolean' } } });
   const r = await runSyncBench({
     ...(values.mib ? { mib: Number(values.mib) } : {}),
     ...(values.concurrency ? { concurrency: Number(values.concurrency) } : {}),
+    ...(values.runs ? { runs: Number(values.runs) } : {}),
     keep: values.keep === true,
   });
   process.stdout.write(values.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatSyncBench(r)}\n`);

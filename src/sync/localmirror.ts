@@ -27,6 +27,16 @@ export interface MirrorFault {
   noConditional?: boolean;
 }
 
+/** A published file, serialisable (for running the mirror in another process). */
+export interface MirrorTableEntry {
+  path: string;
+  dataBase64?: string;
+  diskPath?: string;
+  size: number;
+  etag: string;
+  lastModified: string;
+}
+
 interface MirrorFile {
   /** in-memory content, or a file on disk (benchmark sizes) */
   data?: Buffer;
@@ -79,6 +89,26 @@ export class LocalMirror {
 
   delete(path: string): void {
     this.files.delete(norm(path));
+  }
+
+  exportTable(): MirrorTableEntry[] {
+    return [...this.files].map(([path, f]) => ({
+      path,
+      size: f.size,
+      etag: f.etag,
+      lastModified: f.lastModified,
+      ...(f.data ? { dataBase64: f.data.toString('base64') } : {}),
+      ...(f.diskPath ? { diskPath: f.diskPath } : {}),
+    }));
+  }
+
+  importTable(table: MirrorTableEntry[]): void {
+    for (const e of table) {
+      const f: MirrorFile = { size: e.size, etag: e.etag, lastModified: e.lastModified };
+      if (e.dataBase64 !== undefined) f.data = Buffer.from(e.dataBase64, 'base64');
+      if (e.diskPath !== undefined) f.diskPath = e.diskPath;
+      this.files.set(norm(e.path), f);
+    }
   }
 
   fault(path: string, fault: MirrorFault | null): void {
