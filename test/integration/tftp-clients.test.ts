@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TftpServer, type TransferSummary } from '../../src/tftp/server.js';
-import { atftpGet, curlGet, quietLogger, sha256File, tftpHpaGet, writeRandomFile } from '../helpers/tftp.js';
+import { atftpGet, curlGet, quietLogger, run, sha256File, tftpHpaGet, writeRandomFile } from '../helpers/tftp.js';
 
 const MiB = 1024 * 1024;
 
@@ -128,6 +128,24 @@ describe('tftp server with real clients', () => {
     expect(s).toMatchObject({ outcome: 'ok', mode: 'netascii' });
     // 3 LF + 2 CR each add one byte on the wire (tsize is the converted size)
     expect(s?.size).toBe(Buffer.byteLength('line one\nline two\r\nbare CR\rend\n') + 5);
+  });
+
+  it('IPv6: listening on ::1 next to 127.0.0.1, tftp-hpa -6 and curl fetch over IPv6', async () => {
+    const v6 = new TftpServer({ root, listen: [{ host: '127.0.0.1', port: 0 }, { host: '::1', port: 0 }], logger: quietLogger });
+    await v6.start();
+    try {
+      const addrs = v6.addresses();
+      expect(addrs.map((a) => a.host)).toEqual(['127.0.0.1', '::1']);
+      const p6 = (addrs[1] as { port: number }).port;
+      const o = path.join(out, 'v6');
+      expect((await run('tftp', ['-6', '-m', 'binary', '::1', String(p6), '-c', 'get', 'small.bin', o], 30_000)).code).toBe(0);
+      expectSame('small.bin', o);
+      expect((await run('curl', ['-s', '-S', '-g', '-o', o, `tftp://[::1]:${p6}/small.bin`], 30_000)).code).toBe(0);
+      expectSame('small.bin', o);
+      expect(v6.stats.transfersOk).toBe(2);
+    } finally {
+      await v6.close(0);
+    }
   });
 
   it('every transfer above was logged with outcome ok and the stats agree', () => {

@@ -348,6 +348,29 @@ describe('tftp server refusals and hostile traffic', () => {
     expect(sha256File(o2)).toBe(newSum);
   }, 60_000);
 
+  it('per-client transfer limit: the excess request gets error 0 and is counted', async () => {
+    const limited = new TftpServer({ root, listen: [{ host: '127.0.0.1', port: 0 }], logger: quietLogger, maxTransfersPerClient: 1, defaultTimeoutMs: 20_000 });
+    await limited.start();
+    try {
+      const lport = (limited.addresses()[0] as { port: number }).port;
+      const first = await newPeer();
+      first.send(encodeRequest('rrq', 'small.bin', 'octet'), lport); // never ACKed: stays active
+      expect(await first.waitFor((r) => r.length > 0, 3000)).toBe(true);
+      const second = await newPeer();
+      second.send(encodeRequest('rrq', 'small.bin', 'octet'), lport);
+      expect(await second.waitFor((r) => r.length > 0, 3000)).toBe(true);
+      expect(second.received[0]?.packet).toMatchObject({ op: 'error', code: 0 });
+      expect(limited.stats.drops.limits).toBe(1);
+      // a retransmitted RRQ from the first client is not a second transfer
+      first.send(encodeRequest('rrq', 'small.bin', 'octet'), lport);
+      await first.waitFor((r) => limited.stats.drops.duplicateRequest > 0 && r.length > 0, 3000);
+      expect(limited.stats.drops.duplicateRequest).toBe(1);
+      expect(limited.stats.transfersStarted).toBe(1);
+    } finally {
+      await limited.close(0);
+    }
+  });
+
   it('allow() returning false: nothing at all is sent, the drop is counted', async () => {
     const denied = new TftpServer({ root, listen: [{ host: '127.0.0.1', port: 0 }], logger: quietLogger, allow: () => false });
     await denied.start();
