@@ -145,4 +145,30 @@ describe('kill -9 of pxe sync mid-download', () => {
     expect(sha(await tftpGet(port, kernelPath, base))).toBe(sha(next.debian.kernel));
     expect(sha(await tftpGet(port, initrdPath, base))).toBe(sha(next.debian.initrd));
   });
+
+  it('the command exits 1 when one entry fails, the others still sync; list and rollback report per entry', async () => {
+    const site = makeSite(base, mirror, keys);
+    await publishAll();
+    mirror.clearFaults();
+    mirror.fault('plain/boot/vmlinuz', { status: 503 });
+    const cli = (...args: string[]) =>
+      run(process.execPath, [join(BUILD, 'sync/main.js'), ...args, '-c', join(site.root, 'pxe.yaml')], { cwd: site.root, timeout: 60_000 }).then(
+        (r) => ({ code: 0, out: r.stdout + r.stderr }),
+        (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` }),
+      );
+    const sync = await cli('sync', '--no-progress');
+    expect(sync.code, sync.out).toBe(1);
+    // one plain line per file and a trust level per entry
+    expect(sync.out).toMatch(/debian 12 x86_64 linux: .* sha256 ok/);
+    expect(sync.out).toMatch(/debian 12 x86_64: installed snapshot-\S+ \[trust: signed\]/);
+    expect(sync.out).toMatch(/plain 1 x86_64: FAILED: .*HTTP 503/);
+    const list = await cli('list');
+    expect(list.code).toBe(0);
+    expect(list.out).toMatch(/^debian\s+12\s+x86_64\s+synced\s+signed\s+snapshot-/m);
+    expect(list.out).toMatch(/^plain\s+1\s+x86_64\s+failed\s+\(unverified\)/m);
+    expect(list.out).toMatch(/^local\s+-\s+-\s+n\/a/m);
+    const rb = await cli('rollback', 'debian');
+    expect(rb.code).toBe(2);
+    expect(rb.out).toMatch(/nothing to roll back/);
+  });
 });
