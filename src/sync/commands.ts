@@ -41,7 +41,8 @@ export function registerSyncCommands(program: Command): void {
     .option('--json', 'print the result as JSON (no progress output)')
     .action(friendly(async (o: { config?: string; only?: string; dryRun?: boolean; concurrency: number; progress: boolean; json?: boolean }) => {
       const config = loadConfig(o.config);
-      const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, false);
+      // Per-entry results are printed by the reporter; the JSON log only adds detail at debug.
+      const logger = createLogger(config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : 'error', false);
       const res = await runSync({
         config,
         only: o.only,

@@ -180,7 +180,8 @@ class RunContext {
     if (!p) {
       const path = this.opts.config.keyrings[name];
       p = (async () => {
-        if (!path) throw new Error(`keyring "${name}" is not configured (pxe.yaml keyrings: { ${name}: <path> })`);
+        // Fail closed: a "signed" entry is never installed on a weaker check than it promises.
+        if (!path) throw new Error(`keyring "${name}" is not configured (add pxe.yaml keyrings: { ${name}: <path to the archive key> })`);
         const raw = await readFile(path);
         // The keyring's hash is part of "verified by": replacing the keyring (a revoked
         // key) forces every cached manifest to be verified again.
@@ -464,8 +465,10 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
   if (opts.only !== undefined && !catalog.entries.some((e) => e.id === opts.only)) throw new Error(`no catalog entry "${opts.only}"`);
   const targets = expandCatalog(catalog, { mirrors: cfg.mirrors, ...(opts.only !== undefined ? { only: opts.only } : {}) });
 
-  await mkdir(cfg.stateDir, { recursive: true });
-  if (!dryRun) await mkdir(cfg.tftp.root, { recursive: true });
+  if (!dryRun) {
+    await mkdir(cfg.stateDir, { recursive: true });
+    await mkdir(cfg.tftp.root, { recursive: true });
+  }
   const release = dryRun ? async () => undefined : await acquireLock(cfg.stateDir);
   const reporter = makeReporter(opts.progress ?? 'auto', out);
   try {
@@ -473,7 +476,7 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
     // Staging must share tftproot's filesystem (rename(2) is only atomic within one);
     // stateDir is preferred because it is not served at all.
     const stateStaging = join(cfg.stateDir, 'sync', 'staging');
-    const stagingRoot = (await sameFilesystem(cfg.stateDir, cfg.tftp.root)) ? stateStaging : join(cfg.tftp.root, '.store', '.staging');
+    const stagingRoot = dryRun || (await sameFilesystem(cfg.stateDir, cfg.tftp.root)) ? stateStaging : join(cfg.tftp.root, '.store', '.staging');
     const store = new Store(cfg.tftp.root, stagingRoot);
     if (!dryRun) {
       const n = await store.cleanStaging();

@@ -85,8 +85,8 @@ export class SyncState {
     this.file = join(this.dir, 'state.json');
   }
 
+  /** Reads the state; creates nothing (dry runs and `pxe list` must not write). */
   async load(): Promise<this> {
-    await mkdir(join(this.dir, 'manifests'), { recursive: true });
     try {
       const parsed = stateSchema.safeParse(JSON.parse(await readFile(this.file, 'utf8')));
       // A corrupt or foreign state file only costs a full re-download, never a crash.
@@ -122,6 +122,7 @@ export class SyncState {
   }
 
   async storeManifest(url: string, body: Buffer, etag: string | undefined, lastModified: string | undefined): Promise<void> {
+    await mkdir(join(this.dir, 'manifests'), { recursive: true });
     await atomicWrite(this.manifestPath(url), body, false);
     const meta: z.infer<typeof manifestMetaSchema> = { url, sha256: createHash('sha256').update(body).digest('hex') };
     if (etag) meta.etag = etag;
