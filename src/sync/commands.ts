@@ -38,8 +38,9 @@ export function registerSyncCommands(program: Command): void {
     .option('--dry-run', 'show what would change without writing anything')
     .option('--concurrency <n>', 'parallel downloads', (v) => Math.max(1, Math.min(32, Number.parseInt(v, 10) || 4)), 4)
     .option('--no-progress', 'plain lines even on a terminal')
+    .option('--write-menus', 'also write pxelinux.cfg/default (+ efi64/) as static files, for a plain tftpd (needs serverAddress)')
     .option('--json', 'print the result as JSON (no progress output)')
-    .action(friendly(async (o: { config?: string; only?: string; dryRun?: boolean; concurrency: number; progress: boolean; json?: boolean }) => {
+    .action(friendly(async (o: { config?: string; only?: string; dryRun?: boolean; concurrency: number; progress: boolean; json?: boolean; writeMenus?: boolean }) => {
       const config = loadConfig(o.config);
       // Per-entry results are printed by the reporter; the JSON log only adds detail at debug.
       const logger = createLogger(config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : 'error', false);
@@ -49,6 +50,7 @@ export function registerSyncCommands(program: Command): void {
         dryRun: o.dryRun === true,
         concurrency: o.concurrency,
         progress: o.json ? 'none' : o.progress ? 'auto' : 'plain',
+        writeMenus: o.writeMenus === true,
         logger,
       });
       if (o.json) process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);

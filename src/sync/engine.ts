@@ -23,7 +23,7 @@ import { provisionBootloaders, type BootloaderFile, type BootloaderResult } from
 import { lookupChecksum, parseChecksums, parseReleaseSha256, stripClearsignEnvelope } from './checksums.js';
 import { fetchBuffer, fetchToFile, FetchError, type FetchOptions } from './fetch.js';
 import { loadKeyring, verifyClearsigned, verifyDetached, type PublicKey } from './pgp.js';
-import { renderStaticMenus } from './menus.js';
+import { renderMenusAfterSync } from './menus.js';
 import { formatBytes, makeReporter, type SyncReporter } from './progress.js';
 import { acquireLock, SyncState, type EntryState, type Trust } from './state.js';
 import { newSnapshotId, sameFilesystem, Store, unitName, type UnitKey } from './store.js';
@@ -56,8 +56,10 @@ export interface SyncOptions {
   fetch?: Pick<FetchOptions, 'timeoutMs' | 'retries' | 'backoffMs'> | undefined;
   /** false: skip bootloaders; a list: provision these instead of the syslinux defaults */
   bootloaders?: boolean | BootloaderFile[] | undefined;
-  /** re-render static menus after a change (default true) */
+  /** render the menus after a change to check they still render (default true) */
   render?: boolean | undefined;
+  /** also write them as static files into tftproot (needs serverAddress); see menus.ts */
+  writeMenus?: boolean | undefined;
   /** use this catalog instead of loading config.catalogDir */
   catalog?: Catalog | undefined;
 }
@@ -496,7 +498,7 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
     let menus = 'unchanged';
     const changedAny = results.some((r) => r.status === 'installed') || bootloaders.some((b) => b.status === 'installed');
     if (!dryRun && opts.render !== false && changedAny) {
-      menus = await renderStaticMenus(cfg, catalog, stagingRoot).catch((e: unknown) => `render failed: ${(e as Error).message}`);
+      menus = await renderMenusAfterSync(cfg, catalog, stagingRoot, opts.writeMenus === true).catch((e: unknown) => `render failed: ${(e as Error).message}`);
     }
     if (menus !== 'unchanged') reporter.line(`menus: ${menus}`);
     await ctx.save();

@@ -2,4 +2,4 @@
 export { runSync, type SyncConfig, type SyncOptions, type SyncResult, type TargetResult } from './engine.js';
 export { listEntries, formatList, rollback, type ListRow, type ListOptions, type RollbackOptions, type RollbackResult } from './list.js';
 export { registerSyncCommands } from './commands.js';
-export { installedChecker, renderStaticMenus } from './menus.js';
+export { installedChecker, renderMenusAfterSync } from './menus.js';

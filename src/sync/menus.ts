@@ -1,9 +1,11 @@
 /**
- * After a sync changes what is installed, re-render the static menus with the
- * catalog renderer (src/catalog/render.ts) so a TFTP server without the policy's
- * virtual files (or a plain tftpd pointed at the same root) offers exactly what is
- * installed. The server's virtual `pxelinux.cfg/default`, when wired, takes
- * precedence over these files and is rendered per request from the same model.
+ * Menus after a sync. `pxe serve` renders pxelinux.cfg/default per request (firmware-
+ * aware, from installedChecker below), and a static file at that path in tftproot is
+ * treated as a site override that makes the rendered menu step aside
+ * (src/catalog/provider.ts). So by default sync does not write menus: it renders them
+ * in memory to prove the catalog+templates still render for what is now installed,
+ * and reports the item counts. With `writeMenus` (`pxe sync --write-menus`, for a
+ * plain tftpd serving the same root) it writes them atomically:
  *
  *   pxelinux.cfg/default          BIOS menu (pxelinux.0 at the root)
  *   efi64/pxelinux.cfg/default    UEFI menu (efi64/syslinux.efi: syslinux looks for
@@ -14,7 +16,7 @@ import { mkdir, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { renderMainMenu, type RenderContext } from '../catalog/render.js';
+import { buildMenuModel, renderMainMenu, type RenderContext } from '../catalog/render.js';
 import type { Arch, Catalog } from '../catalog/schema.js';
 import { IMAGES_DIR } from './store.js';
 
@@ -50,29 +52,32 @@ async function atomicWriteIn(stagingRoot: string, dest: string, text: string): P
 }
 
 /** Returns a one-line description of what happened (printed by `pxe sync`). */
-export async function renderStaticMenus(cfg: MenuConfig, catalog: Catalog, stagingRoot: string): Promise<string> {
-  if (!cfg.serverAddress) {
-    // Menus carry http://<server>/... URLs for kernels; without a fixed address only the
-    // server (which knows the address per client network) can render them.
-    return 'static menus not written (no serverAddress in pxe.yaml; pxe serve renders them per request)';
+export async function renderMenusAfterSync(cfg: MenuConfig, catalog: Catalog, stagingRoot: string, write: boolean): Promise<string> {
+  if (write && !cfg.serverAddress) {
+    // Static menus carry http://<server>/... URLs; without a fixed address only the
+    // server (which knows its address per client network) can render them.
+    throw new Error('--write-menus needs serverAddress in pxe.yaml');
   }
   const ctx: RenderContext = {
     catalog,
-    serverAddress: cfg.serverAddress,
+    // (only used for URLs inside the text; when not writing, the text is discarded)
+    serverAddress: cfg.serverAddress ?? '127.0.0.1',
     httpPort: cfg.http?.port ?? 8080,
     mirrors: cfg.mirrors,
     isInstalled: installedChecker(cfg.tftp.root),
     ...(cfg.templatesDir && safeIsDir(cfg.templatesDir) ? { templatesDir: cfg.templatesDir } : {}),
   };
-  const written: string[] = [];
+  const parts: string[] = [];
   for (const [file, firmware] of [
     ['pxelinux.cfg/default', 'bios'],
     ['efi64/pxelinux.cfg/default', 'efi'],
   ] as const) {
-    await atomicWriteIn(stagingRoot, join(cfg.tftp.root, file), renderMainMenu(ctx, { firmware }));
-    written.push(file);
+    const text = renderMainMenu(ctx, { firmware });
+    const items = buildMenuModel(ctx, { firmware }).groups.reduce((a, g) => a + g.items.length, 0);
+    if (write) await atomicWriteIn(stagingRoot, join(cfg.tftp.root, file), text);
+    parts.push(`${firmware} ${items} item(s)${write ? ` -> ${file}` : ''}`);
   }
-  return `rendered ${written.join(', ')}`;
+  return `${parts.join(', ')}${write ? '' : ' (rendered per request by pxe serve)'}`;
 }
 
 function safeIsDir(p: string): boolean {

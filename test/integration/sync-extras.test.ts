@@ -179,7 +179,7 @@ describe('bootloaders and menus', () => {
     site.config.http = { port: 8080 };
     // make one entry fail so the menu must leave it out
     mirror.fault('plain/boot/initrd', { status: 404 });
-    const r = await runSync(quiet(site, { bootloaders: true, render: true }));
+    const r = await runSync(quiet(site, { bootloaders: true, render: true, writeMenus: true }));
     expect(r.exitCode).toBe(1);
     const root = site.config.tftp.root;
     const pairs: Array<[string, string]> = [
@@ -195,17 +195,23 @@ describe('bootloaders and menus', () => {
     for (const [dest, src] of pairs) expect(sha(readFileSync(join(root, dest))), dest).toBe(sha(readFileSync(src)));
     expect(r.bootloaders.every((b) => b.status === 'installed')).toBe(true);
 
-    expect(r.menus).toMatch(/^rendered pxelinux\.cfg\/default/);
+    expect(r.menus).toBe('bios 4 item(s) -> pxelinux.cfg/default, efi 4 item(s) -> efi64/pxelinux.cfg/default');
     const menu = readFileSync(join(root, 'pxelinux.cfg/default'), 'utf8');
     expect(menu).toContain('images/debian/12/x86_64/linux');
     expect(menu).toContain('images/fedora/40/x86_64/vmlinuz');
     expect(menu).not.toContain('images/plain/');
 
     mirror.clearFaults();
-    const r2 = await runSync(quiet(site, { bootloaders: true, render: true }));
+    const r2 = await runSync(quiet(site, { bootloaders: true, render: true, writeMenus: true }));
     expect(r2.exitCode).toBe(0);
     expect(r2.bootloaders.every((b) => b.status === 'unchanged')).toBe(true);
     expect(readFileSync(join(root, 'pxelinux.cfg/default'), 'utf8')).toContain('images/plain/1/x86_64/vmlinuz');
+
+    // By default no static menu is written: it would shadow the per-request menu of pxe serve.
+    const plain = makeSite(base, mirror, keys);
+    const r3 = await runSync(quiet(plain, { render: true }));
+    expect(r3.menus).toBe('bios 5 item(s), efi 5 item(s) (rendered per request by pxe serve)');
+    expect(existsSync(join(plain.config.tftp.root, 'pxelinux.cfg'))).toBe(false);
   });
 });
 
