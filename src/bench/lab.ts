@@ -587,6 +587,7 @@ class LabImpl implements Lab {
     }
     this.teardownNamespacesSync();
     liveLabs.delete(this);
+    if (!(this.opts.keepRunDir ?? process.env.E2E_KEEP === '1')) rmSync(this.runDir, { recursive: true, force: true });
   }
 
   private teardownNamespacesSync(): void {
