@@ -92,6 +92,9 @@ export class BarReporter implements SyncReporter {
   }
 
   finish(): void {
+    // log() only queues lines until the next redraw; draw once more so the last
+    // results (written after the final timer tick) are not lost.
+    this.multi.update();
     this.multi.stop();
   }
 }

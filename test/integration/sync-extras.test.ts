@@ -215,6 +215,23 @@ describe('bootloaders and menus', () => {
   });
 });
 
+describe('progress output', () => {
+  it('draws cli-progress bars on a terminal and still prints one line per file and per entry', async () => {
+    await publishAll();
+    const site = makeSite(base, mirror, keys);
+    const tty = Object.assign(new Sink(), { isTTY: true, columns: 120 });
+    const r = await runSync(quiet(site, { progress: 'auto', out: tty, only: 'fedora' }));
+    expect(r.exitCode).toBe(0);
+    expect(tty.text).toMatch(/\u2588|\u2591/); // bar glyphs of the shades_classic preset
+    expect(tty.text).toContain('overall');
+    expect(tty.text).toMatch(/fedora 40 x86_64 vmlinuz: .* sha256 ok/);
+    expect(tty.text).toMatch(/fedora 40 x86_64: installed/);
+    const plain = new Sink();
+    await runSync(quiet(makeSite(base, mirror, keys), { progress: 'auto', out: plain, only: 'fedora' }));
+    expect(plain.text).not.toMatch(/\u2588|\u2591|\x1b\[/);
+  });
+});
+
 describe('locking', () => {
   it('refuses to run while another sync holds the lock, and takes over a dead holder\'s lock', async () => {
     await publishAll();
