@@ -55,6 +55,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
   let app = await loadApp(config, logger);
   const events = new BootEventLog(join(config.stateDir, 'boot-events.jsonl'));
   const metrics = new Metrics();
+  metrics.setSyncStateDir(config.stateDir);
   let allow = createAllowlist(config.allow);
   const allowed = (address: string) => (allow ? allow(address) : true);
 
