@@ -15,6 +15,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
+import os from 'node:os';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -36,6 +37,8 @@ export interface StormResult {
   sendWindowMs: number;
   /** latency from pcap timestamps on the client's interface (excludes client scheduling) */
   wire?: { discoversSeen: number; answered: number; answeredWithin1s: number; p50Ms: number; p99Ms: number; maxMs: number };
+  /** CPU time (user+system, 10 ms resolution) the server used during the round */
+  serverCpuMs?: number;
   /** kernel UDP counter deltas during the round (where losses happened) */
   udp?: { serverIn: number; serverRcvbufErrors: number; serverOut: number; clientIn: number; clientRcvbufErrors: number };
 }
@@ -48,6 +51,8 @@ export interface DhcpBenchResult {
   dnsmasq: StormResult;
   ratioP50: number;
   ratioP99: number;
+  /** 1-minute load average before and after: latency on a shared 2-core host depends on it */
+  loadAvg: [number, number];
 }
 
 function pct(sorted: number[], p: number): number {
@@ -172,6 +177,18 @@ async function startTcpdump(ns: string, file: string): Promise<ChildProcess> {
   return p;
 }
 
+/** utime+stime of a process in ms (/proc/PID/stat, USER_HZ = 100 on Linux). */
+function cpuMs(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Per-namespace UDP counters from /proc/net/snmp (InDatagrams, RcvbufErrors, ...). */
 function udpCounters(ns: string): Record<string, number> {
   const r = spawnSync('ip', ['netns', 'exec', ns, 'cat', '/proc/net/snmp'], { encoding: 'utf8', timeout: 5_000 });
@@ -232,6 +249,7 @@ export async function runDhcpBench(opts: { clients?: number; windowMs?: number; 
   const roundsN = opts.rounds ?? 3;
   const standalone = join(REPO, 'dist/dhcp/standalone.js');
   if (!existsSync(standalone)) throw new Error(`${standalone} missing: run npm run build`);
+  const load0 = os.loadavg()[0] ?? NaN;
   const pre = `pxe-${process.pid}-bench`;
   const srv = `${pre}-srv`;
   const cli = `${pre}-cli`;
@@ -297,10 +315,12 @@ export async function runDhcpBench(opts: { clients?: number; windowMs?: number; 
         await waitBound(srv, 67, p, name);
         const s0 = udpCounters(srv);
         const c0 = udpCounters(cli);
+        const cpu0 = cpuMs(p.pid);
         const pcapFile = `/tmp/${pre}-${name}-${round}.pcap`;
         const dump = await startTcpdump(cli, pcapFile);
         procs.push(dump);
         const r = await runClient(cli, clients, windowMs);
+        const serverCpuMs = cpuMs(p.pid) - cpu0;
         await stopProc(dump);
         procs.splice(procs.indexOf(dump), 1);
         const wire = wireLatencies(readFileSync(pcapFile));
@@ -319,6 +339,7 @@ export async function runDhcpBench(opts: { clients?: number; windowMs?: number; 
             p99Ms: pct(wire.latMs, 99),
             maxMs: wire.latMs[wire.latMs.length - 1] ?? NaN,
           },
+          serverCpuMs,
           udp: {
             serverIn: d(s0, s1, 'InDatagrams'),
             serverRcvbufErrors: d(s0, s1, 'RcvbufErrors'),
@@ -335,14 +356,24 @@ export async function runDhcpBench(opts: { clients?: number; windowMs?: number; 
       }
     }
     const median = (name: 'pxe' | 'dnsmasq'): StormResult => {
-      const rs = rounds.filter((r) => r.server === name).sort((a, b) => a.p99Ms - b.p99Ms);
+      const rs = rounds.filter((r) => r.server === name).sort((a, b) => (a.wire?.p99Ms ?? a.p99Ms) - (b.wire?.p99Ms ?? b.p99Ms));
       const m = rs[Math.floor(rs.length / 2)];
       if (!m) throw new Error('no rounds');
       return m;
     };
     const pxe = median('pxe');
     const dnsmasq = median('dnsmasq');
-    return { clients, windowMs, rounds, pxe, dnsmasq, ratioP50: pxe.p50Ms / dnsmasq.p50Ms, ratioP99: pxe.p99Ms / dnsmasq.p99Ms };
+    const w = (s: StormResult, k: 'p50Ms' | 'p99Ms'): number => s.wire?.[k] ?? s[k];
+    return {
+      clients,
+      windowMs,
+      rounds,
+      pxe,
+      dnsmasq,
+      ratioP50: w(pxe, 'p50Ms') / w(dnsmasq, 'p50Ms'),
+      ratioP99: w(pxe, 'p99Ms') / w(dnsmasq, 'p99Ms'),
+      loadAvg: [load0, os.loadavg()[0] ?? NaN],
+    };
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -351,18 +382,24 @@ export async function runDhcpBench(opts: { clients?: number; windowMs?: number; 
 }
 
 export function formatDhcpBench(r: DhcpBenchResult): string {
+  const f = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(2));
   const row = (s: StormResult): string =>
-    `| ${s.server} | ${s.sent} | ${((100 * s.answeredWithin1s) / s.sent).toFixed(1)} % | ${s.p50Ms.toFixed(2)} | ${s.p99Ms.toFixed(2)} | ${s.maxMs.toFixed(2)} | ${s.sendWindowMs} |`;
+    `| ${s.server} | ${s.sent} | ${((100 * (s.wire?.answeredWithin1s ?? s.answeredWithin1s)) / s.sent).toFixed(1)} % | ` +
+    `${f(s.wire?.p50Ms)} | ${f(s.wire?.p99Ms)} | ${f(s.wire?.maxMs)} | ${f(s.p50Ms)} / ${f(s.p99Ms)} | ` +
+    `${s.udp?.serverRcvbufErrors ?? '-'} | ${s.sendWindowMs} |`;
   return [
-    `proxyDHCP boot storm: ${r.clients} clients within ${r.windowMs} ms, median of ${r.rounds.length / 2} rounds (by p99)`,
-    '| server | clients | answered <= 1 s | p50 ms | p99 ms | max ms | send window ms |',
-    '|---|---|---|---|---|---|---|',
+    `proxyDHCP boot storm: ${r.clients} clients within ${r.windowMs} ms; median of ${r.rounds.length / 2} round(s) by wire p99`,
+    '| server | clients | answered <= 1 s | wire p50 ms | wire p99 ms | wire max ms | client-measured p50 / p99 ms | server rcvbuf drops | send window ms |',
+    '|---|---|---|---|---|---|---|---|---|',
     row(r.pxe),
     row(r.dnsmasq),
-    `latency ratio pxe/dnsmasq: p50 ${r.ratioP50.toFixed(2)}, p99 ${r.ratioP99.toFixed(2)}`,
+    `latency ratio pxe/dnsmasq (wire): p50 ${f(r.ratioP50)}, p99 ${f(r.ratioP99)}; load average ${f(r.loadAvg[0])} -> ${f(r.loadAvg[1])} (${os.cpus().length} CPUs)`,
     'all rounds: ' +
       r.rounds
-        .map((s) => `${s.server} ${s.answeredWithin1s}/${s.sent} p50 ${s.p50Ms.toFixed(2)} p99 ${s.p99Ms.toFixed(2)} udp ${JSON.stringify(s.udp)}`)
+        .map(
+          (s) =>
+            `${s.server} ${s.wire?.answeredWithin1s ?? s.answeredWithin1s}/${s.sent} wire p50 ${f(s.wire?.p50Ms)} p99 ${f(s.wire?.p99Ms)} cpu ${s.serverCpuMs} ms`,
+        )
         .join('; '),
   ].join('\n');
 }

@@ -166,6 +166,8 @@ export class ProxyDhcpServer {
 
   async start(): Promise<void> {
     const bind = this.opts.bindAddress ?? '0.0.0.0';
+    // Before binding: once the port is open the hot path is already optimised.
+    this.warmUp();
     this.dhcpSocket = await this.open(this.opts.dhcpPort ?? 67, bind, 'dhcp');
     const pxePort = this.opts.pxePort === undefined ? 4011 : this.opts.pxePort;
     if (pxePort !== null) {
@@ -177,7 +179,6 @@ export class ProxyDhcpServer {
         throw e;
       }
     }
-    this.warmUp();
     this.log.info(
       {
         bind,
@@ -279,13 +280,14 @@ export class ProxyDhcpServer {
       allowHttpClient: this.opts.allowHttpClient ?? false,
       isOwnAddress: (ip) => this.isOwnAddress(ip),
     });
-    const base = {
+    // Built lazily: only when there is an event sink (Date formatting per packet adds up in a storm).
+    const base = (): Omit<BootEvent, 'reply' | 'reason'> => ({
       time: new Date().toISOString(),
       mac,
       port: kind,
       messageType: messageType(req),
       sourceAddress: rinfo.address,
-    };
+    });
     if (!cls.answer) {
       this.stats.ignored++;
       this.log.trace({ mac, reason: cls.reason }, 'not for the proxy');
@@ -293,7 +295,7 @@ export class ProxyDhcpServer {
     }
     if (this.opts.allow && !this.opts.allow(rinfo.address, mac)) {
       this.stats.denied++;
-      this.emit({ ...base, reply: 'none', reason: 'denied by allow list' });
+      this.emit(() => ({ ...base(), reply: 'none', reason: 'denied by allow list' }));
       return;
     }
     if (this.limiter && !this.limiter.allow(mac, Date.now())) {
@@ -307,7 +309,7 @@ export class ProxyDhcpServer {
     const decision = this.opts.booter.dhcpBoot(client);
     if (decision.action !== 'boot') {
       this.stats.booterIgnored++;
-      this.emit({ ...base, client, reply: 'none', reason: decision.reason });
+      this.emit(() => ({ ...base(), client, reply: 'none', reason: decision.reason }));
       this.log.info({ mac, firmware: client.firmware, reason: decision.reason }, 'booter ignored client');
       return;
     }
@@ -325,15 +327,15 @@ export class ProxyDhcpServer {
     if (cls.reply === 'offer') this.stats.offers++;
     else this.stats.acks++;
     this.send(sock, enc.data, dest, serverAddress);
-    this.emit({
-      ...base,
+    this.emit(() => ({
+      ...base(),
       client,
       reply: cls.reply,
       bootFile: decision.bootFile,
       nextServer: decision.nextServer,
       destination: `${dest.address}:${dest.port}`,
       reason: decision.reason,
-    });
+    }));
     this.log.info(
       {
         mac,
@@ -350,10 +352,10 @@ export class ProxyDhcpServer {
     );
   }
 
-  private emit(ev: BootEvent): void {
+  private emit(make: () => BootEvent): void {
     if (!this.opts.onEvent) return;
     try {
-      this.opts.onEvent(ev);
+      this.opts.onEvent(make());
     } catch (err) {
       this.log.error({ err }, 'boot-event sink threw');
     }

@@ -44,7 +44,7 @@
 import { firmwareFromArch } from '../policy/firmware.js';
 import type { DhcpBootDecision, DhcpClient } from '../policy/types.js';
 import { BOOTREPLY, BOOTREQUEST, FLAG_BROADCAST, type DhcpPacket } from './codec.js';
-import { macString } from './codec.js';
+import { macString, parseIpv4 } from './codec.js';
 import {
   DISCOVERY,
   MSG,
@@ -223,9 +223,8 @@ export function buildReply(
 }
 
 function ipBytes(ip: string): Buffer {
-  const parts = ip.split('.').map((x) => Number(x));
-  if (parts.length !== 4 || parts.some((n) => !Number.isInteger(n) || n < 0 || n > 255)) return Buffer.alloc(4);
-  return Buffer.from(parts);
+  const p = parseIpv4(ip);
+  return p ? Buffer.from(p) : Buffer.alloc(4);
 }
 
 export interface Destination {
