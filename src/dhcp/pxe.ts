@@ -27,8 +27,13 @@
  *   ("some UEFI firmware ignores proxy offers that bypass discovery"). siaddr and
  *   `file` are still set in the OFFER (dnsmasq's pxe_uefi_workaround): iPXE-EFI
  *   and other stacks that take them straight from the offer boot without 4011.
- *   Verified with OVMF's native PXE in the e2e lab (see docs/benchmarks.md /
- *   the report): OFFER without 43 -> REQUEST to :4011 -> ACK -> TFTP.
+ *   Verified in the e2e lab with OVMF 2022.11's native PXE: OFFER without 43 ->
+ *   REQUEST from :4011 to :4011 -> ACK -> TFTP -> boot (replies kept byte for byte
+ *   in test/fixtures/dhcp/lab/). Counter-experiment: the same OVMF also boots when
+ *   the OFFER carries 43 = {6: 8} (no 4011 round trip), so for EDK2 both work; we
+ *   keep the 4011 path for UEFI because it is the one every UEFI stack must
+ *   implement (PXE 2.1 boot-server discovery) and the one pixiecore and dnsmasq
+ *   rely on for EFI, while "boot from the offer" is what pixiecore saw ignored.
  *
  * - iPXE (77 = "iPXE"): booter picks the file (often an HTTP script URL). iPXE
  *   takes siaddr + file from the offer when both are present
