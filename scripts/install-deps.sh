@@ -29,6 +29,8 @@ packages=(
   iproute2 cpio gzip tcpdump gnupg util-linux systemd
   # checkers the render tests use: xmllint (AutoYaST), grub-script-check, debconf-set-selections
   libxml2-utils grub-common debconf
+  # DHCP servers that check the output of `pxe dhcp-config`
+  isc-dhcp-server kea-dhcp4-server
 )
 if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
   apt-get update -qq

@@ -1,0 +1,76 @@
+/**
+ * `pxe dhcp-config`: the generated configuration is accepted by the real DHCP servers
+ * it is meant for (ISC dhcpd -t, kea-dhcp4 -t, dnsmasq --test), and carries the same
+ * firmware classes and boot files as the proxy.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const CLI = resolve('dist/cli.js');
+let dir: string;
+
+async function generate(format: string): Promise<string> {
+  const { stdout } = await run('node', [CLI, 'dhcp-config', '--format', format, '--config', join(dir, 'pxe.yaml')], { timeout: 20_000 });
+  return stdout;
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'pxe-dhcpcfg-'));
+  writeFileSync(
+    join(dir, 'pxe.yaml'),
+    'serverAddress: 10.77.0.10\ndhcp:\n  bootFiles:\n    ipxe: http://10.77.0.10:8080/boot.ipxe\n    efi-arm64: grubaa64.efi\n',
+  );
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('pxe dhcp-config', () => {
+  it('isc: dhcpd -t accepts it inside a subnet declaration', async () => {
+    const out = await generate('isc');
+    expect(out).toContain('next-server 10.77.0.10;');
+    expect(out).toMatch(/option arch = 00:00 \{\s+filename "pxelinux\.0";/);
+    expect(out).toMatch(/option arch = 00:07 or option arch = 00:09 \{\s+filename "syslinux\.efi";/);
+    expect(out).toMatch(/option user-class = "iPXE" \{\s+filename "http:\/\/10\.77\.0\.10:8080\/boot\.ipxe";/);
+    const conf = join(dir, 'dhcpd.conf');
+    writeFileSync(conf, `subnet 10.77.0.0 netmask 255.255.255.0 { range 10.77.0.100 10.77.0.150; }\n${out}`);
+    await run('dhcpd', ['-t', '-cf', conf], { timeout: 20_000 });
+    // the checker is real: a broken class is refused
+    writeFileSync(conf, `${out}\nclass "broken" { match if bogus }\n`);
+    await expect(run('dhcpd', ['-t', '-cf', conf], { timeout: 20_000 })).rejects.toBeTruthy();
+  });
+
+  it('kea: kea-dhcp4 -t accepts the client classes', async () => {
+    const out = JSON.parse(await generate('kea')) as { Dhcp4: { 'client-classes': Array<Record<string, string>> } };
+    const classes = out.Dhcp4['client-classes'];
+    expect(classes.find((c) => c['boot-file-name'] === 'syslinux.efi')?.test).toContain('option[93].hex == 0x0007');
+    expect(classes.find((c) => c.name === 'pxe-ipxe')?.test).toBe("option[77].text == 'iPXE'");
+    const file = join(dir, 'kea.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ Dhcp4: { ...out.Dhcp4, 'interfaces-config': { interfaces: [] }, subnet4: [{ id: 1, subnet: '10.77.0.0/24', pools: [{ pool: '10.77.0.100-10.77.0.150' }] }] } }),
+    );
+    await run('kea-dhcp4', ['-t', file], { timeout: 20_000 });
+  });
+
+  it('dnsmasq: --test accepts it', async () => {
+    const out = await generate('dnsmasq');
+    expect(out).toContain('dhcp-match=set:efi-x64,option:client-arch,7');
+    expect(out).toContain('dhcp-boot=tag:!ipxe,tag:bios,pxelinux.0,,10.77.0.10');
+    const file = join(dir, 'dnsmasq.conf');
+    writeFileSync(file, out);
+    const { stderr } = await run('dnsmasq', ['--test', '-C', file], { timeout: 20_000 });
+    expect(stderr).toMatch(/syntax check OK/);
+    expect(readFileSync(file, 'utf8')).toBe(out);
+  });
+
+  it('needs a server address', async () => {
+    writeFileSync(join(dir, 'noaddr.yaml'), 'logLevel: info\n');
+    const err = (await run('node', [CLI, 'dhcp-config', '--format', 'isc', '--config', join(dir, 'noaddr.yaml')]).catch((e: unknown) => e)) as { code: number; stderr: string };
+    expect(err.code).toBe(2);
+    expect(err.stderr).toMatch(/needs --server-address/);
+  });
+});
