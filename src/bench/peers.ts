@@ -117,7 +117,9 @@ function track(name: string, port: number, child: ChildProcess): PeerServer {
 
 export async function startPxeTftp(root: string): Promise<PeerServer> {
   const port = await freeUdpPort();
-  const child = spawn(process.execPath, [path.join(REPO, 'dist', 'tftp', 'standalone.js'), '--root', root, '--port', String(port), '--host', '127.0.0.1'], {
+  const child = spawn(process.execPath, [path.join(REPO, 'dist', 'tftp', 'standalone.js'), '--root', root, '--port', String(port), '--host', '127.0.0.1',
+    // every bench client comes from 127.0.0.1: lift the per-client limit like the peers have none
+    '--max-transfers-per-client', '1000', '--max-transfers', '1000'], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const p = track('pxe', port, child);

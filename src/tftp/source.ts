@@ -36,6 +36,8 @@ export class MemorySource implements BlockSource {
 interface ChunkEntry {
   key: string;
   refs: number;
+  /** full-size pooled buffer backing `buf` (recycled when the entry is evicted) */
+  backing: Buffer;
   buf: Buffer | undefined;
   promise: Promise<Buffer> | undefined;
   bytes: number;
@@ -51,6 +53,13 @@ export class ChunkCache {
   /** unreferenced, loaded entries in LRU order (Map keeps insertion order) */
   private readonly idle = new Map<string, ChunkEntry>();
   private bytes = 0;
+  /**
+   * Evicted chunk buffers, reused for the next reads. Without this, a 64 MiB transfer
+   * leaves 256 dead 256-KiB buffers for the GC, which V8 collects late (they are
+   * external memory), and RSS balloons far above the cache budget.
+   */
+  private readonly free: Buffer[] = [];
+  private readonly maxFree = 32;
 
   constructor(
     readonly chunkSize: number,
@@ -69,11 +78,12 @@ export class ChunkCache {
       e.refs++;
       return e.buf ?? (e.promise as Promise<Buffer>);
     }
-    const entry: ChunkEntry = { key, refs: 1, buf: undefined, promise: undefined, bytes: length };
+    const backing = this.free.pop() ?? Buffer.allocUnsafe(this.chunkSize);
+    const buf = length === backing.length ? backing : backing.subarray(0, length);
+    const entry: ChunkEntry = { key, refs: 1, backing, buf: undefined, promise: undefined, bytes: length };
     e = entry;
     this.entries.set(key, entry);
     this.bytes += length;
-    const buf = Buffer.allocUnsafe(length);
     entry.promise = read(buf, idx * this.chunkSize).then(
       (n) => {
         if (n !== length) {
@@ -117,6 +127,8 @@ export class ChunkCache {
       this.entries.delete(e.key);
       this.idle.delete(e.key);
       this.bytes -= e.bytes;
+      // only an unreferenced, settled chunk can be recycled: nobody can still read it
+      if (e.refs === 0 && e.promise === undefined && this.free.length < this.maxFree) this.free.push(e.backing);
     }
   }
 

@@ -14,6 +14,8 @@ const { values } = parseArgs({
     host: { type: 'string', multiple: true },
     'max-blksize': { type: 'string' },
     'max-windowsize': { type: 'string' },
+    'max-transfers': { type: 'string' },
+    'max-transfers-per-client': { type: 'string' },
     'log-level': { type: 'string', default: 'warn' },
   },
 });
@@ -29,6 +31,8 @@ const server = new TftpServer({
   listen: hosts.map((host) => ({ host, port })),
   maxBlksize: values['max-blksize'] ? Number(values['max-blksize']) : undefined,
   maxWindowsize: values['max-windowsize'] ? Number(values['max-windowsize']) : undefined,
+  maxTransfers: values['max-transfers'] ? Number(values['max-transfers']) : undefined,
+  maxTransfersPerClient: values['max-transfers-per-client'] ? Number(values['max-transfers-per-client']) : undefined,
   logger,
 });
 await server.start();

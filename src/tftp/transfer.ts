@@ -61,6 +61,7 @@ export class Transfer {
   private lastSendAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private waitingForChunk = false;
+  private releasedBelow = 0;
   private readonly slots: Array<Buffer | undefined>;
   private readonly held = new Map<number, Buffer>();
   private readonly pending = new Map<number, Promise<Buffer>>();
@@ -147,7 +148,13 @@ export class Transfer {
       this.finish({ kind: 'ok' });
       return;
     }
-    this.releaseBefore(Math.floor(((this.lastAcked) * this.p.blksize) / this.p.source.chunkSize));
+    // chunks wholly before the next block to send are no longer needed (checked only
+    // when the boundary moves: no Map iteration per ACK)
+    const firstNeeded = Math.floor((this.lastAcked * this.p.blksize) / this.p.source.chunkSize);
+    if (firstNeeded > this.releasedBelow) {
+      this.releasedBelow = firstNeeded;
+      this.releaseBefore(firstNeeded);
+    }
     if (this.lastAcked < this.sentUpTo) {
       // partial ACK: the peer lost the block after this one; restart the window there
       this.rewoundAt = this.lastAcked;
