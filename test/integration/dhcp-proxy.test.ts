@@ -82,7 +82,7 @@ async function proxyStats(): Promise<Record<string, number>> {
   const before = proxyLines.length;
   proxy.kill('SIGUSR1');
   const line = await waitFor(() => proxyLines.slice(before).find((l) => l.msg === 'stats'), 5_000, 'stats line');
-  return line.stats as Record<string, number>;
+  return (line?.stats ?? {}) as Record<string, number>;
 }
 
 /** tcpdump in the client namespace; resolves once it is capturing. */
