@@ -1,7 +1,8 @@
 /**
  * TFTP throughput benchmark: pxe's server (as a separate process, dist/tftp/standalone.js)
  * against tftpd-hpa and atftpd on loopback high ports, same machine, same run, with the
- * atftp client. Prints a markdown table of median MB/s, pxe / best peer, server CPU
+ * atftp client. Single-client rows take runs+2 samples, concurrent rows `runs`, interleaved
+ * across servers. Prints a markdown table of median MB/s, pxe / best peer, server CPU
  * seconds and peak RSS of the server process tree.
  *
  *   node dist/bench/tftp.js [--runs 3] [--quick]
@@ -153,11 +154,22 @@ export async function runTftpBench(opts: { runs?: number; quick?: boolean; log?:
     const result: TftpBenchResult = { table: '', rows: [], rss50: undefined };
     for (const row of rows) {
       const results: Record<string, Measure> = {};
-      // interleave servers run by run would be fairer to load swings, but each server
-      // keeps its own process state (cache) so cells are measured back to back
-      for (const s of servers) {
-        if (row.windowed && s.name === 'tftpd-hpa') continue; // no RFC 7440 support
-        results[s.name] = await measure(s, row, runs, outDir, sums[row.file]);
+      const inRow = servers.filter((s) => !(row.windowed && s.name === 'tftpd-hpa')); // tftpd-hpa has no RFC 7440
+      // runs are interleaved (pxe, peer, peer, pxe, ...) so a load swing on this shared
+      // machine hits every server alike instead of one server's whole cell
+      const rowRuns = row.clients === 1 ? runs + 2 : runs;
+      for (let run = 0; run < rowRuns; run++) {
+        for (const s of inRow) {
+          const one = await measure(s, row, 1, outDir, run === 0 ? sums[row.file] : undefined);
+          const acc = results[s.name] ?? { mbps: [], cpu: [], rssMiB: 0, failures: 0 };
+          acc.mbps.push(...one.mbps);
+          acc.cpu.push(...one.cpu);
+          acc.rssMiB = Math.max(acc.rssMiB, one.rssMiB);
+          acc.failures += one.failures;
+          results[s.name] = acc;
+        }
+      }
+      for (const s of inRow) {
         const r = results[s.name] as Measure;
         log(`  ${row.label} | ${s.name}: ${r.mbps.map((x) => x.toFixed(1)).join(' / ')} MB/s, cpu ${median(r.cpu).toFixed(2)} s, rss ${r.rssMiB.toFixed(0)} MiB${r.failures ? `, ${r.failures} FAILED` : ''}`);
       }

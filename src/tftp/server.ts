@@ -280,9 +280,18 @@ export class TftpServer {
       this.active.set(key, 'preparing');
       this.perClient.set(rinfo.address, perClient + 1);
       this.prepare(listener, rinfo, key, p).catch((err: unknown) => {
+        // e.g. a provider that threw, or no ephemeral port left: tell the client
+        // instead of letting it retry into silence
         this.stats.drops.internal++;
-        this.log.error({ err, client: rinfo.address }, 'tftp request failed internally');
-        this.releaseSlot(key, rinfo.address);
+        this.log.error({ err, client: rinfo.address, file: p.filename.slice(0, 255) }, 'tftp request failed internally');
+        if (this.active.get(key) === 'preparing') {
+          this.releaseSlot(key, rinfo.address);
+          try {
+            this.sendError(listener, rinfo, ErrorCode.NOT_DEFINED, 'internal error');
+          } catch {
+            // listener closed meanwhile
+          }
+        }
       });
     } catch (err) {
       this.stats.drops.internal++;
