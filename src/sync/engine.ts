@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { loadCatalog } from '../catalog/load.js';
 import { expandCatalog, type Catalog, type ExpandedFile, type ExpandedTarget } from '../catalog/schema.js';
@@ -458,6 +458,22 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
   }
 }
 
+/**
+ * Staging must be on tftproot's filesystem (rename(2) is atomic only within one) and
+ * outside the served tree: stateDir's staging if it qualifies, else a hidden sibling of
+ * tftproot, and only when tftproot is itself a mount point, `.store/.staging` inside it
+ * (reachable by name over TFTP while a download runs, hence the warning).
+ */
+async function pickStaging(cfg: SyncConfig, stateStaging: string, logger: Logger | undefined): Promise<string> {
+  if (await sameFilesystem(cfg.stateDir, cfg.tftp.root)) return stateStaging;
+  const root = cfg.tftp.root.replace(/\/+$/, '');
+  const sibling = join(dirname(root), `.${basename(root)}.pxe-staging`);
+  await mkdir(sibling, { recursive: true, mode: 0o700 }).catch(() => undefined);
+  if (await sameFilesystem(sibling, root)) return sibling;
+  logger?.warn({ tftpRoot: root }, 'sync: tftproot is a mount point; staging inside it (.store/.staging)');
+  return join(root, '.store', '.staging');
+}
+
 export async function runSync(opts: SyncOptions): Promise<SyncResult> {
   const started = Date.now();
   const cfg = opts.config;
@@ -478,7 +494,7 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
     // Staging must share tftproot's filesystem (rename(2) is only atomic within one);
     // stateDir is preferred because it is not served at all.
     const stateStaging = join(cfg.stateDir, 'sync', 'staging');
-    const stagingRoot = dryRun || (await sameFilesystem(cfg.stateDir, cfg.tftp.root)) ? stateStaging : join(cfg.tftp.root, '.store', '.staging');
+    const stagingRoot = dryRun ? stateStaging : await pickStaging(cfg, stateStaging, opts.logger);
     const store = new Store(cfg.tftp.root, stagingRoot);
     if (!dryRun) {
       const n = await store.cleanStaging();

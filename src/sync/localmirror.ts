@@ -58,6 +58,7 @@ export class LocalMirror {
   private readonly files = new Map<string, MirrorFile>();
   private readonly faults = new Map<string, MirrorFault>();
   private readonly sockets = new Set<Socket>();
+  private readonly timers = new Set<NodeJS.Timeout>();
   private server: Server | null = null;
   private version = 0;
   stats: MirrorStats = { requests: 0, bodyBytes: 0, notModified: 0, byPath: new Map() };
@@ -144,6 +145,8 @@ export class LocalMirror {
   }
 
   async stop(): Promise<void> {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
     for (const s of this.sockets) s.destroy();
     const srv = this.server;
     this.server = null;
@@ -170,8 +173,13 @@ export class LocalMirror {
     this.stats.byPath.set(path, p);
     const fault = this.faults.get(path) ?? {};
     const go = () => this.respond(req, res, path, fault);
-    if (fault.delayMs) setTimeout(go, fault.delayMs);
-    else go();
+    if (fault.delayMs) {
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        go();
+      }, fault.delayMs);
+      this.timers.add(t);
+    } else go();
   }
 
   private respond(req: IncomingMessage, res: ServerResponse, path: string, fault: MirrorFault): void {
@@ -229,7 +237,13 @@ export class LocalMirror {
     this.count(path, part.length);
     res.write(part, () => {
       // flushHeaders+partial body are on the wire; now either cut (truncate) or hang (stall).
-      if (fault.truncateAt !== undefined) setTimeout(() => res.socket?.destroy(), 20);
+      if (fault.truncateAt !== undefined) {
+        const t = setTimeout(() => {
+          this.timers.delete(t);
+          res.socket?.destroy();
+        }, 20);
+        this.timers.add(t);
+      }
     });
   }
 }
