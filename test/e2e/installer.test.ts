@@ -1,62 +1,108 @@
 /**
  * The real Debian 12 installer (debian-installer-12-netboot-amd64) PXE-boots through
- * `pxe serve` (proxyDHCP + TFTP for pxelinux, the kernel and the 40 MB initrd) and
- * starts an automated install: the test passes when the installer, having configured
- * its network from the site DHCP server, requests its preseed URL from pxe's HTTP
- * server. That proves the whole chain a real unattended install depends on, up to the
- * point where the answers file takes over.
+ * `pxe` and starts an automated install. The test passes when the installer has
+ * configured its network from the site DHCP server and fetched its preseed from pxe's
+ * HTTP server. That proves the whole chain a real unattended install depends on, up to
+ * the point where the answers file takes over. (Under TCG d-i then goes on to "Choose a
+ * mirror", which fails offline: the lab kills QEMU before that.)
  *
- * d-i asks for a name server before fetching the preseed unless DHCP gave one: the
+ * d-i asks for a name server before it fetches the preseed unless DHCP gave one: the
  * lab's site server sends option 6.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import {
   ensureAssets,
   FAIL_FAST,
-  pxeServeArgs,
-  pxelinuxMacFile,
   PXE_UDP_PORTS,
   startLab,
-  writeTftpRoot,
   type Lab,
   type LabProcess,
+  REPO_ROOT,
 } from '../../src/bench/lab.js';
-import { pxeCli, tail } from '../helpers/e2e.js';
+import { isMac, pxeCli, tail } from '../helpers/e2e.js';
+import { makeTestKey, publishDebian, startLocalMirror, type LocalMirror } from '../helpers/mirror.js';
 
-const MAC = '52:54:00:e2:e0:d1';
+const execFileP = promisify(execFile);
+
 const HTTP_PORT = 8080;
 
-describe('e2e: Debian 12 installer through pxe serve', () => {
+/**
+ * The product path, end to end: `pxe sync` installs the shipped `debian` catalog entry
+ * (the real d-i kernel + initrd, published on a local signed mirror: InRelease ->
+ * SHA256SUMS -> files), hosts.yaml assigns the VM's MAC to it, and `pxe serve` renders
+ * pxelinux.cfg/01-<mac> (templates/pxelinux-host.njk) with the entry's automation
+ * arguments and serves the rendered preseed. Passes when d-i fetched that preseed (200).
+ */
+describe('e2e: Debian 12 installer from the catalog (pxe sync + hosts.yaml + rendered config and preseed)', () => {
+  const HOST_MAC = '52:54:00:e2:e0:d2';
   let lab: Lab | undefined;
+  let mirror: LocalMirror | undefined;
   let server: LabProcess;
-  let preseedPath: string;
+  let cfgFile: string;
 
   beforeAll(async () => {
-    pxeCli();
+    const cli = pxeCli();
     const assets = await ensureAssets({ installer: true });
     lab = await startLab();
-    const root = writeTftpRoot(join(lab.runDir, 'tftproot'), assets);
-    mkdirSync(join(root, 'd-i'), { recursive: true });
-    copyFileSync(assets.installer!.linux, join(root, 'd-i', 'linux'));
-    copyFileSync(assets.installer!.initrd, join(root, 'd-i', 'initrd.gz'));
-    preseedPath = `/unattended/${MAC}/preseed.cfg`;
-    const url = `http://${lab.serverAddress}:${HTTP_PORT}${preseedPath}`;
-    // Same kernel arguments as the catalog's debian entry (distros/debian.yaml `automation`).
+    const site = join(lab.runDir, 'site');
+    const root = join(site, 'tftproot');
+    mkdirSync(join(site, 'distros'), { recursive: true });
+    mkdirSync(root, { recursive: true });
+    // Only the bootloaders come from outside the catalog (sync --only skips them).
+    copyFileSync(assets.pxelinux, join(root, 'pxelinux.0'));
+    copyFileSync(assets.ldlinuxC32, join(root, 'ldlinux.c32'));
+
+    // The shipped debian entry, narrowed to 12/x86_64 (the mirror only has those).
+    const shipped = parseYaml(readFileSync(join(REPO_ROOT, 'distros', 'debian.yaml'), 'utf8')) as { entries: Array<Record<string, unknown>> };
+    const debian = shipped.entries.find((e) => e.id === 'debian')!;
+    debian.versions = (debian.versions as Array<{ version: string }>).filter((v) => v.version === '12');
+    debian.architectures = ['x86_64'];
+    writeFileSync(join(site, 'distros', 'debian.yaml'), toYaml({ entries: [debian] }));
+
+    mirror = await startLocalMirror();
+    const key = await makeTestKey('e2e debian archive key');
+    await publishDebian(mirror, { kernel: readFileSync(assets.installer!.linux), initrd: readFileSync(assets.installer!.initrd) }, key);
+    writeFileSync(join(site, 'debian.asc'), key.publicArmored);
+
     writeFileSync(
-      join(root, 'pxelinux.cfg', pxelinuxMacFile(MAC)),
-      [
-        'DEFAULT install',
-        'PROMPT 0',
-        'TIMEOUT 0',
-        'LABEL install',
-        '  KERNEL d-i/linux',
-        `  APPEND initrd=d-i/initrd.gz auto=true priority=critical url=${url} netcfg/get_hostname=e2e netcfg/choose_interface=auto console=ttyS0 --- quiet`,
-        '',
-      ].join('\n'),
+      join(site, 'hosts.yaml'),
+      toYaml({
+        hosts: {
+          [HOST_MAC]: {
+            hostname: 'e2e-debian',
+            entry: 'debian',
+            version: '12',
+            disk: '/dev/vda',
+            // d-i's screens on the serial log, for failure messages
+            append: 'console=ttyS0',
+          },
+        },
+      }),
     );
-    server = await lab.runServer('node', pxeServeArgs(lab, root, { http: true, httpPort: HTTP_PORT }), {
+    cfgFile = join(site, 'pxe.yaml');
+    writeFileSync(
+      cfgFile,
+      toYaml({
+        tftp: { root },
+        http: { port: HTTP_PORT },
+        stateDir: join(site, 'state'),
+        catalogDir: join(site, 'distros'),
+        templatesDir: join(REPO_ROOT, 'templates'),
+        hostsFile: join(site, 'hosts.yaml'),
+        mirrors: { debian: mirror.url('debian') },
+        keyrings: { debian: join(site, 'debian.asc') },
+      }),
+    );
+    // sync runs in the root namespace: the mirror is on 127.0.0.1 there.
+    const sync = await execFileP(process.execPath, [cli, 'sync', '--config', cfgFile, '--only', 'debian', '--no-progress'], { timeout: 180_000 });
+    expect(sync.stdout).toMatch(/debian 12 x86_64: installed .*\[trust: signed\]/);
+
+    server = await lab.runServer('node', [cli, 'serve', '--config', cfgFile, '--server-address', lab.serverAddress], {
       name: 'pxe-serve',
       udpPorts: PXE_UDP_PORTS,
       tcpPorts: [HTTP_PORT],
@@ -65,29 +111,37 @@ describe('e2e: Debian 12 installer through pxe serve', () => {
   }, 600_000);
 
   afterAll(async () => {
+    await mirror?.stop();
     await lab?.stop();
   });
 
-  const preseedRequests = () =>
-    server.jsonLines().filter((l) => typeof l.url === 'string' && l.url.startsWith(preseedPath));
+  // the rendered automation URL is /unattended/<mac, dashed or coloned>/preseed.cfg
+  const preseedFetched = () =>
+    server.jsonLines().filter((l) => {
+      const m = typeof l.url === 'string' ? /^\/unattended\/([^/]+)\/preseed\.cfg$/.exec(l.url) : null;
+      return m !== null && isMac(m[1], HOST_MAC) && l.status === 200;
+    });
 
-  it('boots d-i over PXE and d-i requests its preseed URL over HTTP', async () => {
+  it('boots the synced d-i with the rendered per-host config; d-i fetches its rendered preseed', async () => {
     const r = await lab!.bootVm({
       firmware: 'bios',
-      mac: MAC,
-      memoryMb: 1024, // the 40 MB initrd unpacks into RAM; 512 MB is not enough for d-i
-      expect: () => preseedRequests().length > 0,
+      mac: HOST_MAC,
+      memoryMb: 1024,
+      expect: () => preseedFetched().length > 0,
       failFast: FAIL_FAST,
-      // ~70 s on an idle host, 124 s measured with other work on the 2 cores (TCG).
       timeoutMs: 180_000,
-      requireSelfExit: false, // the installer goes on; the lab kills QEMU
+      requireSelfExit: false,
     });
-    const why = `boot ended: ${r.reason} after ${r.durationMs} ms\n--- serial (tail) ---\n${r.serialLog.slice(-3000)}\n--- pxe serve log (tail) ---\n${tail(server.jsonLines())}`;
+    const why = `boot ended: ${r.reason} after ${r.durationMs} ms\n--- serial (tail) ---\n${r.serialLog.slice(-3000)}\n--- pxe serve log (tail) ---\n${tail(server.jsonLines())}\n${server.stderr().slice(-2000)}`;
     expect(r.reason, why).toBe('marker');
-    const req = preseedRequests()[0]!;
-    expect(req.method).toBe('GET');
-    // the request came from the installer's DHCP address on the lab LAN (site range)
-    expect(String(req.client)).toMatch(/^10\.77\.0\.1\d\d$/);
-    expect(lab!.siteLog()).toMatch(new RegExp(`DHCPACK\\(site0\\) 10\\.77\\.0\\.1\\d\\d ${MAC}`));
+    const served = (suffix: string) =>
+      server.jsonLines().filter((l) => l.msg === 'tftp transfer finished' && l.outcome === 'ok' && typeof l.file === 'string' && l.file.endsWith(suffix));
+    // the per-host config was the rendered (virtual) one, and it pointed at the synced files
+    const cfg = served(`pxelinux.cfg/01-${HOST_MAC.replace(/:/g, '-')}`);
+    expect(cfg, why).not.toHaveLength(0);
+    expect(cfg[0]!.virtual, why).toBe(true);
+    expect(served('images/debian/12/x86_64/linux'), why).not.toHaveLength(0);
+    expect(served('images/debian/12/x86_64/initrd.gz'), why).not.toHaveLength(0);
+    expect(Number(preseedFetched()[0]!.bytes)).toBeGreaterThan(0);
   }, 240_000);
 });
