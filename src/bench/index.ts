@@ -20,6 +20,7 @@ const BENCHES: Array<{ name: string; module: string; args?: string[] }> = [
   { name: 'dhcp', module: 'dhcp.js' },
   { name: 'sync', module: 'sync.js' },
   { name: 'boot', module: 'boot.js' },
+  { name: 'amplification', module: 'amplification.js' },
 ];
 
 const wanted = process.argv.slice(2);
