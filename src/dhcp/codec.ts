@@ -210,6 +210,33 @@ export function parseIpv4(s: string): [number, number, number, number] | null {
 
 let scratchArea = Buffer.allocUnsafe(2048);
 
+const ADDRESS_FIELDS = [
+  ['ciaddr', OFF.ciaddr],
+  ['yiaddr', OFF.yiaddr],
+  ['siaddr', OFF.siaddr],
+  ['giaddr', OFF.giaddr],
+] as const;
+
+/** Write a dotted quad at `off` without allocating; false when malformed (bytes then undefined). */
+function writeIpv4(b: Buffer, off: number, s: string): boolean {
+  let part = 0;
+  let digits = 0;
+  let n = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || n > 255 || part > 3) return false;
+      b[off + part++] = n;
+      n = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      n = n * 10 + (c - 48);
+      digits++;
+    } else return false;
+  }
+  return part === 4;
+}
+
 export interface EncodeOptions {
   /** upper bound on the datagram; default 548 (RFC 2131 minimum 576-byte IP datagram) */
   maxSize?: number;
@@ -277,15 +304,8 @@ export function encode(p: DhcpPacket, opts: EncodeOptions = {}): EncodeResult {
   b.writeUInt32BE(p.xid >>> 0, OFF.xid);
   b.writeUInt16BE(p.secs & 0xffff, OFF.secs);
   b.writeUInt16BE(p.flags & 0xffff, OFF.flags);
-  for (const [name, off] of [
-    ['ciaddr', OFF.ciaddr],
-    ['yiaddr', OFF.yiaddr],
-    ['siaddr', OFF.siaddr],
-    ['giaddr', OFF.giaddr],
-  ] as const) {
-    const ip = parseIpv4(p[name]);
-    if (!ip) return { ok: false, error: 'bad-address', detail: `${name} = ${JSON.stringify(p[name])}` };
-    b.set(ip, off);
+  for (const [name, off] of ADDRESS_FIELDS) {
+    if (!writeIpv4(b, off, p[name])) return { ok: false, error: 'bad-address', detail: `${name} = ${JSON.stringify(p[name])}` };
   }
   p.chaddr.copy(b, OFF.chaddr);
   snameBytes.copy(b, OFF.sname);
