@@ -103,7 +103,12 @@ export class Metrics {
       return Number.isFinite(t) ? t / 1000 : null;
     };
     for (const [entry, e] of Object.entries(entries)) {
-      const l = `{entry="${escLabel(entry)}"}`;
+      // state keys are sync units "<id>/<version>/<arch>"
+      const [id, version, arch] = entry.split('/');
+      const l =
+        version !== undefined && arch !== undefined
+          ? `{entry="${escLabel(id ?? '')}",version="${escLabel(version)}",arch="${escLabel(arch)}"}`
+          : `{entry="${escLabel(entry)}"}`;
       ok.push(`pxe_sync_entry_ok${l} ${e.status === 'synced' ? 1 : 0}`);
       const a = ts(e.lastAttempt);
       if (a !== null) attempt.push(`pxe_sync_last_attempt_timestamp_seconds${l} ${a}`);

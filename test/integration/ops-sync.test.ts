@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics.js';
 import { runSync, type SyncOptions } from '../../src/sync/engine.js';
 import { TftpServer } from '../../src/tftp/server.js';
 import { content, makeSite, makeTestKey, publishDebian, startLocalMirror, type LocalMirror, type TestKey, type TestSite } from '../helpers/mirror.js';
@@ -184,6 +185,12 @@ describe('disk full during pxe sync', () => {
     walk(join(root, 'images'), 'images/');
     expect(files.sort()).toEqual([INITRD, KERNEL]);
     expect(realpathSync(join(root, INITRD)).startsWith(realpathSync(root))).toBe(true);
+    // /metrics shows the failed sync per entry (from the state pxe sync wrote)
+    const m = new Metrics(false);
+    m.setSyncStateDir(site.config.stateDir);
+    const text = (await m.render()).body;
+    expect(text).toMatch(/^pxe_sync_entry_ok\{entry="debian",version="12",arch="x86_64"\} 0$/m);
+    expect(text).toMatch(/^pxe_sync_last_success_timestamp_seconds\{entry="debian",version="12",arch="x86_64"\} \d+/m);
     // and the space the failed download took was given back (staging removed)
     const df = await run(['df', '--output=used', '-B1', mnt]);
     const used = Number(df.stdout.trim().split('\n').pop());
