@@ -88,7 +88,7 @@ export type Classification =
   | { answer: true; reply: 'offer' | 'ack'; vendor: VendorKind }
   | {
       answer: false;
-      reason: 'bootreply' | 'no-message-type' | 'not-pxe' | 'message-type' | 'other-server' | 'wrong-port';
+      reason: 'bootreply' | 'no-message-type' | 'not-pxe' | 'message-type' | 'other-server' | 'lease-request' | 'wrong-port';
     };
 
 export interface ClassifyOptions {
@@ -117,10 +117,15 @@ export function classify(p: DhcpPacket, o: ClassifyOptions): Classification {
     if (o.port === 'pxe') return { answer: true, reply: 'ack', vendor };
     // On 67 a REQUEST naming another server selects the site's lease: stay quiet.
     // A PXE REQUEST naming us, or naming nobody (PXE 2.1 §2.2.6 broadcast boot
-    // server discovery), gets the ACK.
+    // server discovery), gets the ACK. A REQUEST with a requested address (50) and
+    // no server id is an INIT-REBOOT lease confirmation (RFC 2131 §4.3.2) for the
+    // site server: an ACK with yiaddr 0 from us could only confuse the client.
     const sid = serverId(p);
-    if (sid === undefined || o.isOwnAddress(sid)) return { answer: true, reply: 'ack', vendor };
-    return { answer: false, reason: 'other-server' };
+    if (sid !== undefined) {
+      return o.isOwnAddress(sid) ? { answer: true, reply: 'ack', vendor } : { answer: false, reason: 'other-server' };
+    }
+    if (p.options.has(OPT.REQUESTED_IP)) return { answer: false, reason: 'lease-request' };
+    return { answer: true, reply: 'ack', vendor };
   }
   // DECLINE, RELEASE, INFORM and anything else: never answered by a proxy.
   return { answer: false, reason: 'message-type' };

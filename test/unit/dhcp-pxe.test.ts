@@ -77,6 +77,12 @@ describe('classify: who gets an answer', () => {
     expect(classify(req, opts67)).toMatchObject({ answer: true, reply: 'ack' });
   });
 
+  it('stays silent for an INIT-REBOOT lease confirmation (50 set, no 54) even from a PXE client', () => {
+    const req = capture('ipxe-bios-request');
+    req.options.delete(54);
+    expect(classify(req, opts67)).toEqual({ answer: false, reason: 'lease-request' });
+  });
+
   it('ignores a plain DHCP client (OVMF Ip4Dxe, no option 60)', () => {
     expect(classify(capture('ovmf-ip4-discover'), opts67)).toEqual({ answer: false, reason: 'not-pxe' });
   });
