@@ -115,6 +115,8 @@ export interface BootVmOptions {
   /** name for the serial log file */
   name?: string;
   extraArgs?: string[];
+  /** milestones to time on the serial console (first appearance, 100 ms resolution) */
+  phases?: Record<string, RegExp>;
 }
 
 export interface BootResult {
@@ -129,6 +131,8 @@ export interface BootResult {
   markerMs: number | undefined;
   exitedByItself: boolean;
   match: RegExpMatchArray | null;
+  /** ms from QEMU start to the first appearance of each `phases` regexp seen */
+  phaseMs: Record<string, number>;
 }
 
 export interface Lab {
@@ -277,6 +281,8 @@ class LabProcessImpl implements LabProcess {
     if (child.pid === undefined) throw new Error(`${name}: spawn failed`);
     this.pid = child.pid;
     this.file = createWriteStream(logPath);
+    // A log file that cannot be written (run dir removed early) must not crash the test run.
+    this.file.on('error', () => undefined);
     child.stdout?.setEncoding('utf8');
     child.stderr?.setEncoding('utf8');
     child.stdout?.on('data', (d: string) => {
@@ -287,6 +293,8 @@ class LabProcessImpl implements LabProcess {
       this.err.push(d);
       this.file.write(d);
     });
+    // 'close' (not 'exit'): stdout/stderr may still deliver data after the exit event.
+    child.once('close', () => this.file.end());
     this.exitPromise = new Promise((res) => {
       child.once('exit', (code, signal) => {
         this.code = code ?? (signal ? 128 : null);
@@ -327,10 +335,6 @@ class LabProcessImpl implements LabProcess {
   }
   async stop(): Promise<void> {
     await this.owner.killProcess(this);
-    this.file.end();
-  }
-  closeLog(): void {
-    this.file.end();
   }
 }
 
@@ -477,7 +481,6 @@ class LabImpl implements Lab {
         await Promise.race([p.exitPromise, sleep(2_000)]);
       }
     }
-    p.closeLog();
     this.procs.delete(p);
   }
 
@@ -527,11 +530,13 @@ class LabImpl implements Lab {
       match = o.expect.exec(s);
       return match !== null;
     };
+    const phaseMs: Record<string, number> = {};
     for (;;) {
       // Read exit state before the serial file: a QEMU that exited right after printing
       // the marker is then judged on its complete output.
       const exitedNow = vm.exited();
       serial = readSerial();
+      for (const [k, re] of Object.entries(o.phases ?? {})) if (phaseMs[k] === undefined && re.test(serial)) phaseMs[k] = Date.now() - started;
       if (seen(serial)) {
         reason = 'marker';
         markerMs = Date.now() - started;
@@ -563,7 +568,7 @@ class LabImpl implements Lab {
     const durationMs = Date.now() - started;
     serial = readSerial();
     const ok = reason === 'marker' && (exitedByItself || o.requireSelfExit === false);
-    return { ok, reason, serialLog: serial, serialPath, durationMs, markerMs, exitedByItself, match };
+    return { ok, reason, serialLog: serial, serialPath, durationMs, markerMs, exitedByItself, match, phaseMs };
   }
 
   async stop(): Promise<void> {
