@@ -47,6 +47,9 @@ export interface SyncBenchResult {
   curlMs: number;
   /** median of the per-round ratios (each round: sync and curl back to back) */
   ratio: number;
+  /** curl followed by fsync of its files (coreutils `sync FILE…`) */
+  curlDurableMs: number;
+  ratioDurable: number;
   runs: number;
   trust: Record<string, number>;
 }
@@ -237,14 +240,21 @@ async function publishCatalog(
   return { files, totalBytes };
 }
 
-async function curlParallel(files: Array<{ url: string }>, outDir: string, concurrency: number): Promise<number> {
+/**
+ * curl's time, and curl followed by coreutils `sync FILE…` (fsync of what it wrote): the
+ * second is the like-for-like baseline for a sync that makes its snapshots durable.
+ */
+async function curlParallel(files: Array<{ url: string }>, outDir: string, concurrency: number): Promise<{ ms: number; durableMs: number }> {
   mkdirSync(outDir, { recursive: true });
-  const cfg = files.map((f, i) => `url = "${f.url}"\noutput = "${join(outDir, `c${i}`)}"\n`).join('');
+  const outs = files.map((_f, i) => join(outDir, `c${i}`));
+  const cfg = files.map((f, i) => `url = "${f.url}"\noutput = "${outs[i]}"\n`).join('');
   const cfgPath = join(outDir, 'curl.cfg');
   writeFileSync(cfgPath, cfg);
   const t0 = performance.now();
   await run('curl', ['--parallel', '--parallel-max', String(concurrency), '--fail', '--silent', '--show-error', '-K', cfgPath], { maxBuffer: 1 << 20 });
-  return performance.now() - t0;
+  const ms = performance.now() - t0;
+  await run('sync', outs);
+  return { ms, durableMs: performance.now() - t0 };
 }
 
 /** Wait (bounded) for a message of `type` from the mirror process, optionally after sending `msg`. */
@@ -299,6 +309,8 @@ export async function runSyncBench(
     const rerun: number[] = [];
     const curl: number[] = [];
     const ratios: number[] = [];
+    const curlDurable: number[] = [];
+    const ratiosDurable: number[] = [];
     let rerunBodyBytes = 0;
     let rerunRequests = 0;
     let coldExitCode = 0;
@@ -324,10 +336,13 @@ export async function runSyncBench(
       rerunRequests = after.requests - before.requests;
       if (again.targets.some((t) => t.status !== 'unchanged' && t.status !== 'failed')) log('  warning: re-run changed something');
 
-      const curlMs = await curlParallel(files, join(work, `curl-${round}`), concurrency);
+      const c = await curlParallel(files, join(work, `curl-${round}`), concurrency);
+      const curlMs = c.ms;
+      curlDurable.push(c.durableMs);
+      ratiosDurable.push(coldMs / c.durableMs);
       rmSync(join(work, `curl-${round}`), { recursive: true, force: true });
       rmSync(site, { recursive: true, force: true });
-      log(`  round ${round + 1}/${runs}: cold ${(coldMs / 1000).toFixed(2)} s, re-run ${(rerunMs / 1000).toFixed(3)} s, curl ${(curlMs / 1000).toFixed(2)} s`);
+      log(`  round ${round + 1}/${runs}: cold ${(coldMs / 1000).toFixed(2)} s, re-run ${(rerunMs / 1000).toFixed(3)} s, curl ${(curlMs / 1000).toFixed(2)} s, curl+sync ${(c.durableMs / 1000).toFixed(2)} s`);
       cold.push(coldMs);
       rerun.push(rerunMs);
       curl.push(curlMs);
@@ -349,6 +364,8 @@ export async function runSyncBench(
       rerunRequests,
       curlMs,
       ratio: median(ratios),
+      curlDurableMs: median(curlDurable),
+      ratioDurable: median(ratiosDurable),
       runs,
       trust,
     };
@@ -369,10 +386,12 @@ export function formatSyncBench(r: SyncBenchResult): string {
     '',
     '| measurement | result |',
     '|---|---|',
-    `| cold \`pxe sync\` (fetch, SHA-256, verify, extract, atomic install) | ${(r.coldMs / 1000).toFixed(2)} s (${r.coldMiBps.toFixed(0)} MiB/s), exit ${r.coldExitCode} |`,
+    `| cold \`pxe sync\` (fetch, SHA-256, verify, extract, fsync, atomic install) | ${(r.coldMs / 1000).toFixed(2)} s (${r.coldMiBps.toFixed(0)} MiB/s), exit ${r.coldExitCode} |`,
     `| no-change re-run | ${(r.rerunMs / 1000).toFixed(3)} s, ${r.rerunBodyBytes} body bytes, ${r.rerunRequests} conditional requests |`,
     `| \`curl --parallel --parallel-max ${r.concurrency}\`, same files (no verification) | ${(r.curlMs / 1000).toFixed(2)} s |`,
+    `| same, then coreutils \`sync\` of curl's files (durable, like sync's snapshots) | ${(r.curlDurableMs / 1000).toFixed(2)} s |`,
     `| ratio cold sync / curl | ${r.ratio.toFixed(2)} |`,
+    `| ratio cold sync / (curl + sync) | ${r.ratioDurable.toFixed(2)} |`,
   ].join('\n');
 }
 

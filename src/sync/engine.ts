@@ -129,12 +129,27 @@ interface Manifest {
   verifiedBy?: string | undefined;
 }
 
+/** Resolves `done` once `n` parties have arrived. */
+class Barrier {
+  private left: number;
+  private open!: () => void;
+  readonly done = new Promise<void>((r) => (this.open = r));
+  constructor(n: number) {
+    this.left = n;
+    if (n <= 0) this.open();
+  }
+  arrive(): void {
+    if (--this.left === 0) this.open();
+  }
+}
+
 class RunContext {
   private readonly manifests = new Map<string, Promise<Manifest>>();
   private readonly keyrings = new Map<string, Promise<{ keys: PublicKey[]; id: string }>>();
   private readonly verifications = new Map<string, Promise<Buffer>>();
   private saveChain: Promise<void> = Promise.resolve();
   readonly sem: Semaphore;
+  barrier: Barrier = new Barrier(0);
 
   constructor(
     readonly opts: SyncOptions,
@@ -296,6 +311,7 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
   const prev: EntryState | undefined = state.data.entries[name];
   const result: TargetResult = { id: t.entryId, version: t.version, arch: t.arch, unit: name, status: 'failed', bytes: 0, files: [] };
   let staging: string | undefined;
+  let arrived = false;
   const snap = newSnapshotId();
   try {
     const { downloads, trust } = await resolveChecksums(ctx, t);
@@ -415,6 +431,12 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
     // Assemble the full pair: reused files are hard links into the new snapshot.
     const dir = await ensureStaging();
     for (const b of reused) await store.carryOver(unit, current!, b, dir);
+    await store.seal(dir);
+    // Group commit: every target publishes once all are verified and sealed (MAAS-style
+    // snapshot of the whole catalog; the fsyncs of all targets overlap instead of queueing).
+    arrived = true;
+    ctx.barrier.arrive();
+    await ctx.barrier.done;
     await store.commit(unit, snap, dir);
     staging = undefined;
 
@@ -427,7 +449,8 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
     for (const d of downloaded) {
       state.data.urls[d.url] = { sha256: d.sha256, size: d.size, ...(d.etag ? { etag: d.etag } : {}), ...(d.lastModified ? { lastModified: d.lastModified } : {}) };
     }
-    await ctx.save();
+    // (state is saved once at the end of the run; if the process dies before that, the
+    // links are the truth and the next run re-downloads what the state does not know)
     // Keep exactly current + previous (rollback target); older snapshots go.
     await store.prune(unit, [snap, current]);
     result.status = 'installed';
@@ -450,11 +473,13 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
         lastAttempt: new Date().toISOString(),
         ...(current ? { current } : {}),
       };
-      await ctx.save();
     }
     reporter.line(`${label}: FAILED: ${msg}${current ? ` (previous kept: ${current})` : ''}`);
     ctx.opts.logger?.warn({ target: name, err: msg }, 'sync: target failed');
     return result;
+  } finally {
+    // every target passes the publish barrier exactly once, whatever path it took
+    if (!arrived) ctx.barrier.arrive();
   }
 }
 
@@ -502,6 +527,7 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
     }
     const ctx = new RunContext(opts, state, store, reporter, dryRun);
     reporter.line(`sync: ${targets.length} target(s)${dryRun ? ' (dry run)' : ''}`);
+    ctx.barrier = new Barrier(targets.length);
     const results = await Promise.all(targets.map((t) => syncTarget(ctx, t)));
 
     let bootloaders: BootloaderResult[] = [];

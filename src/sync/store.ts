@@ -18,7 +18,7 @@
  * into `.store` once every file in it is verified.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, link, lstat, mkdir, readdir, readlink, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
+import { copyFile, link, lstat, mkdir, open, readdir, readlink, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 
 export const STORE_DIR = '.store';
@@ -117,11 +117,22 @@ export class Store {
    * Make the staged snapshot visible: rename the directory into the store (atomic,
    * same filesystem), then switch the served symlink to it (atomic).
    */
+  /**
+   * Survive power loss too, not just kill -9: file data and directory entries must be on
+   * disk before a link points at them, or a crash right after the switch could serve
+   * zero-length files (ext4 delayed allocation). Call before commit().
+   */
+  async seal(stagingDir: string): Promise<void> {
+    await syncTree(stagingDir);
+  }
+
   async commit(u: UnitKey, snap: string, stagingDir: string): Promise<void> {
     const dest = this.snapshotDir(u, snap);
     await mkdir(dirname(dest), { recursive: true });
     await rename(stagingDir, dest);
+    await syncPath(dirname(dest));
     await this.pointTo(u, snap);
+    await syncPath(dirname(this.linkPath(u)));
   }
 
   /** Atomically point the served link at `snap` (which must exist). */
@@ -163,6 +174,25 @@ export class Store {
     for (const n of names) await rm(join(this.stagingRoot, n), { recursive: true, force: true });
     return names.length;
   }
+}
+
+async function syncPath(p: string): Promise<void> {
+  const fh = await open(p, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** fsync every file below `dir`, then the directories (a snapshot is a handful of files). */
+async function syncTree(dir: string): Promise<void> {
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) await syncTree(p);
+    else if (e.isFile()) await syncPath(p);
+  }
+  await syncPath(dir);
 }
 
 /** True when a and b are on the same filesystem (rename(2) across devices fails with EXDEV). */
