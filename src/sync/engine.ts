@@ -317,9 +317,10 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
     const { downloads, trust } = await resolveChecksums(ctx, t);
     result.trust = trust;
     const current = await store.currentSnapshot(unit);
-    const curFiles = current ? prev?.snapshots[current]?.files : undefined;
     const newFiles: Record<string, string> = {};
-    const reused: string[] = [];
+    /** url -> sha256 of the download each file of the new snapshot came from */
+    const sources: Record<string, string> = {};
+    const reused: Array<{ base: string; from: string }> = [];
     const downloaded: Array<{ url: string; etag: string | undefined; lastModified: string | undefined; sha256: string; size: number }> = [];
 
     const ensureStaging = async () => {
@@ -327,33 +328,53 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
       return staging;
     };
 
+    // Snapshots kept on disk that may already hold a download: the served one first, then
+    // the rollback target (after `pxe rollback`, the newer pair is still there).
+    const kept: string[] = [];
+    for (const s of [current, prev?.previous]) {
+      if (s !== undefined && !kept.includes(s) && prev?.snapshots[s] && (await store.snapshotExists(unit, s))) kept.push(s);
+    }
+    /** a kept snapshot holding every file of `d`, built from the download with this sha256 */
+    const holder = async (d: Download, sha: string | undefined, candidates: string[]): Promise<string | undefined> => {
+      if (sha === undefined) return undefined;
+      for (const s of candidates) {
+        const rec = prev!.snapshots[s]!;
+        const bases = d.files.map((f) => basename(f.relPath));
+        if (rec.sources?.[d.url] !== sha || !bases.every((b) => rec.files[b] !== undefined)) continue;
+        if ((await Promise.all(bases.map((b) => exists(join(store.snapshotDir(unit, s), b))))).every(Boolean)) return s;
+      }
+      return undefined;
+    };
+
     await Promise.all(
       downloads.map(async (d, i) => {
         const bases = d.files.map((f) => basename(f.relPath));
-        const installed =
-          current !== undefined &&
-          curFiles !== undefined &&
-          bases.every((b) => curFiles[b] !== undefined) &&
-          (await Promise.all(bases.map((b) => exists(join(store.snapshotDir(unit, current), b))))).every(Boolean);
         const urlState = state.data.urls[d.url];
-        const reuse = () => {
-          for (const b of bases) newFiles[b] = curFiles![b]!;
-          reused.push(...bases);
+        const reuse = (from: string, sha: string) => {
+          const rec = prev!.snapshots[from]!;
+          for (const b of bases) {
+            newFiles[b] = rec.files[b]!;
+            reused.push({ base: b, from });
+          }
+          sources[d.url] = sha;
           for (const f of d.files) result.files.push({ relPath: f.relPath, action: 'reused', bytes: 0 });
         };
-        // Verified content that already matches what is installed needs no request at all
+        // Verified content that a kept snapshot already holds needs no request at all
         // (content addressing, as MAAS does): the manifest is the authority.
-        if (installed && d.expected !== undefined && urlState?.sha256 === d.expected) {
-          reuse();
+        const from = await holder(d, d.expected, kept);
+        if (from !== undefined) {
+          reuse(from, d.expected!);
           return;
         }
-        // Unverified files: only the upstream's validators can say "unchanged".
-        const validators = installed && d.expected === undefined && urlState ? { etag: urlState.etag, lastModified: urlState.lastModified } : undefined;
+        // Unverified files: only the upstream's validators can say "unchanged", and only
+        // when the served snapshot holds exactly the download those validators describe.
+        const servedHolder = d.expected === undefined && current !== undefined ? await holder(d, urlState?.sha256, [current].filter((s) => kept.includes(s))) : undefined;
+        const validators = servedHolder !== undefined && urlState ? { etag: urlState.etag, lastModified: urlState.lastModified } : undefined;
         const key = `${name}#${i}`;
         const flabel = `${label} ${d.archive ? basename(new URL(d.url).pathname) : bases.join('+')}`;
         if (ctx.dryRun) {
           const r = validators ? await ctx.sem.run(() => fetchBuffer(d.url, { ...ctx.fetchOpts, validators, headOnly: true })) : null;
-          if (r?.status === 'not-modified') reuse();
+          if (r?.status === 'not-modified') reuse(servedHolder!, urlState!.sha256);
           else for (const f of d.files) result.files.push({ relPath: f.relPath, action: 'would-fetch', bytes: r?.status === 'ok' ? r.size : 0 });
           return;
         }
@@ -374,7 +395,7 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
         });
         if (r.status === 'not-modified') {
           reporter.fileDone(key, flabel, 'not modified');
-          reuse();
+          reuse(servedHolder!, urlState!.sha256);
           return;
         }
         result.bytes += r.size;
@@ -384,6 +405,7 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
         }
         reporter.fileDone(key, flabel, `${formatBytes(r.size)} ${d.expected ? 'sha256 ok' : 'unverified'}`);
         downloaded.push({ url: d.url, etag: r.etag, lastModified: r.lastModified, sha256: r.sha256, size: r.size });
+        sources[d.url] = r.sha256;
         if (d.archive) {
           const wanted = new Map(d.files.map((f) => [f.extract!.member, join(dir, basename(f.relPath))]));
           if (d.archive === 'tar.gz') await extractTarGz(target, wanted);
@@ -397,7 +419,8 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
       }),
     );
 
-    if (downloaded.length === 0 && !result.files.some((f) => f.action === 'would-fetch') && current !== undefined) {
+    const onlyCurrent = reused.every((r) => r.from === current);
+    if (downloaded.length === 0 && onlyCurrent && !result.files.some((f) => f.action === 'would-fetch') && current !== undefined) {
       // Nothing changed upstream: the served pair stays, no new snapshot.
       if (staging) await rm(staging, { recursive: true, force: true });
       result.status = 'unchanged';
@@ -430,7 +453,7 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
 
     // Assemble the full pair: reused files are hard links into the new snapshot.
     const dir = await ensureStaging();
-    for (const b of reused) await store.carryOver(unit, current!, b, dir);
+    for (const r of reused) await store.carryOver(unit, r.from, r.base, dir);
     await store.seal(dir);
     // Group commit: every target publishes once all are verified and sealed (MAAS-style
     // snapshot of the whole catalog; the fsyncs of all targets overlap instead of queueing).
@@ -440,7 +463,7 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
     await store.commit(unit, snap, dir);
     staging = undefined;
 
-    const snapshots: EntryState['snapshots'] = { [snap]: { files: newFiles, trust } };
+    const snapshots: EntryState['snapshots'] = { [snap]: { files: newFiles, trust, sources } };
     if (current && prev?.snapshots[current]) snapshots[current] = prev.snapshots[current];
     const now = new Date().toISOString();
     const entry: EntryState = { current: snap, status: 'synced', trust, lastAttempt: now, lastSuccess: now, snapshots };

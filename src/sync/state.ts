@@ -30,7 +30,17 @@ const entryStateSchema = z.object({
   lastAttempt: z.string().optional(),
   lastSuccess: z.string().optional(),
   /** relPath -> sha256 of the files in each snapshot */
-  snapshots: z.record(z.string(), z.object({ files: z.record(z.string(), z.string()), trust: z.enum(['signed', 'checksum', 'unverified']) })).default({}),
+  snapshots: z
+    .record(
+      z.string(),
+      z.object({
+        files: z.record(z.string(), z.string()),
+        trust: z.enum(['signed', 'checksum', 'unverified']),
+        /** download URL -> sha256 of the body the files came from (archive or file) */
+        sources: z.record(z.string(), z.string()).default({}),
+      }),
+    )
+    .default({}),
 });
 export type EntryState = z.infer<typeof entryStateSchema>;
 

@@ -202,6 +202,20 @@ describe('pxe sync against a local mirror', () => {
     // only current + previous are kept
     const snaps = readdirSync(join(site.config.tftp.root, '.store/fedora/40-x86_64'));
     expect(snaps).toHaveLength(2);
+
+    // Rolled back, then synced: upstream still publishes `next`, which the kept snapshot
+    // holds, so it is re-installed without downloading a byte of it.
+    await rollback('fedora', { config: site.config });
+    expectServed(site, 'fedora', old);
+    mirror.resetStats();
+    const again = await runSync(opts(site, { only: 'fedora' }));
+    expect(again.targets[0]!.status).toBe('installed');
+    expect(again.targets[0]!.files.map((f) => f.action)).toEqual(['reused', 'reused']);
+    expect(mirror.bodyBytesFor(`${FEDORA.tree('40', 'x86_64')}/images/pxeboot/vmlinuz`)).toBe(0);
+    expect(mirror.bodyBytesFor(`${FEDORA.tree('40', 'x86_64')}/images/pxeboot/initrd.img`)).toBe(0);
+    expectServed(site, 'fedora', next);
+    expect((await runSync(opts(site, { only: 'fedora' }))).targets[0]!.status).toBe('unchanged');
+    expectServed(site, 'fedora', next);
   });
 
   it('only the changed file of a pair is downloaded; the other is carried over', async () => {
