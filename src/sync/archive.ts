@@ -86,15 +86,21 @@ export async function extractTarGz(archive: string, wanted: Map<string, string>)
           longName = undefined;
         }
         padding = (512 - (size % 512)) % 512;
-        if (type === 'L') {
-          // GNU long name: the data block holds the next member's name
+        if (type === 'L' || type === 'x') {
+          // GNU long name ('L': the data is the next member's name) or POSIX pax extended
+          // header ('x': "<len> path=<name>\n" records; other keys are ignored)
           if (buf.length < size) {
             // rare: wait for more data by putting the header back
             buf = Buffer.concat([h, buf]);
             padding = 0;
             break;
           }
-          longName = cstr(buf.subarray(0, size));
+          const data = buf.subarray(0, size);
+          if (type === 'L') longName = cstr(data);
+          else {
+            const m = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(data.toString('utf8'));
+            if (m) longName = m[1]!;
+          }
           buf = buf.subarray(size);
           continue;
         }

@@ -13,6 +13,7 @@ import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSync, type SyncOptions } from '../../src/sync/engine.js';
+import { extractTarGz } from '../../src/sync/archive.js';
 import { acquireLock } from '../../src/sync/state.js';
 import { content, FEDORA, makeSite, makeTestKey, publishAlpine, publishDebian, publishFedora, publishPlain, publishSuse, startLocalMirror, type LocalMirror, type Pair, type TestKey, type TestSite } from '../helpers/mirror.js';
 
@@ -106,12 +107,19 @@ describe('archives (Ubuntu netboot tarball, memtest86+ zip)', () => {
     writeFileSync(join(src, deep, 'initrd'), initrd);
     writeFileSync(join(src, 'evil'), 'x');
     const tgz = join(base, 'netboot.tar.gz');
-    await run('tar', ['-C', src, '-czf', tgz, `./${deep}/linux`, `./${deep}/initrd`, 'evil']);
+    // pax format: long names travel in 'x' extended headers (GNU tar's default uses 'L' records)
+    await run('tar', ['--format=pax', '-C', src, '-czf', tgz, `./${deep}/linux`, `./${deep}/initrd`, 'evil']);
     const memtest = content(`memtest-${gen}`, 150_000);
     writeFileSync(join(src, 'memtest64.bin'), memtest);
     const zipFile = join(base, 'mt.zip');
     rmSync(zipFile, { force: true });
     await run('zip', ['-q', '-j', '-9', zipFile, join(src, 'memtest64.bin'), join(src, 'evil')]);
+    // the GNU format ('L' long-name records) extracts the same members
+    const gnu = join(base, 'gnu.tar.gz');
+    await run('tar', ['--format=gnu', '-C', src, '-czf', gnu, `./${deep}/linux`, 'evil']);
+    await extractTarGz(gnu, new Map([[`${deep}/linux`, join(base, 'gnu-linux')]]));
+    expect(sha(readFileSync(join(base, 'gnu-linux')))).toBe(sha(kernel));
+    await expect(extractTarGz(gnu, new Map([['missing/member', join(base, 'nope')]]))).rejects.toThrow(/not found/);
     const tgzBody = readFileSync(tgz);
     const zipBody = readFileSync(zipFile);
     mirror.put('ubuntu/noble/netboot.tar.gz', tgzBody);
