@@ -1,0 +1,131 @@
+/**
+ * iPXE clients booted by an iPXE script over HTTP instead of pxelinux: pxe.yaml
+ * `dhcp.bootFiles.ipxe` gives iPXE (option 77 "iPXE") the URL of `/boot.ipxe`, the
+ * script is rendered per host from hosts.yaml (templates/ipxe-host.njk), and kernel +
+ * initrd come over HTTP from `/files/` after `pxe sync` installed them from a local
+ * mirror (an unverified catalog entry made for this test).
+ *
+ * Both ROM flavours: the BIOS iPXE and the 2019 EFI iPXE, which needs `initrd=<name>` on
+ * the kernel line or the kernel finds no initramfs ("VFS: Unable to mount root fs").
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { stringify as toYaml } from 'yaml';
+import { ensureAssets, FAIL_FAST, MARKER, PXE_UDP_PORTS, REPO_ROOT, startLab, type BootResult, type Lab, type LabProcess } from '../../src/bench/lab.js';
+import { isMac, pxeCli, tail, type LogLine } from '../helpers/e2e.js';
+import { startLocalMirror, type LocalMirror } from '../helpers/mirror.js';
+
+const execFileP = promisify(execFile);
+const HTTP_PORT = 8080;
+const MAC_BIOS = '52:54:00:e2:e0:31';
+const MAC_UEFI = '52:54:00:e2:e0:32';
+
+describe('e2e: iPXE script over HTTP (bootFiles.ipxe, rendered per host, files over HTTP)', () => {
+  let lab: Lab | undefined;
+  let mirror: LocalMirror | undefined;
+  let server: LabProcess;
+
+  beforeAll(async () => {
+    const cli = pxeCli();
+    const assets = await ensureAssets();
+    lab = await startLab();
+    const site = join(lab.runDir, 'site');
+    const root = join(site, 'tftproot');
+    mkdirSync(join(site, 'distros'), { recursive: true });
+    mkdirSync(root, { recursive: true });
+    // pxelinux is never used here; an iPXE client that got it would not print cfg=ipxe-script.
+    copyFileSync(assets.pxelinux, join(root, 'pxelinux.0'));
+    copyFileSync(assets.ldlinuxC32, join(root, 'ldlinux.c32'));
+
+    mirror = await startLocalMirror();
+    mirror.put('e2e/boot/vmlinuz', readFileSync(assets.vmlinuz));
+    mirror.put('e2e/boot/initrd.gz', readFileSync(assets.initrd));
+    writeFileSync(
+      join(site, 'distros', 'e2e.yaml'),
+      toYaml({
+        entries: [
+          {
+            id: 'e2e-marker',
+            label: 'E2E marker kernel',
+            group: 'Tools',
+            mirror: mirror.url('e2e'),
+            versions: [{ version: '1' }],
+            architectures: ['x86_64'],
+            boot: { method: 'linux', kernel: 'boot/vmlinuz', initrd: 'boot/initrd.gz' },
+            append: 'console=ttyS0 panic=-1 quiet cfg=ipxe-script',
+            trust: 'unverified',
+          },
+        ],
+      }),
+    );
+    const host = (hostname: string) => ({ hostname, entry: 'e2e-marker', version: '1' });
+    writeFileSync(join(site, 'hosts.yaml'), toYaml({ hosts: { [MAC_BIOS]: host('e2e-bios'), [MAC_UEFI]: host('e2e-uefi') } }));
+    const cfgFile = join(site, 'pxe.yaml');
+    writeFileSync(
+      cfgFile,
+      toYaml({
+        tftp: { root },
+        http: { port: HTTP_PORT },
+        // iPXE expands ${net0/mac} in the DHCP filename (autoboot's expand_settings),
+        // so the script request names its MAC.
+        dhcp: { bootFiles: { ipxe: `http://${lab.serverAddress}:${HTTP_PORT}/boot.ipxe?mac=\${net0/mac}` } },
+        stateDir: join(site, 'state'),
+        catalogDir: join(site, 'distros'),
+        templatesDir: join(REPO_ROOT, 'templates'),
+        hostsFile: join(site, 'hosts.yaml'),
+      }),
+    );
+    // sync runs in the root namespace, where the mirror listens on 127.0.0.1
+    const sync = await execFileP(process.execPath, [cli, 'sync', '--config', cfgFile, '--only', 'e2e-marker', '--no-progress'], { timeout: 120_000 });
+    expect(sync.stdout).toMatch(/e2e-marker 1 x86_64: installed/);
+
+    server = await lab.runServer('node', [cli, 'serve', '--config', cfgFile, '--server-address', lab.serverAddress], {
+      name: 'pxe-serve',
+      udpPorts: PXE_UDP_PORTS,
+      tcpPorts: [HTTP_PORT],
+      readyTimeoutMs: 30_000,
+    });
+  }, 300_000);
+
+  afterAll(async () => {
+    await mirror?.stop();
+    await lab?.stop();
+  });
+
+  const explain = (r: BootResult) =>
+    `boot ended: ${r.reason} after ${r.durationMs} ms\n--- serial (tail) ---\n${r.serialLog.slice(-2500)}\n--- pxe serve log (tail) ---\n${tail(server.jsonLines())}\n${server.stderr().slice(-1500)}`;
+
+  const http = (pred: (url: string) => boolean): LogLine[] =>
+    server.jsonLines().filter((l) => typeof l.url === 'string' && pred(l.url) && l.status === 200);
+
+  async function bootAndCheck(firmware: 'bios' | 'uefi', mac: string): Promise<void> {
+    const r = await lab!.bootVm({ firmware, mac, expect: MARKER, failFast: FAIL_FAST, timeoutMs: firmware === 'bios' ? 90_000 : 150_000 });
+    expect(r.reason, explain(r)).toBe('marker');
+    expect(r.exitedByItself, explain(r)).toBe(true);
+    expect(r.match?.[1]).toBe('ipxe-script');
+    expect(r.match?.[2]).toBe(firmware);
+    // the proxy handed iPXE the script URL, not an NBP
+    const offers = server.jsonLines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('proxyDHCP ') && isMac(l.mac, mac));
+    expect(offers.length, explain(r)).toBeGreaterThan(0);
+    expect(offers.every((l) => String(l.file).startsWith(`http://${lab!.serverAddress}:${HTTP_PORT}/boot.ipxe`)), explain(r)).toBe(true);
+    // the script was requested for this MAC, then kernel and initrd over HTTP
+    const script = http((u) => {
+      const m = /^\/boot\.ipxe\?mac=([^&]+)$/.exec(u);
+      return m !== null && isMac(decodeURIComponent(m[1]!), mac);
+    });
+    expect(script, explain(r)).not.toHaveLength(0);
+    expect(http((u) => u.startsWith('/files/') && u.endsWith('/vmlinuz')).length, explain(r)).toBeGreaterThan(0);
+    expect(http((u) => u.startsWith('/files/') && u.endsWith('/initrd.gz')).length, explain(r)).toBeGreaterThan(0);
+  }
+
+  it('SeaBIOS + iPXE ROM boots the rendered host script', async () => {
+    await bootAndCheck('bios', MAC_BIOS);
+  }, 120_000);
+
+  it('OVMF + iPXE EFI ROM boots the rendered host script (initrd= quirk)', async () => {
+    await bootAndCheck('uefi', MAC_UEFI);
+  }, 180_000);
+});
