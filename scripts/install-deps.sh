@@ -31,6 +31,8 @@ packages=(
   libxml2-utils grub-common debconf
   # DHCP servers that check the output of `pxe dhcp-config`
   isc-dhcp-server kea-dhcp4-server
+  # archives the sync tests build (Ubuntu netboot tarball, memtest zip)
+  zip tar
 )
 if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
   apt-get update -qq

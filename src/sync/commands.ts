@@ -36,17 +36,19 @@ export function registerSyncCommands(program: Command): void {
     .addOption(configOption())
     .option('--only <id>', 'sync just this catalog entry')
     .option('--dry-run', 'show what would change without writing anything')
+    .option('--bootloaders-only', 'only copy the bootloaders (pxelinux, syslinux.efi, modules, memdisk) into tftproot')
     .option('--concurrency <n>', 'parallel downloads', (v) => Math.max(1, Math.min(32, Number.parseInt(v, 10) || 4)), 4)
     .option('--no-progress', 'plain lines even on a terminal')
     .option('--write-menus', 'also write pxelinux.cfg/default (+ efi64/) as static files, for a plain tftpd (needs serverAddress)')
     .option('--json', 'print the result as JSON (no progress output)')
-    .action(friendly(async (o: { config?: string; only?: string; dryRun?: boolean; concurrency: number; progress: boolean; json?: boolean; writeMenus?: boolean }) => {
+    .action(friendly(async (o: { config?: string; only?: string; dryRun?: boolean; concurrency: number; progress: boolean; json?: boolean; writeMenus?: boolean; bootloadersOnly?: boolean }) => {
       const config = loadConfig(o.config);
       // Per-entry results are printed by the reporter; the JSON log only adds detail at debug.
       const logger = createLogger(config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : 'error', false);
       const res = await runSync({
         config,
         only: o.only,
+        bootloadersOnly: o.bootloadersOnly === true,
         dryRun: o.dryRun === true,
         concurrency: o.concurrency,
         progress: o.json ? 'none' : o.progress ? 'auto' : 'plain',

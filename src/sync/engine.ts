@@ -45,6 +45,8 @@ export interface SyncOptions {
   config: SyncConfig;
   /** only this catalog entry id */
   only?: string | undefined;
+  /** provision the bootloaders only, no catalog entry (first setup, no upstream needed) */
+  bootloadersOnly?: boolean | undefined;
   /** report what would change; write nothing */
   dryRun?: boolean | undefined;
   /** downloads in flight at once (default 4) */
@@ -529,7 +531,7 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
   const out = opts.out ?? process.stdout;
   const catalog = opts.catalog ?? loadCatalog(cfg.catalogDir, { mirrors: cfg.mirrors });
   if (opts.only !== undefined && !catalog.entries.some((e) => e.id === opts.only)) throw new Error(`no catalog entry "${opts.only}"`);
-  const targets = expandCatalog(catalog, { mirrors: cfg.mirrors, ...(opts.only !== undefined ? { only: opts.only } : {}) });
+  const targets = opts.bootloadersOnly ? [] : expandCatalog(catalog, { mirrors: cfg.mirrors, ...(opts.only !== undefined ? { only: opts.only } : {}) });
 
   if (!dryRun) {
     await mkdir(cfg.stateDir, { recursive: true });
