@@ -120,6 +120,18 @@ export type Config = Omit<z.infer<typeof configSchema>, 'catalogDir' | 'template
   source: string;
 };
 
+/**
+ * Archive keys that Debian packages ship (debian-archive-keyring, ubuntu-keyring):
+ * used for the signed InRelease -> SHA256SUMS chains unless pxe.yaml names others.
+ */
+const PACKAGED_KEYRINGS: Record<string, string> = {
+  debian: '/usr/share/keyrings/debian-archive-keyring.gpg',
+  ubuntu: '/usr/share/keyrings/ubuntu-archive-keyring.gpg',
+};
+function distributionKeyrings(): Record<string, string> {
+  return Object.fromEntries(Object.entries(PACKAGED_KEYRINGS).filter(([, path]) => existsSync(path)));
+}
+
 /** Paths in the file are relative to the file's directory; with no file, to the cwd. */
 function resolvePaths(cfg: z.infer<typeof configSchema>, base: string): Omit<Config, 'source'> {
   const r = (p: string) => resolve(base, p);
@@ -130,7 +142,7 @@ function resolvePaths(cfg: z.infer<typeof configSchema>, base: string): Omit<Con
     templatesDir: cfg.templatesDir === undefined ? join(PACKAGE_DIR, 'templates') : r(cfg.templatesDir),
     hostsFile: r(cfg.hostsFile),
     stateDir: r(cfg.stateDir),
-    keyrings: Object.fromEntries(Object.entries(cfg.keyrings).map(([k, v]) => [k, r(v)])),
+    keyrings: { ...distributionKeyrings(), ...Object.fromEntries(Object.entries(cfg.keyrings).map(([k, v]) => [k, r(v)])) },
   };
 }
 
