@@ -12,7 +12,9 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { FileClient, VirtualFileProvider } from '../policy/types.js';
 import {
@@ -28,8 +30,7 @@ import {
   type TransferMode,
 } from './packet.js';
 import { DEFAULT_MAX_NAME_BYTES, normalizeRequestPath, openInRoot } from './paths.js';
-import { ChunkCache, FileSource, MemorySource, type BlockSource } from './source.js';
-import { Transfer, type TransferOutcome } from './transfer.js';
+import { TransferRunner, type FromRunner, type RunnerEnd, type RunnerOptions, type RunnerStart, type ToRunner } from './runner.js';
 
 export interface TftpListen {
   host: string;
@@ -77,6 +78,11 @@ export interface TftpServerOptions {
   cacheBytes?: number;
   /** read size (default 256 KiB) */
   chunkBytes?: number;
+  /**
+   * worker_threads that run transfers (default os.availableParallelism()); 0 runs them
+   * in the main thread. Each worker has its own chunk cache (cacheBytes / workers).
+   */
+  workers?: number;
   provider?: VirtualFileProvider;
   /** when it returns false for a source address, nothing at all is sent back */
   allow?: (address: string) => boolean;
@@ -111,11 +117,34 @@ interface Listener {
 }
 
 interface Active {
-  transfer: Transfer;
-  socket: dgram.Socket;
+  id: number;
+  exec: Executor;
   catcher: dgram.Socket;
   localPort: number;
+  started: boolean;
   summary: Omit<TransferSummary, 'bytesSent' | 'retransmits' | 'durationMs' | 'outcome'>;
+}
+
+/** Where transfers run: a worker thread, or a runner in this thread (workers: 0). */
+interface Executor {
+  post(m: ToRunner): void;
+  /** transfers handed to it and not ended yet (least-loaded placement) */
+  load: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * The worker entry. Under vitest the sources are .ts files that Node cannot load in a
+ * worker by itself, so the worker first registers tsx (a devDependency) and then
+ * imports worker.ts; the built dist/ never takes that branch.
+ */
+function spawnWorker(data: RunnerOptions): Worker {
+  if (import.meta.url.endsWith('.ts')) {
+    const ts = new URL('./worker.ts', import.meta.url).href;
+    return new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(ts)}); })`, { eval: true, workerData: data, trackUnmanagedFds: false });
+  }
+  // trackUnmanagedFds off: the worker closes fds the main thread opened (by design)
+  return new Worker(new URL('./worker.js', import.meta.url), { workerData: data, trackUnmanagedFds: false });
 }
 
 function familyOf(host: string): 'udp4' | 'udp6' {
@@ -137,8 +166,10 @@ export class TftpServer {
   private readonly opt: Required<Omit<TftpServerOptions, 'provider' | 'allow' | 'onTransferEnd'>> &
     Pick<TftpServerOptions, 'provider' | 'allow' | 'onTransferEnd'>;
   private readonly log: Logger;
-  private readonly cache: ChunkCache;
   private listeners: Listener[] = [];
+  private executors: Executor[] = [];
+  private nextId = 1;
+  private readonly byId = new Map<number, string>();
   private realRoot = '';
   /** keyed by "address|port": also catches a client's retransmitted RRQ while we prepare */
   private readonly active = new Map<string, Active | 'preparing'>();
@@ -159,13 +190,94 @@ export class TftpServer {
       maxNetasciiBytes: 32 * 1024 * 1024,
       cacheBytes: 16 * 1024 * 1024,
       chunkBytes: 256 * 1024,
+      workers: os.availableParallelism(),
       // an explicit `undefined` must not override a default
       ...(Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as TftpServerOptions),
     };
     this.opt.maxBlksize = Math.max(8, Math.min(65464, this.opt.maxBlksize));
     this.opt.maxWindowsize = Math.max(1, Math.min(65535, this.opt.maxWindowsize));
+    this.opt.workers = Math.max(0, Math.min(64, Math.floor(this.opt.workers)));
     this.log = options.logger;
-    this.cache = new ChunkCache(this.opt.chunkBytes, this.opt.cacheBytes);
+  }
+
+  private startExecutors(): void {
+    const n = this.opt.workers;
+    if (n === 0) {
+      const exec: Executor = {
+        load: 0,
+        post: (m) => runner.handle(m),
+        stop: async () => undefined,
+      };
+      const runner = new TransferRunner((m) => this.onRunnerMessage(exec, m), { chunkBytes: this.opt.chunkBytes, cacheBytes: this.opt.cacheBytes });
+      this.executors = [exec];
+      return;
+    }
+    for (let i = 0; i < n; i++) this.executors.push(this.spawnExecutor(Math.floor(this.opt.cacheBytes / n)));
+  }
+
+  private spawnExecutor(cacheBytes: number): Executor {
+    const worker = spawnWorker({ chunkBytes: this.opt.chunkBytes, cacheBytes });
+    // the listeners keep the process alive while serving; an idle worker must not
+    worker.unref();
+    let stopped = false;
+    const exec: Executor = {
+      load: 0,
+      post: (m) => worker.postMessage(m),
+      stop: async () => {
+        stopped = true;
+        await worker.terminate();
+      },
+    };
+    worker.on('message', (m: FromRunner) => this.onRunnerMessage(exec, m));
+    worker.on('error', (err) => this.log.error({ err }, 'tftp worker failed'));
+    worker.on('exit', (code) => {
+      if (stopped) return;
+      // a dead worker takes its transfers with it: end them (the clients time out) and
+      // replace the worker so new requests still have somewhere to run
+      this.log.error({ code }, 'tftp worker exited; replacing it');
+      for (const [id, key] of [...this.byId]) {
+        const a = this.active.get(key);
+        if (a !== undefined && a !== 'preparing' && a.exec === exec) {
+          this.onRunnerEnd({ t: 'end', id, bytesSent: 0, retransmits: 0, durationMs: 0, outcome: { kind: 'error', code: 0, reason: 'worker exited' } });
+        }
+      }
+      const i = this.executors.indexOf(exec);
+      if (i >= 0 && !this.closing) this.executors[i] = this.spawnExecutor(cacheBytes);
+    });
+    return exec;
+  }
+
+  private onRunnerMessage(exec: Executor, m: FromRunner): void {
+    try {
+      switch (m.t) {
+        case 'started': {
+          const key = this.byId.get(m.id);
+          const a = key === undefined ? undefined : this.active.get(key);
+          if (a !== undefined && a !== 'preparing' && !a.started) {
+            a.started = true;
+            this.stats.transfersStarted++;
+            this.stats.active++;
+          }
+          return;
+        }
+        case 'counts':
+          this.stats.drops.malformed += m.malformed;
+          this.stats.drops.stray += m.stray;
+          this.stats.drops.internal += m.internal;
+          return;
+        case 'log':
+          if (m.level === 'error') this.log.error({ err: m.err, client: m.client }, m.msg);
+          else this.log.debug({ err: m.err, client: m.client }, m.msg);
+          return;
+        case 'end':
+          exec.load = Math.max(0, exec.load - 1);
+          this.onRunnerEnd(m);
+          return;
+      }
+    } catch (err) {
+      this.stats.drops.internal++;
+      this.log.error({ err }, 'tftp runner message error');
+    }
   }
 
   /** Bound addresses (useful when listening on port 0). */
@@ -186,8 +298,14 @@ export class TftpServer {
     return out;
   }
 
+  /** Transfers currently placed on each runner (one entry per worker; one entry when workers is 0). */
+  runnerLoads(): number[] {
+    return this.executors.map((e) => e.load);
+  }
+
   async start(): Promise<void> {
     this.realRoot = await fsp.realpath(this.opt.root);
+    this.startExecutors();
     for (const l of this.opt.listen) {
       const family = familyOf(l.host);
       // ipv6Only: '::' and '0.0.0.0' are listened on separately, so v4 clients are not
@@ -222,10 +340,12 @@ export class TftpServer {
         });
       });
     }
-    for (const a of this.active.values()) if (a !== 'preparing') a.transfer.abort('server shutting down');
+    for (const a of this.active.values()) if (a !== 'preparing') a.exec.post({ t: 'abort', id: a.id, reason: 'server shutting down' });
     // requests still opening their file see `closing` and stop by themselves
     const deadline = performance.now() + 2000;
     while (this.active.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const execs = this.executors.splice(0);
+    await Promise.all(execs.map((e) => e.stop()));
   }
 
   private sendError(listener: Listener, rinfo: dgram.RemoteInfo, code: number, message: string): void {
@@ -341,18 +461,21 @@ export class TftpServer {
       return this.refuse(listener, rinfo, key, norm.rel, neg.code, neg.reason);
     }
 
-    let source: BlockSource | undefined;
+    let file: RunnerStart['file'] | undefined;
+    let size = 0;
     let virtual = false;
     if (this.opt.provider) {
       const client: FileClient = { address: rinfo.address };
       const vf = await this.opt.provider.virtualFile(norm.rel, client);
       if (vf) {
         virtual = true;
-        source = new MemorySource(mode === 'netascii' ? toNetascii(vf.content) : vf.content);
+        const content = mode === 'netascii' ? toNetascii(vf.content) : vf.content;
+        file = { content };
+        size = content.length;
         this.log.debug({ client: rinfo.address, file: norm.rel, origin: vf.origin }, 'tftp virtual file');
       }
     }
-    if (!source) {
+    if (!file) {
       const opened = await openInRoot(this.realRoot, norm.rel);
       if (!opened.ok) return this.refuse(listener, rinfo, key, norm.rel, opened.code, opened.reason);
       const f = opened.file;
@@ -374,11 +497,20 @@ export class TftpServer {
         } finally {
           fs.close(f.fd, () => undefined);
         }
-        source = new MemorySource(toNetascii(raw.subarray(0, got)));
-      } else source = new FileSource(this.cache, f.fd, f.size, f);
+        const content = toNetascii(raw.subarray(0, got));
+        file = { content };
+        size = content.length;
+      } else {
+        // the fd is process-wide: the runner (maybe in a worker) reads and closes it
+        file = { fd: f.fd, size: f.size, dev: String(f.dev), ino: String(f.ino), mtimeNs: String(f.mtimeNs) };
+        size = f.size;
+      }
     }
-    if (this.closing) {
-      source.close();
+    const closeFile = (): void => {
+      if (file && 'fd' in file) fs.close(file.fd, () => undefined);
+    };
+    if (this.closing || this.executors.length === 0) {
+      closeFile();
       return this.refuse(listener, rinfo, key, norm.rel, ErrorCode.NOT_DEFINED, 'server shutting down');
     }
 
@@ -386,93 +518,80 @@ export class TftpServer {
     const blksize = o.blksize ?? 512;
     const windowsize = o.windowsize ?? 1;
     const timeoutMs = o.timeout !== undefined ? o.timeout * 1000 : this.opt.defaultTimeoutMs;
-    const entries = oackEntries(o, source.size);
+    const entries = oackEntries(o, size);
     // RFC 2347: options we do not accept are not echoed; with none accepted, DATA 1 follows directly
     const oack = entries.length > 0 ? encodeOack(entries) : null;
 
-    let socket: dgram.Socket | undefined;
-    let catcher: dgram.Socket | undefined;
+    let catcher: dgram.Socket;
     try {
-      ({ socket, catcher } = await this.openTransferSockets(listener, rinfo));
+      catcher = await this.openCatcher(listener);
     } catch (err) {
-      source.close();
-      socket?.close();
+      closeFile();
       throw err;
     }
+    if (this.closing) {
+      closeFile();
+      catcher.close();
+      return this.refuse(listener, rinfo, key, norm.rel, ErrorCode.NOT_DEFINED, 'server shutting down');
+    }
+    const localPort = catcher.address().port;
     const summary: Active['summary'] = {
       client: rinfo.address,
       port: rinfo.port,
       file: norm.rel,
       mode,
       virtual,
-      options: { blksize, windowsize, timeoutMs, tsize: o.tsize ? source.size : undefined },
-      size: source.size,
+      options: { blksize, windowsize, timeoutMs, tsize: o.tsize ? size : undefined },
+      size,
     };
-    const transfer = new Transfer({
-      socket,
-      source,
+    // least-loaded executor: transfers are long-lived, so counting them is enough
+    let exec = this.executors[0] as Executor;
+    for (const e of this.executors) if (e.load < exec.load) exec = e;
+    const id = this.nextId++;
+    this.active.set(key, { id, exec, catcher, localPort, started: false, summary });
+    this.byId.set(id, key);
+    exec.load++;
+    exec.post({
+      t: 'start',
+      id,
+      file,
       blksize,
       windowsize,
       timeoutMs,
       maxRetries: this.opt.maxRetries,
       maxRetriesBeforeAck: this.opt.maxRetriesBeforeAck,
       oack,
-      onMalformed: () => this.stats.drops.malformed++,
-      onStray: () => this.stats.drops.stray++,
-      onInternalError: (err) => {
-        this.stats.drops.internal++;
-        this.log.error({ err }, 'tftp transfer handler error');
-      },
-      onEnd: (t, outcome) => this.onTransferEnd(key, t, outcome),
+      bindHost: listener.host,
+      family: listener.family,
+      localPort,
+      clientAddress: rinfo.address,
+      clientPort: rinfo.port,
     });
-    this.active.set(key, { transfer, socket, catcher, localPort: socket.address().port, summary });
-    this.stats.transfersStarted++;
-    this.stats.active++;
-    transfer.start();
   }
 
-  private async openTransferSockets(listener: Listener, rinfo: dgram.RemoteInfo): Promise<{ socket: dgram.Socket; catcher: dgram.Socket }> {
-    const bindHost = listener.host;
-    const opts: dgram.SocketOptions = { type: listener.family, reuseAddr: true, ipv6Only: listener.family === 'udp6' };
-    const socket = dgram.createSocket(opts);
-    // connected UDP sockets report ICMP errors (ECONNREFUSED) as socket errors: the
-    // transfer's timer handles a vanished peer, so these are only logged
-    socket.on('error', (err) => this.log.debug({ err: err.message, client: rinfo.address }, 'tftp transfer socket error'));
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, bindHost, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    });
-    const port = socket.address().port;
-    const catcher = dgram.createSocket(opts);
+  /**
+   * The transfer's port (RFC 1350 sec. 4, its TID) is claimed here by the unconnected
+   * catcher (SO_REUSEADDR); the runner then binds its connected socket to the same
+   * port. Linux prefers the connected socket for the peer's datagrams, so the catcher
+   * only ever sees foreign TIDs.
+   */
+  private async openCatcher(listener: Listener): Promise<dgram.Socket> {
+    const catcher = dgram.createSocket({ type: listener.family, reuseAddr: true, ipv6Only: listener.family === 'udp6' });
     catcher.on('error', () => undefined);
     try {
       await new Promise<void>((resolve, reject) => {
         catcher.once('error', reject);
-        catcher.bind(port, bindHost, () => {
+        catcher.bind(0, listener.host, () => {
           catcher.off('error', reject);
           resolve();
         });
       });
     } catch (err) {
-      socket.close();
+      catcher.close();
       throw err;
     }
     catcher.on('message', (msg, from) => this.onForeignDatagram(catcher, msg, from));
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.connect(rinfo.port, rinfo.address, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    }).catch((err: unknown) => {
-      socket.close();
-      catcher.close();
-      throw err;
-    });
-    return { socket, catcher };
+    return catcher;
   }
 
   /** A datagram on a transfer port from anyone but the transfer's peer (RFC 1350 sec. 4). */
@@ -493,24 +612,25 @@ export class TftpServer {
     }
   }
 
-  private onTransferEnd(key: string, t: Transfer, outcome: TransferOutcome): void {
+  private onRunnerEnd(m: RunnerEnd): void {
+    const key = this.byId.get(m.id);
+    if (key === undefined) return;
+    this.byId.delete(m.id);
     const a = this.active.get(key);
-    if (a === undefined || a === 'preparing') return;
-    this.stats.active--;
-    this.stats.bytesSent += t.bytesSent;
+    if (a === undefined || a === 'preparing' || a.id !== m.id) return;
+    const outcome = m.outcome;
+    if (a.started) this.stats.active--;
+    else this.stats.transfersStarted++; // ended before 'started' arrived (aborted or socket setup failed)
+    this.stats.bytesSent += m.bytesSent;
     if (outcome.kind === 'ok') this.stats.transfersOk++;
     else this.stats.transfersFailed++;
-    // close after the current tick so a final ERROR queued by abort() goes out first
-    setImmediate(() => {
-      a.socket.close();
-      a.catcher.close();
-    });
+    a.catcher.close();
     this.releaseSlot(key, a.summary.client);
     const summary: TransferSummary = {
       ...a.summary,
-      bytesSent: t.bytesSent,
-      retransmits: t.retransmits,
-      durationMs: Math.round((performance.now() - t.startedAt) * 10) / 10,
+      bytesSent: m.bytesSent,
+      retransmits: m.retransmits,
+      durationMs: Math.round(m.durationMs * 10) / 10,
       outcome: outcome.kind === 'ok' ? 'ok' : outcome.kind === 'timeout' ? 'timeout' : outcome.kind === 'aborted' ? 'aborted' : 'error',
     };
     if (outcome.kind === 'peer-error') {

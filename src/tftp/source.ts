@@ -156,7 +156,7 @@ export class FileSource implements BlockSource {
     private readonly cache: ChunkCache,
     private readonly fd: number,
     readonly size: number,
-    identity: { dev: bigint; ino: bigint; mtimeNs: bigint },
+    identity: { dev: bigint | string; ino: bigint | string; mtimeNs: bigint | string },
   ) {
     this.chunkSize = cache.chunkSize;
     this.fileKey = `${identity.dev}:${identity.ino}:${identity.mtimeNs}:${size}`;

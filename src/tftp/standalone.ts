@@ -1,7 +1,7 @@
 /**
  * Minimal entry running only the TFTP server, for benchmarks (measured as a separate
  * process, like the C servers it is compared with) and quick manual tests:
- *   node dist/tftp/standalone.js --root DIR --port N [--host 127.0.0.1] [--log-level warn]
+ *   node dist/tftp/standalone.js --root DIR --port N [--host 127.0.0.1] [--workers N] [--log-level warn]
  */
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
@@ -16,6 +16,7 @@ const { values } = parseArgs({
     'max-windowsize': { type: 'string' },
     'max-transfers': { type: 'string' },
     'max-transfers-per-client': { type: 'string' },
+    workers: { type: 'string' },
     'log-level': { type: 'string', default: 'warn' },
   },
 });
@@ -33,6 +34,7 @@ const server = new TftpServer({
   maxWindowsize: values['max-windowsize'] ? Number(values['max-windowsize']) : undefined,
   maxTransfers: values['max-transfers'] ? Number(values['max-transfers']) : undefined,
   maxTransfersPerClient: values['max-transfers-per-client'] ? Number(values['max-transfers-per-client']) : undefined,
+  workers: values.workers !== undefined ? Number(values.workers) : undefined,
   logger,
 });
 await server.start();
