@@ -161,6 +161,17 @@ export function offerCarriesDiscoveryControl(client: DhcpClient, vendor: VendorK
 /** PXE_BOOT_ITEM that pixiecore answers when a 4011 REQUEST names none: type 0x8000, layer 0. */
 const DEFAULT_BOOT_ITEM = Buffer.from([0x80, 0x00, 0x00, 0x00]);
 
+// Constant option values, built once (the reply path runs per packet in a boot
+// storm; encode() copies them into the datagram, nothing mutates them).
+const MT_OFFER = Buffer.from([MSG.OFFER]);
+const MT_ACK = Buffer.from([MSG.ACK]);
+const VENDOR_BYTES: Record<VendorKind, Buffer> = {
+  PXEClient: Buffer.from('PXEClient', 'latin1'),
+  HTTPClient: Buffer.from('HTTPClient', 'latin1'),
+};
+const OPT43_USE_BOOTFILE = encodeSubOptions([[PXE_SUB.DISCOVERY_CONTROL, Buffer.from([DISCOVERY.USE_BOOTFILE])]]);
+const OPT43_DEFAULT_ITEM = encodeSubOptions([[PXE_SUB.BOOT_ITEM, DEFAULT_BOOT_ITEM]]);
+
 export interface ReplyContext {
   reply: 'offer' | 'ack';
   vendor: VendorKind;
@@ -175,26 +186,22 @@ export function buildReply(
   ctx: ReplyContext,
 ): DhcpPacket {
   const options = new Map<number, Buffer>();
-  options.set(OPT.MESSAGE_TYPE, Buffer.from([ctx.reply === 'offer' ? MSG.OFFER : MSG.ACK]));
+  options.set(OPT.MESSAGE_TYPE, ctx.reply === 'offer' ? MT_OFFER : MT_ACK);
   options.set(OPT.SERVER_ID, ipBytes(ctx.serverId));
-  options.set(OPT.VENDOR_CLASS, Buffer.from(ctx.vendor, 'latin1'));
+  options.set(OPT.VENDOR_CLASS, VENDOR_BYTES[ctx.vendor]);
+  // Echoed as sent (a view of the request; encode() copies it).
   const uuid = req.options.get(OPT.CLIENT_UUID);
-  if (uuid) options.set(OPT.CLIENT_UUID, Buffer.from(uuid));
+  if (uuid) options.set(OPT.CLIENT_UUID, uuid);
 
   if (ctx.reply === 'offer') {
-    if (offerCarriesDiscoveryControl(ctx.client, ctx.vendor)) {
-      options.set(
-        OPT.VENDOR_SPECIFIC,
-        encodeSubOptions([[PXE_SUB.DISCOVERY_CONTROL, Buffer.from([DISCOVERY.USE_BOOTFILE])]]),
-      );
-    }
+    if (offerCarriesDiscoveryControl(ctx.client, ctx.vendor)) options.set(OPT.VENDOR_SPECIFIC, OPT43_USE_BOOTFILE);
   } else if (ctx.vendor === 'PXEClient') {
     const reqVendor = req.options.get(OPT.VENDOR_SPECIFIC);
     const parsed = reqVendor ? parseSubOptions(reqVendor) : undefined;
     const item = parsed?.ok ? parsed.sub.get(PXE_SUB.BOOT_ITEM) : undefined;
     options.set(
       OPT.VENDOR_SPECIFIC,
-      encodeSubOptions([[PXE_SUB.BOOT_ITEM, item && item.length === 4 ? item : DEFAULT_BOOT_ITEM]]),
+      item && item.length === 4 ? encodeSubOptions([[PXE_SUB.BOOT_ITEM, item]]) : OPT43_DEFAULT_ITEM,
     );
   }
 
@@ -225,7 +232,7 @@ export function buildReply(
     yiaddr: '0.0.0.0',
     siaddr: d.nextServer,
     giaddr: req.giaddr,
-    chaddr: Buffer.from(req.chaddr),
+    chaddr: req.chaddr,
     sname,
     file,
     options,
