@@ -10,10 +10,8 @@
  * lab's site server sends option 6.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import {
   ensureAssets,
@@ -24,10 +22,9 @@ import {
   type LabProcess,
   REPO_ROOT,
 } from '../../src/bench/lab.js';
-import { isMac, pxeCli, tail } from '../helpers/e2e.js';
+import { isMac, pxeCli, pxeSync, tail } from '../helpers/e2e.js';
 import { makeTestKey, publishDebian, startLocalMirror, type LocalMirror } from '../helpers/mirror.js';
 
-const execFileP = promisify(execFile);
 
 const HTTP_PORT = 8080;
 
@@ -99,8 +96,8 @@ describe('e2e: Debian 12 installer from the catalog (pxe sync + hosts.yaml + ren
       }),
     );
     // sync runs in the root namespace: the mirror is on 127.0.0.1 there.
-    const sync = await execFileP(process.execPath, [cli, 'sync', '--config', cfgFile, '--only', 'debian', '--no-progress'], { timeout: 180_000 });
-    expect(sync.stdout).toMatch(/debian 12 x86_64: installed .*\[trust: signed\]/);
+    const sync = await pxeSync(cli, cfgFile, 'debian');
+    expect(sync).toMatch(/debian 12 x86_64: installed .*\[trust: signed\]/);
 
     server = await lab.runServer('node', [cli, 'serve', '--config', cfgFile, '--server-address', lab.serverAddress], {
       name: 'pxe-serve',

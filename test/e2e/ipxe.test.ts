@@ -9,16 +9,13 @@
  * the kernel line or the kernel finds no initramfs ("VFS: Unable to mount root fs").
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { stringify as toYaml } from 'yaml';
 import { ensureAssets, FAIL_FAST, MARKER, PXE_UDP_PORTS, REPO_ROOT, startLab, type BootResult, type Lab, type LabProcess } from '../../src/bench/lab.js';
-import { isMac, pxeCli, tail, type LogLine } from '../helpers/e2e.js';
+import { isMac, pxeCli, pxeSync, tail, type LogLine } from '../helpers/e2e.js';
 import { startLocalMirror, type LocalMirror } from '../helpers/mirror.js';
 
-const execFileP = promisify(execFile);
 const HTTP_PORT = 8080;
 const MAC_BIOS = '52:54:00:e2:e0:31';
 const MAC_UEFI = '52:54:00:e2:e0:32';
@@ -79,8 +76,8 @@ describe('e2e: iPXE script over HTTP (bootFiles.ipxe, rendered per host, files o
       }),
     );
     // sync runs in the root namespace, where the mirror listens on 127.0.0.1
-    const sync = await execFileP(process.execPath, [cli, 'sync', '--config', cfgFile, '--only', 'e2e-marker', '--no-progress'], { timeout: 120_000 });
-    expect(sync.stdout).toMatch(/e2e-marker 1 x86_64: installed/);
+    const sync = await pxeSync(cli, cfgFile, 'e2e-marker');
+    expect(sync).toMatch(/e2e-marker 1 x86_64: installed/);
 
     server = await lab.runServer('node', [cli, 'serve', '--config', cfgFile, '--server-address', lab.serverAddress], {
       name: 'pxe-serve',

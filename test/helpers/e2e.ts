@@ -3,7 +3,9 @@
  * lines. The lab itself (namespaces, QEMU, assets) is src/bench/lab.ts, shared with
  * the boot benchmark.
  */
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../src/bench/lab.js';
 
@@ -28,4 +30,18 @@ export function pxeCli(): string {
   const cli = join(REPO_ROOT, 'dist', 'cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} missing: run "npm run build" (npm test does it)`);
   return cli;
+}
+
+/**
+ * `pxe sync --only <id>` in the root namespace (test mirrors listen on 127.0.0.1 there);
+ * returns stdout, throws with stdout + stderr so a failure says why.
+ */
+export async function pxeSync(cli: string, cfgFile: string, only: string): Promise<string> {
+  try {
+    const r = await promisify(execFile)(process.execPath, [cli, 'sync', '--config', cfgFile, '--only', only, '--no-progress'], { timeout: 180_000 });
+    return r.stdout;
+  } catch (err) {
+    const e = err as Error & { stdout?: string; stderr?: string };
+    throw new Error(`pxe sync --only ${only} failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
+  }
 }
