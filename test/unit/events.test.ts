@@ -1,0 +1,41 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BootEventLog, formatEvents, readEvents } from '../../src/events.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'pxe-events-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('boot-event log', () => {
+  it('joins TFTP/HTTP events to the MAC that DHCP or a 01-<mac> request revealed', async () => {
+    const file = join(dir, 'sub', 'boot-events.jsonl');
+    const log = new BootEventLog(file);
+    log.record({ proto: 'dhcp', mac: '52:54:00:12:34:56', what: 'offer pxelinux.0 via 10.77.0.10' });
+    log.record({ proto: 'tftp', ip: '10.77.0.111', what: 'fetched pxelinux.0' }); // IP not yet known
+    log.learn('10.77.0.111', '52:54:00:12:34:56');
+    log.record({ proto: 'tftp', ip: '10.77.0.111', what: 'fetched pxelinux.cfg/01-52-54-00-12-34-56' });
+    log.record({ proto: 'dhcp', mac: '52:54:00:ab:cd:ef', what: 'no reply: denied' });
+    expect(log.timeline('52:54:00:12:34:56').map((e) => e.what)).toEqual(['offer pxelinux.0 via 10.77.0.10', 'fetched pxelinux.cfg/01-52-54-00-12-34-56']);
+    await log.flush();
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(4);
+    // reading back by MAC also picks up the earlier line of that MAC's IP
+    const back = await readEvents(file, '52:54:00:12:34:56');
+    expect(back.map((e) => e.what)).toEqual([
+      'offer pxelinux.0 via 10.77.0.10',
+      'fetched pxelinux.0',
+      'fetched pxelinux.cfg/01-52-54-00-12-34-56',
+    ]);
+    expect(formatEvents(back)).toMatch(/tftp\s+52:54:00:12:34:56\s+10\.77\.0\.111\s+fetched pxelinux\.cfg/);
+    expect(await readEvents(file, undefined, 1)).toHaveLength(1);
+  });
+
+  it('keeps a bounded ring in memory', () => {
+    const log = new BootEventLog(undefined, 10);
+    for (let i = 0; i < 25; i++) log.record({ proto: 'dhcp', mac: 'aa:bb:cc:dd:ee:ff', what: `e${i}` });
+    const t = log.timeline();
+    expect(t).toHaveLength(10);
+    expect(t[0]!.what).toBe('e15');
+  });
+});
