@@ -17,7 +17,7 @@
 import { execFile, fork, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
@@ -52,6 +52,8 @@ export interface SyncBenchResult {
   ratioDurable: number;
   runs: number;
   trust: Record<string, number>;
+  /** median 1-minute load average at the end of each round (the machine is shared) */
+  loadavg: number;
 }
 
 /** Write `size` pseudo-random bytes (incompressible, like a real initrd) and return the sha256. */
@@ -311,15 +313,28 @@ export async function runSyncBench(
     const ratios: number[] = [];
     const curlDurable: number[] = [];
     const ratiosDurable: number[] = [];
+    const loads: number[] = [];
     let rerunBodyBytes = 0;
     let rerunRequests = 0;
     let coldExitCode = 0;
     const trust: Record<string, number> = {};
+    // Both contenders start from a settled disk: the previous round's deletions and the
+    // generated mirror data leave dirty pages and discards that the next fsync (ext4
+    // data=ordered commits them all) would otherwise pay for. And the order alternates
+    // per round so neither side always runs first.
+    const settle = () => run('sync');
     for (let round = 0; round < runs; round++) {
       const site = join(work, `site-${round}`);
       const config: SyncConfig = { tftp: { root: join(site, 'tftproot') }, stateDir: join(site, 'state'), catalogDir, mirrors, keyrings };
       const common = { config, catalog, progress: 'none' as const, bootloaders: false, render: false, concurrency };
 
+      const doCurl = async () => {
+        await settle();
+        return curlParallel(files, join(work, `curl-${round}`), concurrency);
+      };
+      const c0 = round % 2 === 1 ? await doCurl() : undefined;
+
+      await settle();
       let t0 = performance.now();
       const first = await runSync(common);
       const coldMs = performance.now() - t0;
@@ -336,13 +351,16 @@ export async function runSyncBench(
       rerunRequests = after.requests - before.requests;
       if (again.targets.some((t) => t.status !== 'unchanged' && t.status !== 'failed')) log('  warning: re-run changed something');
 
-      const c = await curlParallel(files, join(work, `curl-${round}`), concurrency);
+      const c = c0 ?? (await doCurl());
       const curlMs = c.ms;
       curlDurable.push(c.durableMs);
       ratiosDurable.push(coldMs / c.durableMs);
       rmSync(join(work, `curl-${round}`), { recursive: true, force: true });
       rmSync(site, { recursive: true, force: true });
-      log(`  round ${round + 1}/${runs}: cold ${(coldMs / 1000).toFixed(2)} s, re-run ${(rerunMs / 1000).toFixed(3)} s, curl ${(curlMs / 1000).toFixed(2)} s, curl+sync ${(c.durableMs / 1000).toFixed(2)} s`);
+      log(
+        `  round ${round + 1}/${runs} (${round % 2 === 1 ? 'curl first' : 'sync first'}, load ${loadavg()[0]!.toFixed(1)}): cold ${(coldMs / 1000).toFixed(2)} s, re-run ${(rerunMs / 1000).toFixed(3)} s, curl ${(curlMs / 1000).toFixed(2)} s, curl+sync ${(c.durableMs / 1000).toFixed(2)} s`,
+      );
+      loads.push(loadavg()[0]!);
       cold.push(coldMs);
       rerun.push(rerunMs);
       curl.push(curlMs);
@@ -368,6 +386,7 @@ export async function runSyncBench(
       ratioDurable: median(ratiosDurable),
       runs,
       trust,
+      loadavg: median(loads),
     };
   } finally {
     if (child.connected) child.disconnect();
@@ -382,7 +401,7 @@ export function formatSyncBench(r: SyncBenchResult): string {
   const mib = (b: number) => (b / MiB).toFixed(1);
   return [
     `Whole shipped catalog: ${r.targets} targets (entry x version x arch), ${r.files} downloads, ${mib(r.totalBytes)} MiB; ` +
-      `trust ${Object.entries(r.trust).map(([k, v]) => `${k} ${v}`).join(', ')}; concurrency ${r.concurrency}; medians of ${r.runs} rounds.`,
+      `trust ${Object.entries(r.trust).map(([k, v]) => `${k} ${v}`).join(', ')}; concurrency ${r.concurrency}; medians of ${r.runs} rounds (sync and curl alternating who goes first, disk settled with \`sync\` before each); load average ${r.loadavg.toFixed(1)}.`,
     '',
     '| measurement | result |',
     '|---|---|',
