@@ -4,10 +4,51 @@
  * member names inside the archive never become paths on disk, so a hostile archive
  * ("../../etc/x", symlink members) cannot write outside the staging directory.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, readFile, rm } from 'node:fs/promises';
+import { open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { createGunzip, inflateRawSync } from 'node:zlib';
 import { normaliseChecksumPath } from './checksums.js';
+
+/**
+ * Writes one extracted member: SHA-256 of exactly the bytes written (the snapshot
+ * records it, so the file is never read back to hash it), writes batched into >= 1 MiB
+ * write(2) calls, and fdatasync before close: the member is published without a
+ * second pass (see HashingFileSink in fetch.ts for why fdatasync suffices).
+ */
+class MemberWriter {
+  private readonly hash = createHash('sha256');
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private constructor(private readonly fh: FileHandle) {}
+  static async create(path: string): Promise<MemberWriter> {
+    return new MemberWriter(await open(path, 'w', 0o644));
+  }
+  async write(b: Buffer): Promise<void> {
+    if (b.length === 0) return;
+    this.hash.update(b);
+    this.pending.push(b);
+    this.pendingBytes += b.length;
+    if (this.pendingBytes >= 1024 * 1024) await this.flush();
+  }
+  private async flush(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    // FileHandle.writeFile loops until every byte is written (short writes included)
+    if (batch.length > 0) await this.fh.writeFile(batch.length === 1 ? batch[0]! : Buffer.concat(batch));
+  }
+  /** flush, fdatasync, close; the member's sha256 */
+  async finish(): Promise<string> {
+    await this.flush();
+    await this.fh.datasync();
+    await this.fh.close();
+    return this.hash.digest('hex');
+  }
+  async abort(): Promise<void> {
+    await this.fh.close().catch(() => undefined);
+  }
+}
 
 const norm = (n: string) => normaliseChecksumPath(n);
 
@@ -30,8 +71,10 @@ function octal(b: Buffer): number {
 /**
  * Stream a .tar.gz and write the wanted members (name -> destination path).
  * Throws if a wanted member is missing or is not a regular file.
+ * Returns destination path -> sha256 of what was written (members are durable).
  */
-export async function extractTarGz(archive: string, wanted: Map<string, string>): Promise<void> {
+export async function extractTarGz(archive: string, wanted: Map<string, string>): Promise<Map<string, string>> {
+  const digests = new Map<string, string>();
   const want = new Map([...wanted].map(([k, v]) => [norm(k), v]));
   const done = new Set<string>();
   let buf: Buffer = Buffer.alloc(0);
@@ -39,11 +82,13 @@ export async function extractTarGz(archive: string, wanted: Map<string, string>)
   // current member being copied
   let remaining = 0;
   let padding = 0;
-  let out: Awaited<ReturnType<typeof open>> | null = null;
+  let out: MemberWriter | null = null;
+  let outPath = '';
   let skipping = false;
   let finished = false;
 
-  const gunzip = createReadStream(archive).pipe(createGunzip());
+  // big reads and inflate chunks: a netboot tarball is tens of MiB
+  const gunzip = createReadStream(archive, { highWaterMark: 1024 * 1024 }).pipe(createGunzip({ chunkSize: 256 * 1024 }));
   try {
     for await (const chunk of gunzip as AsyncIterable<Buffer>) {
       if (finished) continue;
@@ -57,7 +102,7 @@ export async function extractTarGz(archive: string, wanted: Map<string, string>)
           remaining -= n;
           if (remaining > 0) break;
           if (out) {
-            await out.close();
+            digests.set(outPath, await out.finish());
             out = null;
           }
           continue;
@@ -109,28 +154,34 @@ export async function extractTarGz(archive: string, wanted: Map<string, string>)
         remaining = size;
         skipping = true;
         if (dest !== undefined && (type === '0' || type === '\0')) {
-          out = await open(dest, 'w', 0o644);
+          out = await MemberWriter.create(dest);
+          outPath = dest;
           skipping = false;
           done.add(key);
         }
         if (size === 0 && out) {
-          await out.close();
+          digests.set(outPath, await out.finish());
           out = null;
         }
       }
     }
   } finally {
-    if (out) await out.close();
+    if (out) await out.abort();
   }
   const missing = [...want.keys()].filter((k) => !done.has(k));
   if (missing.length > 0) {
     for (const k of done) await rm(want.get(k)!, { force: true });
     throw new Error(`archive ${archive}: member(s) not found as regular files: ${missing.join(', ')}`);
   }
+  return digests;
 }
 
-/** Extract members of a zip (stored or deflated) via its central directory (APPNOTE §4.3.16). */
-export async function extractZip(archive: string, wanted: Map<string, string>): Promise<void> {
+/**
+ * Extract members of a zip (stored or deflated) via its central directory (APPNOTE §4.3.16).
+ * Returns destination path -> sha256 of what was written (members are durable).
+ */
+export async function extractZip(archive: string, wanted: Map<string, string>): Promise<Map<string, string>> {
+  const digests = new Map<string, string>();
   const want = new Map([...wanted].map(([k, v]) => [norm(k), v]));
   const z = await readFile(archive);
   let eocd = -1;
@@ -164,14 +215,17 @@ export async function extractZip(archive: string, wanted: Map<string, string>): 
     if (method === 0) content = Buffer.from(data);
     else if (method === 8) content = inflateRawSync(data);
     else throw new Error(`archive ${archive}: member ${name}: unsupported compression method ${method}`);
-    const fh = await open(dest, 'w', 0o644);
+    const w = await MemberWriter.create(dest);
     try {
-      await fh.writeFile(content);
-    } finally {
-      await fh.close();
+      await w.write(content);
+      digests.set(dest, await w.finish());
+    } catch (e) {
+      await w.abort();
+      throw e;
     }
     done.add(norm(name));
   }
   const missing = [...want.keys()].filter((k) => !done.has(k));
   if (missing.length > 0) throw new Error(`archive ${archive}: member(s) not found: ${missing.join(', ')}`);
+  return digests;
 }

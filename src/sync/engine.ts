@@ -12,7 +12,6 @@
  *      atomic symlink switch (store.ts). Anything else leaves the served pair as it was.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
@@ -26,7 +25,7 @@ import { loadKeyring, verifyClearsigned, verifyDetached, type PublicKey } from '
 import { renderMenusAfterSync } from './menus.js';
 import { formatBytes, makeReporter, type SyncReporter } from './progress.js';
 import { acquireLock, SyncState, type EntryState, type Trust } from './state.js';
-import { newSnapshotId, sameFilesystem, Store, unitName, type UnitKey } from './store.js';
+import { newSnapshotId, sameFilesystem, Store, syncFileData, unitName, type UnitKey } from './store.js';
 
 /** The parts of pxe.yaml sync reads (a full `Config` fits). */
 export interface SyncConfig {
@@ -99,30 +98,34 @@ class ChecksumMismatch extends Error {
   override name = 'ChecksumMismatch';
 }
 
-/** Bounded concurrency shared by every target of a run. */
+/**
+ * Bounded concurrency shared by every target of a run. Waiters with a higher priority
+ * go first (FIFO within a priority): archives are queued ahead of plain files because
+ * their extraction runs after the download, and an archive that starts last puts its
+ * whole extraction on the run's critical path.
+ */
 class Semaphore {
   private active = 0;
-  private readonly queue: Array<() => void> = [];
+  private readonly queue: Array<{ prio: number; go: () => void }> = [];
   constructor(private readonly max: number) {}
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.max) await new Promise<void>((r) => this.queue.push(r));
+  async run<T>(fn: () => Promise<T>, prio = 0): Promise<T> {
+    if (this.active >= this.max) {
+      await new Promise<void>((go) => {
+        const at = this.queue.findIndex((w) => w.prio < prio);
+        this.queue.splice(at < 0 ? this.queue.length : at, 0, { prio, go });
+      });
+    }
     this.active++;
     try {
       return await fn();
     } finally {
       this.active--;
-      this.queue.shift()?.();
+      this.queue.shift()?.go();
     }
   }
 }
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
-
-async function hashFile(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(path)) h.update(c as Buffer);
-  return h.digest('hex');
-}
 
 interface Manifest {
   body: Buffer;
@@ -149,6 +152,7 @@ class RunContext {
   private readonly manifests = new Map<string, Promise<Manifest>>();
   private readonly keyrings = new Map<string, Promise<{ keys: PublicKey[]; id: string }>>();
   private readonly verifications = new Map<string, Promise<Buffer>>();
+  private readonly releases = new Map<string, Promise<string>>();
   private saveChain: Promise<void> = Promise.resolve();
   readonly sem: Semaphore;
   barrier: Barrier = new Barrier(0);
@@ -212,6 +216,27 @@ class RunContext {
   }
 
   /**
+   * The signed text of a clearsigned InRelease. Memoised per (url, keyring): every
+   * installer-<arch> SHA256SUMS of a suite hangs off one InRelease, and an OpenPGP
+   * pass is the most expensive CPU step of a manifest; one per document is enough.
+   */
+  verifiedRelease(url: string, keyring: string): Promise<string> {
+    const memo = `release ${url} ${keyring}`;
+    let p = this.releases.get(memo);
+    if (!p) {
+      p = (async () => {
+        const [ring, inrel] = await Promise.all([this.keyring(keyring), this.manifest(url)]);
+        if (inrel.cached && inrel.verifiedBy === ring.id) return stripClearsignEnvelope(inrel.body.toString('utf8'));
+        const release = await verifyClearsigned(inrel.body.toString('utf8'), ring.keys);
+        if (!this.dryRun) this.state.markVerified(url, ring.id);
+        return release;
+      })();
+      this.releases.set(memo, p);
+    }
+    return p;
+  }
+
+  /**
    * The body of a signed checksum file, after checking the signature chain.
    * Memoised: amd64 and arm64 targets share one InRelease and one verification.
    */
@@ -224,17 +249,11 @@ class RunContext {
         const ring = await this.keyring(sig.keyring);
         if (sig.kind === 'debian-release') {
           // Debian: InRelease (clearsigned) lists SHA256 + size of the SHA256SUMS file.
-          const inrel = await this.manifest(sig.url);
-          let release: string;
-          if (inrel.cached && inrel.verifiedBy === ring.id) {
-            release = stripClearsignEnvelope(inrel.body.toString('utf8'));
-          } else {
-            release = await verifyClearsigned(inrel.body.toString('utf8'), ring.keys);
-            if (!this.dryRun) this.state.markVerified(sig.url, ring.id);
-          }
+          // Fetch the SHA256SUMS while the signature is checked (nothing is trusted
+          // before both are in and the hash matches).
+          const [release, sums] = await Promise.all([this.verifiedRelease(sig.url, sig.keyring), this.manifest(checksumUrl)]);
           const entry = parseReleaseSha256(release).get(sig.key);
           if (!entry) throw new ChecksumMismatch(`${sig.url} does not list ${sig.key}`);
-          const sums = await this.manifest(checksumUrl);
           const got = sha256(sums.body);
           if (got !== entry.sha256 || sums.body.length !== entry.size)
             throw new ChecksumMismatch(`${checksumUrl}: sha256 ${got} (${sums.body.length} bytes) does not match the signed ${sig.url} (${entry.sha256}, ${entry.size} bytes)`);
@@ -388,13 +407,17 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
             return await fetchToFile(d.url, target, {
               ...ctx.fetchOpts,
               validators,
+              // made durable below, after the download slot is released (so the next
+              // download starts while the disk flushes); an archive never needs it, it is
+              // deleted after extraction and its members are synced instead
+              durable: false,
               onProgress: (done, total) => reporter.fileProgress(key, done, total),
             });
           } catch (e) {
             reporter.fileDone(key, flabel, `failed: ${(e as Error).message}`);
             throw e;
           }
-        });
+        }, d.archive ? 1 : 0);
         if (r.status === 'not-modified') {
           reporter.fileDone(key, flabel, 'not modified');
           reuse(servedHolder!, urlState!.sha256);
@@ -410,11 +433,13 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
         sources[d.url] = r.sha256;
         if (d.archive) {
           const wanted = new Map(d.files.map((f) => [f.extract!.member, join(dir, basename(f.relPath))]));
-          if (d.archive === 'tar.gz') await extractTarGz(target, wanted);
-          else await extractZip(target, wanted);
+          // members are hashed as they are written (no second read) and made durable
+          const digests = d.archive === 'tar.gz' ? await extractTarGz(target, wanted) : await extractZip(target, wanted);
           await rm(target, { force: true });
-          for (const f of d.files) newFiles[basename(f.relPath)] = await hashFile(join(dir, basename(f.relPath)));
+          for (const f of d.files) newFiles[basename(f.relPath)] = digests.get(join(dir, basename(f.relPath)))!;
         } else {
+          // fdatasync now, overlapping the downloads still running (see Store.seal)
+          await syncFileData(target);
           newFiles[bases[0]!] = r.sha256;
         }
         for (const f of d.files) result.files.push({ relPath: f.relPath, action: 'downloaded', bytes: d.archive ? 0 : r.size });

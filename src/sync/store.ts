@@ -107,9 +107,11 @@ export class Store {
     const dst = join(stagingDir, relPath);
     await mkdir(dirname(dst), { recursive: true });
     try {
+      // a hard link shares the inode, whose data was made durable when it was installed
       await link(src, dst);
     } catch {
       await copyFile(src, dst);
+      await syncPath(dst, true); // a copy is new data: durable before seal(), like a download
     }
   }
 
@@ -121,9 +123,17 @@ export class Store {
    * Survive power loss too, not just kill -9: file data and directory entries must be on
    * disk before a link points at them, or a crash right after the switch could serve
    * zero-length files (ext4 delayed allocation). Call before commit().
+   *
+   * Division of labour (so no byte is synced twice and the syncs overlap the downloads
+   * still running): every writer of a staged file syncs its data itself the moment the
+   * file is complete (fetchToFile's fdatasync, the archive member writer, carryOver's
+   * copy; hard links share an inode that was synced when first installed). What is left
+   * here is the directory entries: one fsync per staging directory. commit() then syncs
+   * the parent of the renamed snapshot and of the switched link, and only after that
+   * does the state file (fsync'd itself, at the end of the run) name the snapshot.
    */
   async seal(stagingDir: string): Promise<void> {
-    await syncTree(stagingDir);
+    await syncDirs(stagingDir);
   }
 
   async commit(u: UnitKey, snap: string, stagingDir: string): Promise<void> {
@@ -176,22 +186,28 @@ export class Store {
   }
 }
 
-async function syncPath(p: string): Promise<void> {
+/**
+ * fdatasync(2) a complete staged file: its data and the metadata needed to read it back
+ * (size, block map); mtime is not worth a journal write. Its directory entry is synced
+ * by seal().
+ */
+export function syncFileData(p: string): Promise<void> {
+  return syncPath(p, true);
+}
+
+async function syncPath(p: string, dataOnly = false): Promise<void> {
   const fh = await open(p, 'r');
   try {
-    await fh.sync();
+    await (dataOnly ? fh.datasync() : fh.sync());
   } finally {
     await fh.close();
   }
 }
 
-/** fsync every file below `dir`, then the directories (a snapshot is a handful of files). */
-async function syncTree(dir: string): Promise<void> {
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) await syncTree(p);
-    else if (e.isFile()) await syncPath(p);
-  }
+/** fsync `dir` and every directory below it (the files' data is synced by their writers). */
+async function syncDirs(dir: string): Promise<void> {
+  const subdirs = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory());
+  await Promise.all(subdirs.map((e) => syncDirs(join(dir, e.name))));
   await syncPath(dir);
 }
 
