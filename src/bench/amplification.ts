@@ -17,7 +17,7 @@
  * runAmplificationBench() re-executes this file with `--inside` under
  * `ip netns exec`, and the inner run prints one JSON line with the numbers.
  */
-import { spawn } from 'node:child_process';
+import { runCommand } from '../proc.js';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -237,25 +237,7 @@ async function inside(): Promise<AmplificationResult> {
   }
 }
 
-function runCmd(cmd: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const [file, ...args] = cmd as [string, ...string[]];
-    const p = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('error', (e) => {
-      clearTimeout(t);
-      resolve({ code: -1, stdout, stderr: stderr + e.message });
-    });
-    p.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const runCmd = (cmd: string[], timeoutMs: number) => runCommand(cmd, { timeoutMs });
 
 /** Runs the bench in a throw-away network namespace and prints a table. */
 export async function runAmplificationBench(print = true): Promise<AmplificationResult> {

@@ -17,7 +17,7 @@
  * valid client is served afterwards: a proxyDHCP OFFER on 67, an ACK on 4011, and a
  * byte-identical file to tftp-hpa. Prints counts and rates; exit 1 on failure.
  */
-import { spawn } from 'node:child_process';
+import { runCommand } from '../proc.js';
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -54,25 +54,7 @@ export interface FuzzOptions {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-function exec(cmd: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const [file, ...args] = cmd as [string, ...string[]];
-    const p = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('error', (e) => {
-      clearTimeout(t);
-      resolve({ code: -1, stdout, stderr: stderr + e.message });
-    });
-    p.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const exec = (cmd: string[], timeoutMs: number) => runCommand(cmd, { timeoutMs });
 
 async function must(cmd: string[]): Promise<void> {
   const r = await exec(cmd, 10_000);

@@ -19,6 +19,7 @@
  * then deletes its namespaces; cleanup never throws.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { runCommand } from '../../src/proc.js';
 
 export interface ExecResult {
   code: number | null;
@@ -28,32 +29,7 @@ export interface ExecResult {
 
 /** Run a command (not in a namespace) with a hard timeout; never rejects. */
 export function run(cmd: string[], timeoutMs = 10_000, input?: string): Promise<ExecResult> {
-  return new Promise((resolve) => {
-    const [file, ...args] = cmd;
-    if (!file) {
-      resolve({ code: -1, stdout: '', stderr: 'empty command' });
-      return;
-    }
-    const p = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const t = setTimeout(() => {
-      stderr += `\n[timeout after ${timeoutMs} ms]`;
-      p.kill('SIGKILL');
-    }, timeoutMs);
-    p.on('error', (e) => {
-      clearTimeout(t);
-      resolve({ code: -1, stdout, stderr: `${stderr}${e.message}` });
-    });
-    p.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-    if (input !== undefined) p.stdin?.end(input);
-    else p.stdin?.end();
-  });
+  return runCommand(cmd, { timeoutMs, ...(input === undefined ? {} : { input }) });
 }
 
 /** Run and reject on non-zero exit (for setup steps). */

@@ -4,7 +4,7 @@
  * invalid reload keeps the old policy, SIGTERM drains transfers and exits 0 while
  * refusing new work, and startup failures print one clear line (no stack trace).
  */
-import { spawn } from 'node:child_process';
+import { runCommand } from '../../src/proc.js';
 import dgram from 'node:dgram';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -181,18 +181,7 @@ describe('startup errors: one line on stderr, non-zero exit, no stack trace', ()
 
   async function serveOnce(args: string[], prefix: string[] = [], ns?: string): Promise<{ code: number | null; stderr: string; stdout: string }> {
     const cmd = [...(ns ? ['ip', 'netns', 'exec', ns] : []), ...prefix, process.execPath, CLI, 'serve', ...args];
-    return new Promise((resolve) => {
-      const p = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const t = setTimeout(() => p.kill('SIGKILL'), 20_000);
-      p.on('close', (code) => {
-        clearTimeout(t);
-        resolve({ code, stdout, stderr });
-      });
-    });
+    return runCommand(cmd, { timeoutMs: 20_000, cwd: dir });
   }
 
   const oneClearLine = (stderr: string) => {
