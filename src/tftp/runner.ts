@@ -44,6 +44,8 @@ export interface RunnerEnd {
   id: number;
   bytesSent: number;
   retransmits: number;
+  /** windows that waited for a chunk read */
+  stalls: number;
   durationMs: number;
   outcome: TransferOutcome;
 }
@@ -153,7 +155,7 @@ export class TransferRunner {
       socket.close();
       this.internalError(err, m.clientAddress);
       this.flush();
-      this.post({ t: 'end', id: m.id, bytesSent: 0, retransmits: 0, durationMs: performance.now() - started, outcome: { kind: 'error', code: 0, reason: `socket: ${(err as Error).message}` } });
+      this.post({ t: 'end', id: m.id, bytesSent: 0, retransmits: 0, stalls: 0, durationMs: performance.now() - started, outcome: { kind: 'error', code: 0, reason: `socket: ${(err as Error).message}` } });
       return;
     }
     socket.on('error', onSetupError);
@@ -174,7 +176,7 @@ export class TransferRunner {
         // close after the current tick so a final ERROR queued by abort() goes out first
         setImmediate(() => socket.close());
         this.flush();
-        this.post({ t: 'end', id: m.id, bytesSent: t.bytesSent, retransmits: t.retransmits, durationMs: performance.now() - t.startedAt, outcome });
+        this.post({ t: 'end', id: m.id, bytesSent: t.bytesSent, retransmits: t.retransmits, stalls: t.stalls, durationMs: performance.now() - t.startedAt, outcome });
       },
     });
     entry.transfer = transfer;

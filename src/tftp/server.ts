@@ -238,7 +238,7 @@ export class TftpServer {
       for (const [id, key] of [...this.byId]) {
         const a = this.active.get(key);
         if (a !== undefined && a !== 'preparing' && a.exec === exec) {
-          this.onRunnerEnd({ t: 'end', id, bytesSent: 0, retransmits: 0, durationMs: 0, outcome: { kind: 'error', code: 0, reason: 'worker exited' } });
+          this.onRunnerEnd({ t: 'end', id, bytesSent: 0, retransmits: 0, stalls: 0, durationMs: 0, outcome: { kind: 'error', code: 0, reason: 'worker exited' } });
         }
       }
       const i = this.executors.indexOf(exec);
@@ -253,11 +253,7 @@ export class TftpServer {
         case 'started': {
           const key = this.byId.get(m.id);
           const a = key === undefined ? undefined : this.active.get(key);
-          if (a !== undefined && a !== 'preparing' && !a.started) {
-            a.started = true;
-            this.stats.transfersStarted++;
-            this.stats.active++;
-          }
+          if (a !== undefined && a !== 'preparing') a.started = true;
           return;
         }
         case 'counts':
@@ -551,6 +547,9 @@ export class TftpServer {
     this.active.set(key, { id, exec, catcher, localPort, started: false, summary });
     this.byId.set(id, key);
     exec.load++;
+    // counted at hand-off (not when the runner confirms) so the stats never lag the wire
+    this.stats.transfersStarted++;
+    this.stats.active++;
     exec.post({
       t: 'start',
       id,
@@ -619,8 +618,7 @@ export class TftpServer {
     const a = this.active.get(key);
     if (a === undefined || a === 'preparing' || a.id !== m.id) return;
     const outcome = m.outcome;
-    if (a.started) this.stats.active--;
-    else this.stats.transfersStarted++; // ended before 'started' arrived (aborted or socket setup failed)
+    this.stats.active--;
     this.stats.bytesSent += m.bytesSent;
     if (outcome.kind === 'ok') this.stats.transfersOk++;
     else this.stats.transfersFailed++;
@@ -640,7 +638,7 @@ export class TftpServer {
       summary.errorCode = outcome.code;
       summary.reason = outcome.reason;
     } else if (outcome.kind === 'aborted') summary.reason = outcome.reason;
-    this.log.info(summary, 'tftp transfer finished');
+    this.log.info({ ...summary, stalls: m.stalls }, 'tftp transfer finished');
     try {
       this.opt.onTransferEnd?.(summary);
     } catch (err) {
