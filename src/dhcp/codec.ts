@@ -91,6 +91,8 @@ function readIp(b: Buffer, off: number): string {
 }
 
 function readCString(b: Buffer, off: number, len: number): string {
+  // Requests almost always leave sname/file empty: skip the view and the decode.
+  if (b[off] === 0) return '';
   const field = b.subarray(off, off + len);
   const nul = field.indexOf(0);
   return field.toString('latin1', 0, nul === -1 ? len : nul);

@@ -20,12 +20,15 @@
  *   (Ethernet destination ff:ff:ff:ff:ff:ff) as verified in the namespace tests.
  */
 import dgram from 'node:dgram';
+import dns from 'node:dns';
+import { isIPv4 } from 'node:net';
 import os from 'node:os';
 import { pino, type Logger } from 'pino';
 import type { Booter, DhcpClient } from '../policy/types.js';
-import { FLAG_BROADCAST, decode, encode, macString, makeRequest, parseIpv4, type DhcpPacket } from './codec.js';
+import { FLAG_BROADCAST, decode, encode, macString, makeRequest, type DhcpPacket } from './codec.js';
 import { messageType } from './options.js';
-import { buildReply, classify, replyDestination, toDhcpClient, type Destination } from './pxe.js';
+import { classify, replyDestination, toDhcpClient, type Destination } from './pxe.js';
+import { ReplyTemplates } from './template.js';
 
 export interface BootEvent {
   time: string;
@@ -89,12 +92,42 @@ interface V4If {
   name: string;
   address: string;
   netmask: string;
+  /** address & netmask and the mask as integers (-1 when unparsable), for the per-packet subnet test */
+  net: number;
+  mask: number;
 }
 
+/** Dotted quad to uint32 without allocating (it runs per packet); null when malformed. */
 function ipToInt(ip: string): number | null {
-  const p = parseIpv4(ip);
-  return p ? ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0 : null;
+  let n = 0;
+  let part = 0;
+  let digits = 0;
+  let acc = 0;
+  for (let i = 0; i <= ip.length; i++) {
+    const c = i < ip.length ? ip.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || n > 255 || part > 3) return null;
+      acc = acc * 256 + n;
+      part++;
+      n = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      n = n * 10 + (c - 48);
+      digits++;
+    } else return null;
+  }
+  return part === 4 ? acc : null;
 }
+
+/**
+ * dgram resolves every destination through dns.lookup, which for an IP literal
+ * still defers the send by a process.nextTick (and runs the tick queue after each
+ * datagram). The proxy only ever sends to literals, so answer those synchronously.
+ */
+const literalLookup: NonNullable<dgram.SocketOptions['lookup']> = (host, options, cb) => {
+  if (isIPv4(host)) cb(null, host, 4);
+  else dns.lookup(host, options, cb);
+};
 
 function intToIp(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
@@ -102,9 +135,14 @@ function intToIp(n: number): string {
 
 function inSubnet(ip: string, ifc: V4If): boolean {
   const a = ipToInt(ip);
-  const b = ipToInt(ifc.address);
-  const m = ipToInt(ifc.netmask);
-  return a !== null && b !== null && m !== null && (a & m) === (b & m);
+  return a !== null && ifc.mask !== -1 && ((a & ifc.mask) >>> 0) === ifc.net;
+}
+
+/** The interface whose subnet holds `hint` (skipped when 0.0.0.0: the client has no address). */
+function subnetMatch(hint: string, ifs: V4If[]): V4If | undefined {
+  if (hint === '0.0.0.0') return undefined;
+  for (const i of ifs) if (inSubnet(hint, i)) return i;
+  return undefined;
 }
 
 function directedBroadcast(ifc: V4If): string | null {
@@ -171,6 +209,7 @@ export class ProxyDhcpServer {
   /** where replies go during the loopback warm-up (never a real destination) */
   private warmSink: { address: string; port: number } | undefined;
   private readonly limiter: RateLimiter | undefined;
+  private readonly templates = new ReplyTemplates();
   private warnedAmbiguous = false;
   private warnedNoRoute = false;
   private logWindow = { sec: 0, lines: 0, suppressed: 0 };
@@ -321,7 +360,11 @@ export class ProxyDhcpServer {
       // datagrams (skb truesize), and a cold JIT needs >100 µs per packet, so the
       // kernel drops most of a storm (measured: 75 % lost). Ask for 4 MiB; the kernel
       // caps it at net.core.rmem_max without error.
-      const s = dgram.createSocket({ type: 'udp4', recvBufferSize: this.opts.recvBufferSize ?? 4 * 1024 * 1024 });
+      const s = dgram.createSocket({
+        type: 'udp4',
+        recvBufferSize: this.opts.recvBufferSize ?? 4 * 1024 * 1024,
+        lookup: literalLookup,
+      });
       const onError = (err: Error): void => {
         s.close();
         reject(new Error(`proxyDHCP cannot bind ${address}:${port} (${kind}): ${err.message}`));
@@ -367,14 +410,9 @@ export class ProxyDhcpServer {
       allowHttpClient: this.opts.allowHttpClient ?? false,
       isOwnAddress: (ip) => this.isOwnAddress(ip),
     });
-    // Built lazily: only when there is an event sink (Date formatting per packet adds up in a storm).
-    const base = (): Omit<BootEvent, 'reply' | 'reason'> => ({
-      time: new Date().toISOString(),
-      mac,
-      port: kind,
-      messageType: messageType(req),
-      sourceAddress: rinfo.address,
-    });
+    // Events are built only when there is a sink (Date formatting and the object per
+    // packet add up in a storm), and without a closure per packet.
+    const wantEvents = this.opts.onEvent !== undefined && !this.warming;
     if (!cls.answer) {
       this.stats.ignored++;
       this.log.trace({ mac, reason: cls.reason }, 'not for the proxy');
@@ -382,7 +420,7 @@ export class ProxyDhcpServer {
     }
     if (this.opts.allow && !this.warming && !this.opts.allow(rinfo.address, mac)) {
       this.stats.denied++;
-      this.emit(() => ({ ...base(), reply: 'none', reason: 'denied by allow list' }));
+      if (wantEvents) this.emit({ ...this.eventBase(mac, kind, req, rinfo), reply: 'none', reason: 'denied by allow list' });
       return;
     }
     if (this.limiter && !this.warming && !this.limiter.allow(mac, Date.now())) {
@@ -398,14 +436,14 @@ export class ProxyDhcpServer {
       : this.opts.booter.dhcpBoot(client);
     if (decision.action !== 'boot') {
       this.stats.booterIgnored++;
-      this.emit(() => ({ ...base(), client, reply: 'none', reason: decision.reason }));
+      if (wantEvents) this.emit({ ...this.eventBase(mac, kind, req, rinfo), client, reply: 'none', reason: decision.reason });
       this.log.info({ mac, firmware: client.firmware, reason: decision.reason }, 'booter ignored client');
       return;
     }
     // Option 54 must be an address the client can reach us on: the one the 4011
     // REQUEST will be sent to. When the booter points next-server elsewhere, 54 still names us.
-    const reply = buildReply(req, decision, { reply: cls.reply, vendor: cls.vendor, client, serverId: serverAddress });
-    const enc = encode(reply, { maxSize: 1472 });
+    // Byte-identical to encode(buildReply(...)) (test/unit/dhcp-template.test.ts), from a per-shape template.
+    const enc = this.templates.encodeReply(msg, req, decision, { reply: cls.reply, vendor: cls.vendor, client, serverId: serverAddress }, 1472);
     if (!enc.ok) {
       this.stats.internalErrors++;
       this.log.error({ mac, error: enc.error, detail: enc.detail }, 'cannot encode reply');
@@ -418,15 +456,17 @@ export class ProxyDhcpServer {
     if (cls.reply === 'offer') this.stats.offers++;
     else this.stats.acks++;
     if (sock) this.send(sock, enc.data, dest, serverAddress);
-    this.emit(() => ({
-      ...base(),
-      client,
-      reply: cls.reply,
-      bootFile: decision.bootFile,
-      nextServer: decision.nextServer,
-      destination: `${dest.address}:${dest.port}`,
-      reason: decision.reason,
-    }));
+    if (wantEvents) {
+      this.emit({
+        ...this.eventBase(mac, kind, req, rinfo),
+        client,
+        reply: cls.reply,
+        bootFile: decision.bootFile,
+        nextServer: decision.nextServer,
+        destination: `${dest.address}:${dest.port}`,
+        reason: decision.reason,
+      });
+    }
     if (!this.logBudgetAllows()) return;
     this.log.info(
       {
@@ -467,10 +507,14 @@ export class ProxyDhcpServer {
     return false;
   }
 
-  private emit(make: () => BootEvent): void {
+  private eventBase(mac: string, kind: 'dhcp' | 'pxe', req: DhcpPacket, rinfo: dgram.RemoteInfo): Omit<BootEvent, 'reply' | 'reason'> {
+    return { time: new Date().toISOString(), mac, port: kind, messageType: messageType(req), sourceAddress: rinfo.address };
+  }
+
+  private emit(ev: BootEvent): void {
     if (!this.opts.onEvent || this.warming) return;
     try {
-      this.opts.onEvent(make());
+      this.opts.onEvent(ev);
     } catch (err) {
       this.log.error({ err }, 'boot-event sink threw');
     }
@@ -536,7 +580,12 @@ export class ProxyDhcpServer {
     const out: V4If[] = [];
     for (const [name, list] of Object.entries(all)) {
       for (const a of list ?? []) {
-        if (a.family === 'IPv4' && !a.internal) out.push({ name, address: a.address, netmask: a.netmask });
+        if (a.family === 'IPv4' && !a.internal) {
+          const b = ipToInt(a.address);
+          const m = ipToInt(a.netmask);
+          const ok = b !== null && m !== null;
+          out.push({ name, address: a.address, netmask: a.netmask, net: ok ? (b & m) >>> 0 : -1, mask: ok ? m : -1 });
+        }
       }
     }
     return out;
@@ -555,11 +604,8 @@ export class ProxyDhcpServer {
   serverAddressFor(req: Pick<DhcpPacket, 'giaddr' | 'ciaddr'>, source: string, quiet = false): string {
     if (this.opts.serverAddress) return this.opts.serverAddress;
     const ifs = this.v4Interfaces();
-    for (const hint of [req.giaddr, req.ciaddr, source]) {
-      if (hint === '0.0.0.0') continue;
-      const m = ifs.find((i) => inSubnet(hint, i));
-      if (m) return m.address;
-    }
+    const m = subnetMatch(req.giaddr, ifs) ?? subnetMatch(req.ciaddr, ifs) ?? subnetMatch(source, ifs);
+    if (m) return m.address;
     const first = ifs[0];
     if (ifs.length === 1 && first) return first.address;
     if (!first) {

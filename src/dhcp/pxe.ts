@@ -78,9 +78,13 @@ export function bootVendor(p: DhcpPacket, allowHttpClient: boolean): VendorKind 
 
 /** Arch from option 93, else from "PXEClient:Arch:NNNNN:..." in 60 (PXE 2.1 §2.2.4). */
 export function archOf(p: DhcpPacket): number | undefined {
+  return archFrom(p, vendorClass(p) ?? '');
+}
+
+function archFrom(p: DhcpPacket, vc: string): number | undefined {
   const a = clientArch(p);
   if (a !== undefined) return a;
-  const m = /^(?:PXE|HTTP)Client:Arch:(\d{5})/.exec(vendorClass(p) ?? '');
+  const m = /^(?:PXE|HTTP)Client:Arch:(\d{5})/.exec(vc);
   return m ? Number(m[1]) : undefined;
 }
 
@@ -137,13 +141,15 @@ export function toDhcpClient(
   sourceAddress: string,
   serverAddress: string,
 ): DhcpClient {
-  const arch = archOf(p);
+  // Option 60 decoded once (it was three Latin-1 decodes per request).
+  const vc = vendorClass(p) ?? '';
+  const arch = archFrom(p, vc);
   return {
     mac: macString(p),
     arch,
-    firmware: firmwareFromArch(arch, vendorClass(p) ?? ''),
+    firmware: firmwareFromArch(arch, vc),
     isIpxe: isIpxeUserClass(p),
-    vendorClass: vendorClass(p) ?? '',
+    vendorClass: vc,
     uuid: clientUuid(p),
     sourceAddress,
     relayAddress: p.giaddr !== '0.0.0.0' ? p.giaddr : undefined,
