@@ -5,7 +5,7 @@
  * the archive keys), so every code path a real sync takes runs: manifest fetch,
  * OpenPGP verification, streaming SHA-256, archive extraction, atomic install.
  *
- *   node dist/bench/sync.js [--mib 320] [--concurrency 4] [--runs 3] [--keep] [--json]
+ *   node dist/bench/sync.js [--mib 320] [--concurrency 4] [--runs 3] [--keep] [--json] [--cpu-prof-dir DIR]
  *
  * Measures, in one run:
  *   - cold sync (empty tftproot and state) wall time and throughput;
@@ -15,6 +15,7 @@
  *     atomic install cost over a plain parallel download.
  */
 import { execFile, fork, type ChildProcess } from 'node:child_process';
+import { Session } from 'node:inspector/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -54,6 +55,8 @@ export interface SyncBenchResult {
   trust: Record<string, number>;
   /** median 1-minute load average at the end of each round (the machine is shared) */
   loadavg: number;
+  /** CPU time (user+sys, all threads of the sync process) of the cold sync */
+  coldCpuMs: number;
 }
 
 /** Write `size` pseudo-random bytes (incompressible, like a real initrd) and return the sha256. */
@@ -278,7 +281,7 @@ function ask<T>(child: ChildProcess, type: string, msg?: unknown, timeoutMs = 60
 }
 
 export async function runSyncBench(
-  opts: { mib?: number; concurrency?: number; runs?: number; keep?: boolean; catalogDir?: string; log?: (s: string) => void } = {},
+  opts: { mib?: number; concurrency?: number; runs?: number; keep?: boolean; catalogDir?: string; cpuProfDir?: string; log?: (s: string) => void } = {},
 ): Promise<SyncBenchResult> {
   const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   const concurrency = opts.concurrency ?? 4;
@@ -314,6 +317,7 @@ export async function runSyncBench(
     const curlDurable: number[] = [];
     const ratiosDurable: number[] = [];
     const loads: number[] = [];
+    const coldCpu: number[] = [];
     let rerunBodyBytes = 0;
     let rerunRequests = 0;
     let coldExitCode = 0;
@@ -323,6 +327,14 @@ export async function runSyncBench(
     // data=ordered commits them all) would otherwise pay for. And the order alternates
     // per round so neither side always runs first.
     const settle = () => run('sync');
+    // --cpu-prof-dir: a CPU profile of each cold sync alone (not of data generation or curl)
+    let prof: Session | undefined;
+    if (opts.cpuProfDir) {
+      mkdirSync(opts.cpuProfDir, { recursive: true });
+      prof = new Session();
+      prof.connect();
+      await prof.post('Profiler.enable');
+    }
     for (let round = 0; round < runs; round++) {
       const site = join(work, `site-${round}`);
       const config: SyncConfig = { tftp: { root: join(site, 'tftproot') }, stateDir: join(site, 'state'), catalogDir, mirrors, keyrings };
@@ -336,8 +348,16 @@ export async function runSyncBench(
 
       await settle();
       let t0 = performance.now();
+      const cpu0 = process.cpuUsage();
+      if (prof) await prof.post('Profiler.start');
       const first = await runSync(common);
       const coldMs = performance.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
+      if (prof) {
+        const { profile } = await prof.post('Profiler.stop');
+        writeFileSync(join(opts.cpuProfDir!, `cold-${round}.cpuprofile`), JSON.stringify(profile));
+      }
+      const coldCpuMs = (cpu.user + cpu.system) / 1000;
       coldExitCode = Math.max(coldExitCode, first.exitCode);
       for (const f of first.targets.filter((t) => t.status === 'failed')) log(`  FAILED ${f.unit}: ${f.error}`);
       if (round === 0) for (const t of first.targets) trust[t.trust ?? 'failed'] = (trust[t.trust ?? 'failed'] ?? 0) + 1;
@@ -358,14 +378,16 @@ export async function runSyncBench(
       rmSync(join(work, `curl-${round}`), { recursive: true, force: true });
       rmSync(site, { recursive: true, force: true });
       log(
-        `  round ${round + 1}/${runs} (${round % 2 === 1 ? 'curl first' : 'sync first'}, load ${loadavg()[0]!.toFixed(1)}): cold ${(coldMs / 1000).toFixed(2)} s, re-run ${(rerunMs / 1000).toFixed(3)} s, curl ${(curlMs / 1000).toFixed(2)} s, curl+sync ${(c.durableMs / 1000).toFixed(2)} s`,
+        `  round ${round + 1}/${runs} (${round % 2 === 1 ? 'curl first' : 'sync first'}, load ${loadavg()[0]!.toFixed(1)}): cold ${(coldMs / 1000).toFixed(2)} s (cpu ${(coldCpuMs / 1000).toFixed(2)} s), re-run ${(rerunMs / 1000).toFixed(3)} s, curl ${(curlMs / 1000).toFixed(2)} s, curl+sync ${(c.durableMs / 1000).toFixed(2)} s`,
       );
       loads.push(loadavg()[0]!);
       cold.push(coldMs);
+      coldCpu.push(coldCpuMs);
       rerun.push(rerunMs);
       curl.push(curlMs);
       ratios.push(coldMs / curlMs);
     }
+    prof?.disconnect();
     const coldMs = median(cold);
     const rerunMs = median(rerun);
     const curlMs = median(curl);
@@ -387,6 +409,7 @@ export async function runSyncBench(
       runs,
       trust,
       loadavg: median(loads),
+      coldCpuMs: median(coldCpu),
     };
   } finally {
     if (child.connected) child.disconnect();
@@ -415,12 +438,13 @@ export function formatSyncBench(r: SyncBenchResult): string {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { mib: { type: 'string' }, concurrency: { type: 'string' }, runs: { type: 'string' }, keep: { type: 'boolean' }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({ options: { mib: { type: 'string' }, concurrency: { type: 'string' }, runs: { type: 'string' }, keep: { type: 'boolean' }, json: { type: 'boolean' }, 'cpu-prof-dir': { type: 'string' } } });
   const r = await runSyncBench({
     ...(values.mib ? { mib: Number(values.mib) } : {}),
     ...(values.concurrency ? { concurrency: Number(values.concurrency) } : {}),
     ...(values.runs ? { runs: Number(values.runs) } : {}),
     keep: values.keep === true,
+    ...(values['cpu-prof-dir'] ? { cpuProfDir: values['cpu-prof-dir'] } : {}),
   });
   process.stdout.write(values.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatSyncBench(r)}\n`);
 }
