@@ -39,6 +39,8 @@ export interface StormResult {
   sendWindowMs: number;
   /** latency from pcap timestamps on the client's interface (excludes client scheduling) */
   wire?: { discoversSeen: number; answered: number; answeredWithin1s: number; p50Ms: number; p99Ms: number; maxMs: number };
+  /** 1-minute load average right after the storm */
+  loadAvg1?: number;
   /** CPU time (user+system, 10 ms resolution) the server used during the round */
   serverCpuMs?: number;
   /** kernel UDP counter deltas during the round (where losses happened) */
@@ -317,7 +319,10 @@ export async function runDhcpBench(opts: { clients?: number; windowMs?: number; 
     };
     const rounds: StormResult[] = [];
     for (let round = 0; round < roundsN; round++) {
-      for (const name of ['pxe', 'dnsmasq'] as const) {
+      // Interleaved, and the order alternates per round so that neither server
+      // always runs right after the other (page cache, CPU frequency, other jobs).
+      const order = round % 2 === 0 ? (['pxe', 'dnsmasq'] as const) : (['dnsmasq', 'pxe'] as const);
+      for (const name of order) {
         // Output discarded, never piped: an unread pipe fills after ~64 KiB of log lines
         // and blocks the server (dnsmasq --no-daemon also logs every reply to stderr).
         const p = spawn('ip', ['netns', 'exec', srv, ...servers[name]], { stdio: 'ignore' });
@@ -345,6 +350,7 @@ export async function runDhcpBench(opts: { clients?: number; windowMs?: number; 
           rounds.push({
             server: name,
             phase,
+            loadAvg1: os.loadavg()[0] ?? NaN,
             ...r,
             wire: {
               discoversSeen: wire.discovers,
@@ -418,7 +424,7 @@ export function formatDhcpBench(r: DhcpBenchResult): string {
       r.rounds
         .map(
           (x) =>
-            `${x.server}/${x.phase} ${x.answeredWithin1s}/${x.sent} wire p50 ${f(x.wire?.p50Ms)} p99 ${f(x.wire?.p99Ms)} cpu ${x.serverCpuMs} ms`,
+            `${x.server}/${x.phase} ${x.answeredWithin1s}/${x.sent} wire p50 ${f(x.wire?.p50Ms)} p99 ${f(x.wire?.p99Ms)} cpu ${x.serverCpuMs} ms load ${f(x.loadAvg1)}`,
         )
         .join('; '),
   ].join('\n');

@@ -209,7 +209,7 @@ export class ProxyDhcpServer {
   /** where replies go during the loopback warm-up (never a real destination) */
   private warmSink: { address: string; port: number } | undefined;
   private readonly limiter: RateLimiter | undefined;
-  private readonly templates = new ReplyTemplates();
+  private templates = new ReplyTemplates();
   private warnedAmbiguous = false;
   private warnedNoRoute = false;
   private logWindow = { sec: 0, lines: 0, suppressed: 0 };
@@ -303,6 +303,8 @@ export class ProxyDhcpServer {
     } finally {
       this.warming = false;
       this.warmSink = undefined;
+      // The warm-up's shapes (fake boot file and next-server) never match real traffic.
+      this.templates = new ReplyTemplates();
       this.log = saved.log;
       Object.assign(this.stats, saved.stats);
     }
