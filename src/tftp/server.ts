@@ -7,6 +7,12 @@
  * datagrams from foreign TIDs with error 5 (RFC 1350 sec. 4) without disturbing the
  * transfer: Linux delivers the peer's datagrams to the connected socket (better match)
  * and everything else to the sibling.
+ *
+ * Threads: the listeners, request parsing, path resolution, the virtual-file provider,
+ * limits and the foreign-TID sibling live in the main thread; the transfer itself (the
+ * connected socket, bound to the sibling's port) runs in a worker thread (runner.ts,
+ * worker.ts), because Node's per-datagram cost makes one event loop the ceiling when
+ * many clients boot at once. Summaries and counters come back by message.
  */
 import dgram from 'node:dgram';
 import fs from 'node:fs';
