@@ -7,10 +7,10 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { open, rm, type FileHandle } from 'node:fs/promises';
-import http, { type IncomingMessage } from 'node:http';
-import https from 'node:https';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import http from 'node:http';
+import https from 'node:https';
 import got from 'got';
 
 /**
@@ -229,52 +229,31 @@ export class HashingFileSink extends Writable {
   }
 }
 
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-const MAX_REDIRECTS = 10;
-
 /**
- * GET `url` with node:http(s) (redirects followed, RFC 9110 §15.4). File downloads use
- * this instead of got.stream: got re-emits every chunk through its own Duplex with
- * progress events, which measured ~25 % of a loopback catalog sync's wall time.
- * The socket inactivity timeout covers connect, time to first byte and a stalled body.
+ * Opens a got stream and waits for the response head. Redirects, keep-alive (the
+ * shared agents) and timeouts are got's; `socket` is an inactivity timeout, so a
+ * stalled body fails after timeoutMs while a slow but moving 60 MiB initrd does not.
  */
-function httpGet(url: string, headers: Record<string, string>, timeoutMs: number, hops = 0): Promise<IncomingMessage> {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return Promise.reject(new FetchError(`${url}: invalid URL`, url, false));
-  }
-  const mod = u.protocol === 'https:' ? https : u.protocol === 'http:' ? http : null;
-  if (!mod) return Promise.reject(new FetchError(`${url}: unsupported protocol ${u.protocol}`, url, false));
-  return new Promise<IncomingMessage>((resolve, reject) => {
-    const req = mod.get(u, { headers, agent: u.protocol === 'https:' ? agents.https : agents.http, timeout: timeoutMs });
-    req.on('timeout', () => req.destroy(Object.assign(new Error(`no data for ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
-    req.once('error', reject);
-    req.once('response', (res) => {
-      const loc = res.headers.location;
-      if (REDIRECTS.has(res.statusCode ?? 0) && loc) {
-        res.resume();
-        if (hops >= MAX_REDIRECTS) {
-          reject(new FetchError(`${url}: too many redirects`, url, false));
-          return;
-        }
-        let next: string;
-        try {
-          next = new URL(loc, u).toString();
-        } catch {
-          reject(new FetchError(`${url}: bad redirect location`, url, false));
-          return;
-        }
-        httpGet(next, headers, timeoutMs, hops + 1).then(resolve, reject);
-        return;
-      }
-      // errors after this point (resets, the inactivity timeout) surface on `res` too
-      req.off('error', reject);
-      req.on('error', (e) => res.destroy(e));
-      resolve(res);
-    });
+async function openStream(url: string, method: 'GET' | 'HEAD', headers: Record<string, string>, timeoutMs: number) {
+  const req = got.stream(url, {
+    method,
+    headers,
+    timeout: { connect: timeoutMs, response: timeoutMs, socket: timeoutMs },
+    retry: { limit: 0 },
+    throwHttpErrors: false,
+    agent: agents,
+    // keep bytes as served: `initrd.gz` must stay gzip even if a mirror labels it
+    // Content-Encoding: gzip, or its checksum would not match.
+    decompress: false,
   });
+  const response = await new Promise<import('got').Response>((resolve, reject) => {
+    req.once('response', resolve);
+    req.once('error', reject);
+  }).catch((err: unknown) => {
+    req.destroy();
+    throw toFetchError(err, url);
+  });
+  return { req, response };
 }
 
 async function attemptFile(url: string, dest: string, opts: FetchOptions): Promise<FetchResult> {
@@ -282,12 +261,8 @@ async function attemptFile(url: string, dest: string, opts: FetchOptions): Promi
   const headers: Record<string, string> = { 'user-agent': 'pxe-sync/0.1' };
   if (opts.validators?.etag) headers['if-none-match'] = opts.validators.etag;
   if (opts.validators?.lastModified) headers['if-modified-since'] = opts.validators.lastModified;
-  // node:http never decodes Content-Encoding: `initrd.gz` stays gzip even if a mirror
-  // labels it Content-Encoding: gzip, so its checksum matches.
-  const res = await httpGet(url, headers, timeoutMs).catch((err: unknown) => {
-    throw toFetchError(err, url);
-  });
-  const status = res.statusCode ?? 0;
+  const { req: res, response } = await openStream(url, 'GET', headers, timeoutMs);
+  const status = response.statusCode;
   if (status === 304) {
     res.resume();
     return { status: 'not-modified' };
@@ -296,10 +271,10 @@ async function attemptFile(url: string, dest: string, opts: FetchOptions): Promi
     res.destroy();
     throw new FetchError(`${url}: HTTP ${status}`, url, status >= 500 || status === 408 || status === 429, status);
   }
-  const cl = res.headers['content-length'];
+  const cl = response.headers['content-length'];
   const declared = cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : undefined;
-  const etag = typeof res.headers.etag === 'string' ? res.headers.etag : undefined;
-  const lastModified = typeof res.headers['last-modified'] === 'string' ? res.headers['last-modified'] : undefined;
+  const etag = typeof response.headers.etag === 'string' ? response.headers.etag : undefined;
+  const lastModified = typeof response.headers['last-modified'] === 'string' ? response.headers['last-modified'] : undefined;
   let fh: FileHandle;
   try {
     fh = await open(dest, 'w', 0o644);
@@ -329,7 +304,7 @@ async function attemptFile(url: string, dest: string, opts: FetchOptions): Promi
 /** Manifests larger than this are refused: a checksum file is kilobytes, not megabytes. */
 const MAX_MANIFEST = 16 * 1024 * 1024;
 
-/** Manifests (into memory) and HEAD requests, through got. */
+/** Manifests (into memory) and HEAD requests. */
 async function attempt(url: string, dest: string | null, opts: FetchOptions): Promise<FetchResult> {
   if (dest !== null && !opts.headOnly) return attemptFile(url, dest, opts);
   const timeoutMs = opts.timeoutMs ?? DEFAULTS.timeoutMs;
@@ -337,27 +312,7 @@ async function attempt(url: string, dest: string | null, opts: FetchOptions): Pr
   if (opts.validators?.etag) headers['if-none-match'] = opts.validators.etag;
   if (opts.validators?.lastModified) headers['if-modified-since'] = opts.validators.lastModified;
 
-  const req = got.stream(url, {
-    method: opts.headOnly ? 'HEAD' : 'GET',
-    headers,
-    // `socket` is an inactivity timeout: a stalled body fails after timeoutMs, a slow
-    // but moving 60 MiB initrd does not.
-    timeout: { connect: timeoutMs, response: timeoutMs, socket: timeoutMs },
-    retry: { limit: 0 },
-    throwHttpErrors: false,
-    agent: agents,
-    // keep bytes as served: `initrd.gz` must stay gzip even if a mirror labels it
-    // Content-Encoding: gzip, or its checksum would not match.
-    decompress: false,
-  });
-
-  const response = await new Promise<import('got').Response>((resolve, reject) => {
-    req.once('response', resolve);
-    req.once('error', reject);
-  }).catch((err: unknown) => {
-    req.destroy();
-    throw toFetchError(err, url);
-  });
+  const { req, response } = await openStream(url, opts.headOnly ? 'HEAD' : 'GET', headers, timeoutMs);
 
   const status = response.statusCode;
   if (status === 304) {
