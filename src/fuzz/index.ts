@@ -370,8 +370,16 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       seed: { type: 'string', default: '1' },
       only: { type: 'string' },
       rate: { type: 'string', default: '20000' },
+      help: { type: 'boolean', short: 'h', default: false },
     },
   });
+  if (values.help) {
+    process.stdout.write(
+      'usage: npm run fuzz -- [--count N (default 1000000 per target)] [--seed S] [--only dhcp|tftp] [--rate datagrams/s]\n' +
+        'Mutation-fuzzes a real `pxe serve` child: DHCP 67/4011 inside a network namespace, TFTP on loopback.\n',
+    );
+    process.exit(0);
+  }
   const only = values.only === 'dhcp' || values.only === 'tftp' ? values.only : undefined;
   runFuzz({ count: Number(values.count), seed: Number(values.seed), rate: Number(values.rate), ...(only ? { only } : {}), log: (l) => process.stdout.write(`${l}\n`) }).then(
     (reports) => {
