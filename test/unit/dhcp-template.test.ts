@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { DhcpBootDecision } from '../../src/policy/types.js';
 import { decode, encode, makeRequest, type DhcpPacket } from '../../src/dhcp/codec.js';
 import { buildReply, classify, toDhcpClient, type ClassifyOptions } from '../../src/dhcp/pxe.js';
+import { mutate, prng } from '../../src/dhcp/fuzz.js';
 import { MAX_TEMPLATES, ReplyTemplates } from '../../src/dhcp/template.js';
 
 const FIX = join(import.meta.dirname, '../fixtures/dhcp');
@@ -144,6 +145,34 @@ describe('reply templates are byte-identical to buildReply + encode', () => {
     }
     expect(answered).toBeGreaterThan(4);
     expect(t.hits).toBeGreaterThan(0);
+  });
+
+  it('mutated captures (the fuzzer\'s mutations, fixed seed): every answered mutant gets the slow path\'s bytes', () => {
+    const t = new ReplyTemplates();
+    const bases = readdirSync(FIX)
+      .filter((f) => /-(discover|request|pxebs).*\.bin$/.test(f))
+      .map((f) => readFileSync(join(FIX, f)));
+    const rnd = prng(4011);
+    let answered = 0;
+    for (let i = 0; i < 3000; i++) {
+      const base = bases[i % bases.length];
+      if (!base) continue;
+      const { data } = mutate(base, rnd);
+      const d = decode(data);
+      if (!d.ok) continue;
+      for (const port of ['dhcp', 'pxe'] as const) {
+        const c = classify(d.packet, { port, allowHttpClient: true, isOwnAddress: (ip) => ip === SERVER });
+        if (!c.answer) continue;
+        const ctx = { reply: c.reply, vendor: c.vendor, client: toDhcpClient(d.packet, '0.0.0.0', SERVER), serverId: SERVER };
+        const slow = encode(buildReply(d.packet, BOOT, ctx), { maxSize: 1472 });
+        const fast = t.encodeReply(data, d.packet, BOOT, ctx, 1472);
+        expect(fast.ok).toBe(slow.ok);
+        if (fast.ok && slow.ok) expect(fast.data.toString('hex')).toBe(slow.data.toString('hex'));
+        answered++;
+      }
+    }
+    expect(answered).toBeGreaterThan(500);
+    expect(t.hits).toBeGreaterThan(100);
   });
 
   it('stays bounded with many shapes (per-host boot files)', () => {
