@@ -24,7 +24,7 @@ import dns from 'node:dns';
 import { isIPv4 } from 'node:net';
 import os from 'node:os';
 import { pino, type Logger } from 'pino';
-import type { Booter, DhcpClient } from '../policy/types.js';
+import type { Booter, DhcpBootDecision, DhcpClient } from '../policy/types.js';
 import { FLAG_BROADCAST, decode, encode, macString, makeRequest, type DhcpPacket } from './codec.js';
 import { messageType } from './options.js';
 import { classify, replyDestination, toDhcpClient, type Destination } from './pxe.js';
@@ -212,7 +212,7 @@ export class ProxyDhcpServer {
   private templates = new ReplyTemplates();
   private warnedAmbiguous = false;
   private warnedNoRoute = false;
-  private logWindow = { sec: 0, lines: 0, suppressed: 0 };
+  private readonly logWindow = { sec: 0, lines: 0, suppressed: 0 };
 
   constructor(private readonly opts: ProxyDhcpOptions) {
     this.log = opts.logger.child({ component: 'dhcp' });
@@ -284,7 +284,14 @@ export class ProxyDhcpServer {
       const enc = encode(req);
       if (enc.ok) reqs.push([enc.data, kind]);
     }
-    const rinfo: dgram.RemoteInfo = { address: '0.0.0.0', port: 68, family: 'IPv4', size: 300 };
+    // Sources both without an address and inside one of our subnets (a client that
+    // already has an address, as in the lab and the bench): a branch first taken
+    // by real traffic deoptimises the code around it ("insufficient type feedback").
+    const near = this.v4Interfaces()[0]?.address ?? '0.0.0.0';
+    const sources: dgram.RemoteInfo[] = [
+      { address: '0.0.0.0', port: 68, family: 'IPv4', size: 300 },
+      { address: near, port: 68, family: 'IPv4', size: 300 },
+    ];
     const saved = { stats: { ...this.stats }, log: this.log };
     this.warming = true;
     // A throw-away info-level logger writing nowhere: the same pino code paths
@@ -293,8 +300,16 @@ export class ProxyDhcpServer {
     const deadline = Date.now() + 400;
     try {
       for (let i = 0; i < 5000 && Date.now() < deadline; i++) {
+        // Also take the rarely-taken branches real traffic will take (each one first
+        // taken in a storm deoptimised handle(), into which they are inlined): the
+        // interface-cache refresh and the log-budget summary at a new second.
+        if (i % 500 === 499) {
+          this.ifCache = undefined;
+          this.logWindow.sec = 0;
+        }
         const r = reqs[i % reqs.length];
-        if (r) this.onMessage(varyRequest(r[0], i), rinfo, r[1], undefined);
+        const rinfo = sources[(i >> 2) & 1];
+        if (r && rinfo) this.onMessage(varyRequest(r[0], i), rinfo, r[1], undefined);
       }
       await this.warmUpSockets(reqs);
     } catch (err) {
@@ -306,8 +321,29 @@ export class ProxyDhcpServer {
       // The warm-up's shapes (fake boot file and next-server) never match real traffic.
       this.templates = new ReplyTemplates();
       this.log = saved.log;
+      this.logWindow.sec = 0;
+      this.logWindow.lines = 0;
+      this.logWindow.suppressed = 0;
       Object.assign(this.stats, saved.stats);
     }
+  }
+
+  private warmCount = 0;
+
+  /**
+   * The fake boot decision used while warming (the booter is not called). Its strings
+   * alternate between literals and strings built at run time: real decisions carry
+   * config and interface strings that V8 did not internalise, and comparing those
+   * where only literals were seen deoptimised the template lookup.
+   */
+  private warmDecision(): Extract<DhcpBootDecision, { action: 'boot' }> {
+    const fresh = (this.warmCount++ & 1) === 1;
+    return {
+      action: 'boot',
+      bootFile: fresh ? Buffer.from('warm-up', 'latin1').toString('latin1') : 'warm-up',
+      nextServer: fresh ? Buffer.from('192.0.2.1', 'latin1').toString('latin1') : '192.0.2.1',
+      reason: 'warm-up',
+    };
   }
 
   /** Stage 2 of warmUp(): bursts of requests through real loopback sockets (see there). */
@@ -433,9 +469,7 @@ export class ProxyDhcpServer {
 
     const serverAddress = this.serverAddressFor(req, rinfo.address);
     const client = toDhcpClient(req, rinfo.address, serverAddress);
-    const decision = this.warming
-      ? { action: 'boot' as const, bootFile: 'warm-up', nextServer: '192.0.2.1', reason: 'warm-up' }
-      : this.opts.booter.dhcpBoot(client);
+    const decision = this.warming ? this.warmDecision() : this.opts.booter.dhcpBoot(client);
     if (decision.action !== 'boot') {
       this.stats.booterIgnored++;
       if (wantEvents) this.emit({ ...this.eventBase(mac, kind, req, rinfo), client, reply: 'none', reason: decision.reason });
@@ -499,7 +533,11 @@ export class ProxyDhcpServer {
       if (this.logWindow.suppressed > 0) {
         this.log.info({ suppressed: this.logWindow.suppressed }, `proxyDHCP: ${this.logWindow.suppressed} more replies in the last busy second were not logged (see stats/boot events)`);
       }
-      this.logWindow = { sec, lines: 0, suppressed: 0 };
+      // Fields updated in place: a new object literal here had another hidden class
+      // than the field initializer's and deoptimised this (inlined) function.
+      this.logWindow.sec = sec;
+      this.logWindow.lines = 0;
+      this.logWindow.suppressed = 0;
     }
     if (this.logWindow.lines < REPLY_LOG_PER_SECOND) {
       this.logWindow.lines++;
