@@ -7,6 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import * as openpgp from 'openpgp';
 import { LocalMirror, startLocalMirror } from '../../src/sync/localmirror.js';
 import type { SyncConfig } from '../../src/sync/engine.js';
@@ -236,4 +237,24 @@ export function makeSite(base: string, m: LocalMirror, keys: { debian: TestKey; 
   ].join('\n');
   writeFileSync(join(root, 'pxe.yaml'), yaml);
   return { root, config };
+}
+
+/** Collects what `pxe sync` prints (its `out` stream) for assertions. */
+export class TextSink extends Writable {
+  text = '';
+  override _write(c: Buffer, _e: BufferEncoding, cb: () => void): void {
+    this.text += c.toString();
+    cb();
+  }
+}
+
+/** Publishes a fresh pair for each upstream layout the sync tests use (Debian signed, Fedora, openSUSE signed, Alpine, plain). */
+export async function publishAll(mirror: LocalMirror, keys: { debian: TestKey; opensuse: TestKey }, pair: (tag: string) => Pair): Promise<Record<'debian' | 'fedora' | 'opensuse' | 'alpine' | 'plain', Pair>> {
+  const p = { debian: pair('debian'), fedora: pair('fedora'), opensuse: pair('opensuse'), alpine: pair('alpine'), plain: pair('plain') };
+  await publishDebian(mirror, p.debian, keys.debian);
+  publishFedora(mirror, p.fedora);
+  await publishSuse(mirror, p.opensuse, keys.opensuse);
+  publishAlpine(mirror, p.alpine);
+  publishPlain(mirror, p.plain);
+  return p;
 }

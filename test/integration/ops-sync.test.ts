@@ -13,13 +13,12 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { runSync, type SyncOptions } from '../../src/sync/engine.js';
 import { TftpServer } from '../../src/tftp/server.js';
-import { content, makeSite, makeTestKey, publishDebian, startLocalMirror, type LocalMirror, type TestKey, type TestSite } from '../helpers/mirror.js';
+import { content, makeSite, makeTestKey, publishDebian, startLocalMirror, type LocalMirror, type TestKey, type TestSite , TextSink } from '../helpers/mirror.js';
 import { run } from '../helpers/netns.js';
 import { RawPeer, rawGet } from '../helpers/tftp.js';
 
@@ -27,23 +26,16 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const INITRD = 'images/debian/12/x86_64/initrd.gz';
 const KERNEL = 'images/debian/12/x86_64/linux';
 
-class Sink extends Writable {
-  text = '';
-  override _write(c: Buffer, _e: BufferEncoding, cb: () => void): void {
-    this.text += c.toString();
-    cb();
-  }
-}
 
 let mirror: LocalMirror;
 let keys: { debian: TestKey; opensuse: TestKey };
 let base = '';
 
-const syncOpts = (site: TestSite): SyncOptions & { out: Sink } => ({
+const syncOpts = (site: TestSite): SyncOptions & { out: TextSink } => ({
   config: site.config,
   only: 'debian',
   progress: 'plain',
-  out: new Sink(),
+  out: new TextSink(),
   bootloaders: false,
   render: false,
   fetch: { timeoutMs: 5000, retries: 1, backoffMs: 20 },

@@ -9,24 +9,16 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSync, type SyncOptions } from '../../src/sync/engine.js';
 import { extractTarGz } from '../../src/sync/archive.js';
 import { acquireLock } from '../../src/sync/state.js';
-import { content, FEDORA, makeSite, makeTestKey, publishAlpine, publishDebian, publishFedora, publishPlain, publishSuse, startLocalMirror, type LocalMirror, type Pair, type TestKey, type TestSite } from '../helpers/mirror.js';
+import { content, FEDORA, makeSite, makeTestKey, publishAll, publishFedora, startLocalMirror, TextSink, type LocalMirror, type Pair, type TestKey, type TestSite } from '../helpers/mirror.js';
 
 const run = promisify(execFile);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-class Sink extends Writable {
-  text = '';
-  override _write(c: Buffer, _e: BufferEncoding, cb: () => void): void {
-    this.text += c.toString();
-    cb();
-  }
-}
 
 let mirror: LocalMirror;
 let keys: { debian: TestKey; opensuse: TestKey };
@@ -34,20 +26,11 @@ let base: string;
 let gen = 0;
 const pair = (tag: string): Pair => ({ kernel: content(`${tag}-k-${++gen}`, 30_000 + gen), initrd: content(`${tag}-i-${gen}`, 70_000 + gen) });
 
-async function publishAll(): Promise<Record<string, Pair>> {
-  const p = { debian: pair('debian'), fedora: pair('fedora'), opensuse: pair('opensuse'), alpine: pair('alpine'), plain: pair('plain') };
-  await publishDebian(mirror, p.debian, keys.debian);
-  publishFedora(mirror, p.fedora);
-  await publishSuse(mirror, p.opensuse, keys.opensuse);
-  publishAlpine(mirror, p.alpine);
-  publishPlain(mirror, p.plain);
-  return p;
-}
 
 const quiet = (site: TestSite, extra: Partial<SyncOptions> = {}): SyncOptions => ({
   config: site.config,
   progress: 'plain',
-  out: new Sink(),
+  out: new TextSink(),
   bootloaders: false,
   render: false,
   fetch: { timeoutMs: 2000, retries: 1, backoffMs: 10 },
@@ -67,9 +50,9 @@ afterAll(async () => {
 
 describe('dry run', () => {
   it('reports what would change, downloads no image bodies and writes nothing', async () => {
-    await publishAll();
+    await publishAll(mirror, keys, pair);
     const site = makeSite(base, mirror, keys);
-    const out = new Sink();
+    const out = new TextSink();
     mirror.resetStats();
     const r = await runSync(quiet(site, { dryRun: true, out }));
     expect(r.targets.map((t) => t.status)).toEqual(['would-install', 'would-install', 'would-install', 'would-install', 'would-install']);
@@ -181,7 +164,7 @@ describe('archives (Ubuntu netboot tarball, memtest86+ zip)', () => {
 
 describe('bootloaders and menus', () => {
   it('copies syslinux files byte-identical from the Debian packages, once, and renders menus of what is installed', async () => {
-    await publishAll();
+    await publishAll(mirror, keys, pair);
     const site = makeSite(base, mirror, keys);
     site.config.serverAddress = '10.9.8.7';
     site.config.http = { port: 8080 };
@@ -225,16 +208,16 @@ describe('bootloaders and menus', () => {
 
 describe('progress output', () => {
   it('draws cli-progress bars on a terminal and still prints one line per file and per entry', async () => {
-    await publishAll();
+    await publishAll(mirror, keys, pair);
     const site = makeSite(base, mirror, keys);
-    const tty = Object.assign(new Sink(), { isTTY: true, columns: 120 });
+    const tty = Object.assign(new TextSink(), { isTTY: true, columns: 120 });
     const r = await runSync(quiet(site, { progress: 'auto', out: tty, only: 'fedora' }));
     expect(r.exitCode).toBe(0);
     expect(tty.text).toMatch(/\u2588|\u2591/); // bar glyphs of the shades_classic preset
     expect(tty.text).toContain('overall');
     expect(tty.text).toMatch(/fedora 40 x86_64 vmlinuz: .* sha256 ok/);
     expect(tty.text).toMatch(/fedora 40 x86_64: installed/);
-    const plain = new Sink();
+    const plain = new TextSink();
     await runSync(quiet(makeSite(base, mirror, keys), { progress: 'auto', out: plain, only: 'fedora' }));
     expect(plain.text).not.toMatch(/\u2588|\u2591|\x1b\[/);
   });
@@ -242,7 +225,7 @@ describe('progress output', () => {
 
 describe('locking', () => {
   it('refuses to run while another sync holds the lock, and takes over a dead holder\'s lock', async () => {
-    await publishAll();
+    await publishAll(mirror, keys, pair);
     const site = makeSite(base, mirror, keys);
     const release = await acquireLock(site.config.stateDir);
     await expect(runSync(quiet(site))).rejects.toThrow(/another pxe sync is running/);

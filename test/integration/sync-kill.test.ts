@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { runSync } from '../../src/sync/engine.js';
 import { TftpServer } from '../../src/tftp/server.js';
-import { content, DEBIAN, makeSite, makeTestKey, publishAlpine, publishDebian, publishFedora, publishPlain, publishSuse, startLocalMirror, type LocalMirror, type Pair, type TestKey } from '../helpers/mirror.js';
+import { content, DEBIAN, makeSite, makeTestKey, publishAll, startLocalMirror, type LocalMirror, type Pair, type TestKey } from '../helpers/mirror.js';
 
 const run = promisify(execFile);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -29,15 +29,6 @@ let child: ChildProcess | undefined;
 let gen = 0;
 const pair = (tag: string): Pair => ({ kernel: content(`${tag}-k-${++gen}`, 40_000 + gen), initrd: content(`${tag}-i-${gen}`, 512 * 1024 + gen) });
 
-async function publishAll(): Promise<Record<string, Pair>> {
-  const p = { debian: pair('debian'), fedora: pair('fedora'), opensuse: pair('opensuse'), alpine: pair('alpine'), plain: pair('plain') };
-  await publishDebian(mirror, p.debian, keys.debian);
-  publishFedora(mirror, p.fedora);
-  await publishSuse(mirror, p.opensuse, keys.opensuse);
-  publishAlpine(mirror, p.alpine);
-  publishPlain(mirror, p.plain);
-  return p;
-}
 
 /** Fetch through the real TFTP path: tftp-hpa client -> our TFTP server -> symlink -> store. */
 async function tftpGet(port: number, remote: string, dir: string): Promise<Buffer> {
@@ -85,7 +76,7 @@ afterAll(async () => {
 describe('kill -9 of pxe sync mid-download', () => {
   it('leaves the old pair served over TFTP, byte-identical, with nothing partial visible', async () => {
     const site = makeSite(base, mirror, keys);
-    const old = await publishAll();
+    const old = await publishAll(mirror, keys, pair);
     const first = await runSync({ config: site.config, progress: 'none', bootloaders: false, render: false });
     expect(first.exitCode).toBe(0);
 
@@ -97,7 +88,7 @@ describe('kill -9 of pxe sync mid-download', () => {
     expect(sha(await tftpGet(port, initrdPath, base))).toBe(sha(old.debian.initrd));
 
     // Upstream changes; the new Debian initrd stalls after 64 KiB so the kill lands mid-body.
-    const next = await publishAll();
+    const next = await publishAll(mirror, keys, pair);
     const stalled = DEBIAN.initrd('bookworm', 'amd64');
     mirror.fault(stalled, { stallAfter: 64 * 1024 });
     mirror.resetStats();
@@ -148,7 +139,7 @@ describe('kill -9 of pxe sync mid-download', () => {
 
   it('the command exits 1 when one entry fails, the others still sync; list and rollback report per entry', async () => {
     const site = makeSite(base, mirror, keys);
-    await publishAll();
+    await publishAll(mirror, keys, pair);
     mirror.clearFaults();
     mirror.fault('plain/boot/vmlinuz', { status: 503 });
     const cli = (...args: string[]) =>

@@ -7,7 +7,6 @@ import { createHash } from 'node:crypto';
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runSync, type SyncOptions } from '../../src/sync/engine.js';
 import { listEntries, rollback } from '../../src/sync/list.js';
@@ -29,17 +28,11 @@ import {
   type Pair,
   type TestKey,
   type TestSite,
+  TextSink,
 } from '../helpers/mirror.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-class Sink extends Writable {
-  text = '';
-  override _write(c: Buffer, _e: BufferEncoding, cb: () => void): void {
-    this.text += c.toString();
-    cb();
-  }
-}
 
 let mirror: LocalMirror;
 let keys: { debian: TestKey; opensuse: TestKey };
@@ -109,16 +102,16 @@ const EXPECTED_TREE = Object.values(SERVED)
   .flatMap((s) => [`${s.dir}/${s.kernel}`, `${s.dir}/${s.initrd}`])
   .sort();
 
-function opts(site: TestSite, extra: Partial<SyncOptions> = {}): SyncOptions & { out: Sink } {
+function opts(site: TestSite, extra: Partial<SyncOptions> = {}): SyncOptions & { out: TextSink } {
   return {
     config: site.config,
     progress: 'plain',
-    out: new Sink(),
+    out: new TextSink(),
     bootloaders: false,
     render: false,
     fetch: { timeoutMs: 1500, retries: 2, backoffMs: 20 },
     ...extra,
-  } as SyncOptions & { out: Sink };
+  } as SyncOptions & { out: TextSink };
 }
 
 beforeAll(async () => {
