@@ -49,6 +49,8 @@ export const configSchema = z
         maxRetries: z.number().int().min(0).max(50).default(5),
         maxTransfers: z.number().int().min(1).max(100_000).default(500),
         maxTransfersPerClient: z.number().int().min(1).max(10_000).default(16),
+        /** worker threads running transfers (default: one per CPU); 0 = all in the main thread */
+        workers: z.number().int().min(0).max(64).optional(),
       })
       .strict()
       .prefault({}),

@@ -106,6 +106,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
         maxRetries: config.tftp.maxRetries,
         maxTransfers: config.tftp.maxTransfers,
         maxTransfersPerClient: config.tftp.maxTransfersPerClient,
+        ...(config.tftp.workers === undefined ? {} : { workers: config.tftp.workers }),
         provider: booter,
         allow: allowed,
         logger: logger.child({ svc: 'tftp' }),
