@@ -97,6 +97,18 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** the rendered main menu (pxelinux.cfg/default, boot.ipxe and grub.cfg for unknown clients) */
+    menu: z
+      .object({
+        title: z.string().min(1).max(200).optional(),
+        // syslinux TIMEOUT 0 means "wait forever": a menu always times out here
+        timeoutSeconds: z.number().int().min(1).max(3600).optional(),
+        ui: z.enum(['menu.c32', 'vesamenu.c32']).optional(),
+        /** catalog entry id booted on timeout (its first synced version); default: local boot */
+        default: z.string().min(1).optional(),
+      })
+      .strict()
+      .prefault({}),
     /** distro catalog directory (distros/*.yaml); default: the catalog shipped with pxe */
     catalogDir: z.string().optional(),
     /** nunjucks templates; default: the templates shipped with pxe */

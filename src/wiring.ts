@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from './config.js';
@@ -61,6 +61,7 @@ export async function loadApp(config: Config, logger?: Logger): Promise<LoadedAp
     serverAddress: defaultServerAddress(config),
     httpPort: config.http.port,
     mirrors: config.mirrors,
+    menu: config.menu,
     templatesDir: config.templatesDir,
     // Only entries whose files `pxe sync` installed are offered (images/<id>/<version>/<arch>).
     isInstalled: installedChecker(root),
@@ -74,6 +75,8 @@ export async function loadApp(config: Config, logger?: Logger): Promise<LoadedAp
   const catalogProvider = catalogFileProvider(() => renderContext, () => hosts ?? emptyHosts, logger, {
     firmwareOf,
     hasStaticFile: async (rel) => (await stat(join(root, rel)).catch(() => null))?.isFile() === true,
+    // `name` is a bare "<word>.c32" (checked by the provider): no path traversal possible.
+    efiModule: async (name) => readFile(join(root, 'efi64', name)).catch(() => null),
   });
 
   // hosts.yaml's own `unknown:` setting, when present, decides for unlisted MACs.

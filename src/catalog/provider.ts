@@ -7,6 +7,8 @@ import { CatalogRenderError, renderGrubConfig, renderHostPxelinux, renderMainMen
 const HOST_CFG = /^(?:.*\/)?pxelinux\.cfg\/01-([0-9a-f]{2}(?:-[0-9a-f]{2}){5})$/;
 const DEFAULT_CFG = /^(?:.*\/)?pxelinux\.cfg\/default$/;
 const GRUB_CFG = /^(?:grub\/)?grub\.cfg$/;
+/** a COM32 module at the tftproot root (menu.c32, vesamenu.c32, libutil.c32, libcom32.c32, ...) */
+const ROOT_C32 = /^[a-z0-9_-]+\.c32$/;
 
 /**
  * Serves the rendered boot-loader configs as virtual files for TFTP/HTTP:
@@ -25,6 +27,19 @@ export interface ProviderOptions {
    * rendered menus (default, grub.cfg) then step aside. Per-host configs always win.
    */
   hasStaticFile?: (relPath: string) => Promise<boolean>;
+  /**
+   * Content of `efi64/<name>` in tftproot, or null when absent. BIOS and EFI COM32
+   * modules share file names but are different binaries (32-bit vs x86_64 ELF), and
+   * `pxe sync` keeps the BIOS set at the root (next to pxelinux.0) and the EFI set in
+   * efi64/. A root `syslinux.efi` (the default bootFiles.efi-x64) looks up `UI menu.c32`
+   * and the libraries it pulls in (libutil.c32) in its own directory, gets the BIOS
+   * build and dies (OVMF: "X64 Exception Type - 00(#DE - Divide Error)", seen in
+   * test/e2e/uefi-menu.test.ts without this). So a root `.c32` request from a client
+   * DHCP saw as EFI gets the efi64 copy. (`PATH efi64/` in the EFI menu was not used:
+   * syslinux tries the bare name before PATH entries, so the root file would still win;
+   * that is from its source, not tried on firmware.)
+   */
+  efiModule?: (name: string) => Promise<Buffer | null>;
 }
 
 export function catalogFileProvider(getCtx: () => RenderContext, getHosts: () => Hosts, log?: Logger, opts: ProviderOptions = {}): VirtualFileProvider {
@@ -47,6 +62,12 @@ export function catalogFileProvider(getCtx: () => RenderContext, getHosts: () =>
         const host = findHost(getHosts(), m[1]!.replace(/-/g, ':'));
         if (!host || !host.allow) return null;
         return wrap(relPath, `rendered from templates/pxelinux-host.njk for host ${host.hostname}`, () => renderHostPxelinux(getCtx(), host, fw(host.mac)));
+      }
+      if (ROOT_C32.test(path) && opts.efiModule && opts.firmwareOf?.(client.mac) === 'efi') {
+        // client.mac is known here: syslinux.efi asks for pxelinux.cfg/01-<mac> before it
+        // loads the UI module, which teaches serve.ts the address -> MAC mapping.
+        const content = await opts.efiModule(path);
+        return content ? { content, origin: `efi64/${path} (EFI COM32 module for an EFI client)` } : null;
       }
       if ((DEFAULT_CFG.test(path) || GRUB_CFG.test(path)) && (await isStatic(relPath))) return null;
       if (DEFAULT_CFG.test(path)) return wrap(relPath, 'rendered from templates/pxelinux-menu.njk', () => renderMainMenu(getCtx(), fw(client.mac)));

@@ -58,7 +58,12 @@ export interface RenderContext {
   hostInstalled?: (mac: string) => boolean;
   /** templates directory (default: the project's templates/) */
   templatesDir?: string;
-  menu?: { title?: string; timeoutSeconds?: number; ui?: 'vesamenu.c32' | 'menu.c32' };
+  /**
+   * pxe.yaml `menu`. `default` is a catalog entry id: its first synced, usable item
+   * becomes ONTIMEOUT. When that entry is not offered (not synced, memdisk under UEFI)
+   * the catalog's own default (local boot) stays, so a typo never starts an installer.
+   */
+  menu?: { title?: string | undefined; timeoutSeconds?: number | undefined; ui?: 'vesamenu.c32' | 'menu.c32' | undefined; default?: string | undefined };
 }
 
 export interface RenderOptions {
@@ -308,6 +313,11 @@ export function buildMenuModel(ctx: RenderContext, opts: RenderOptions = {}): Me
       g.items.push(item);
       if (entry.default) defaultLabel = item.label;
     }
+  }
+  const wanted = ctx.menu?.default;
+  if (wanted !== undefined) {
+    const item = [...top, ...groups.flatMap((g) => g.items)].find((i) => i.entryId === wanted);
+    if (item) defaultLabel = item.label;
   }
   if (defaultLabel === undefined) {
     // No local-boot entry in the catalog: still never start an installer on timeout.

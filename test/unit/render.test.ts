@@ -89,6 +89,19 @@ describe('pxelinux menus', () => {
     expect(arm).not.toContain('debian-12');
   });
 
+  it('pxe.yaml menu.default picks a synced entry as ONTIMEOUT; an unsynced or unknown one keeps local boot', () => {
+    const m = renderMainMenu({ ...ctx, menu: { default: 'debian', timeoutSeconds: 3 } });
+    expect(m).toMatch(/^ONTIMEOUT debian-12-x86_64$/m);
+    expect(m).toMatch(/^TIMEOUT 30$/m);
+    expect(m).toContain('LABEL debian-12-x86_64\n');
+    // fedora is synced for aarch64 only, so this x86_64 menu does not offer it
+    expect(renderMainMenu({ ...ctx, menu: { default: 'fedora' } })).toMatch(/^ONTIMEOUT local$/m);
+    expect(renderMainMenu({ ...ctx, menu: { default: 'no-such-entry' } })).toMatch(/^ONTIMEOUT local$/m);
+    // memdisk cannot run under UEFI: the EFI menu falls back to local boot
+    expect(renderMainMenu({ ...ctx, menu: { default: 'freebsd' } })).toMatch(/^ONTIMEOUT freebsd-14\.3-x86_64$/m);
+    expect(renderMainMenu({ ...ctx, menu: { default: 'freebsd' } }, { firmware: 'efi' })).toMatch(/^ONTIMEOUT local$/m);
+  });
+
   it('has no installer automation in the shared menu (unknown clients install interactively)', () => {
     expect(menu).not.toContain('/unattended/');
     expect(menu).toContain('APPEND --- quiet');
@@ -354,5 +367,30 @@ describe('virtual-file provider', () => {
     const g = await p.virtualFile('grub/grub.cfg', { address: '10.9.0.50', mac: hostFor('ubuntu').mac });
     expect(g!.content.toString()).toContain("'ds=nocloud-net;s=");
     expect(await p.virtualFile('images/debian/12/x86_64/linux', { address: '10.9.0.50' })).toBeNull();
+  });
+
+  it('gives an EFI client the efi64/ build of a root .c32 module; BIOS and unknown clients get the root file', async () => {
+    const { catalogFileProvider } = await import('../../src/catalog/provider.js');
+    const efiMac = '52:54:00:00:00:e1';
+    const asked: string[] = [];
+    const p = catalogFileProvider(() => ctx, () => hosts, undefined, {
+      firmwareOf: (mac) => (mac === efiMac ? 'efi' : 'bios'),
+      efiModule: async (name) => {
+        asked.push(name);
+        return name === 'menu.c32' ? Buffer.from('EFI MENU') : null;
+      },
+    });
+    const efi = await p.virtualFile('Menu.C32', { address: '10.9.0.50', mac: efiMac });
+    expect(efi!.content.toString()).toBe('EFI MENU');
+    expect(efi!.origin).toContain('efi64/menu.c32');
+    // not in efi64/: the request falls through to the file on disk
+    expect(await p.virtualFile('libcom32.c32', { address: '10.9.0.50', mac: efiMac })).toBeNull();
+    // only bare root names: efi64/menu.c32 itself and other directories are plain files
+    expect(await p.virtualFile('efi64/menu.c32', { address: '10.9.0.50', mac: efiMac })).toBeNull();
+    expect(await p.virtualFile('../menu.c32', { address: '10.9.0.50', mac: efiMac })).toBeNull();
+    expect(asked).toEqual(['menu.c32', 'libcom32.c32']);
+    expect(await p.virtualFile('menu.c32', { address: '10.9.0.50', mac: '52:54:00:00:00:b1' })).toBeNull();
+    expect(await p.virtualFile('menu.c32', { address: '10.9.0.50' })).toBeNull();
+    expect(asked).toHaveLength(2);
   });
 });
