@@ -188,18 +188,21 @@ export function decode(buf: Buffer): DecodeResult {
   };
 }
 
-/** Parse dotted-quad IPv4 strictly; null when malformed. */
-export function parseIpv4(s: string): [number, number, number, number] | null {
-  // Hand-rolled (no regex, no split): called 4x per encoded reply.
-  const out: [number, number, number, number] = [0, 0, 0, 0];
+/**
+ * Dotted quad to uint32, strictly (four 1-3 digit parts, each <= 255); null when
+ * malformed. Hand-rolled, no regex/split/allocation: it runs several times per packet.
+ */
+export function ipv4ToInt(s: string): number | null {
   let part = 0;
   let digits = 0;
   let n = 0;
+  let acc = 0;
   for (let i = 0; i <= s.length; i++) {
     const c = i < s.length ? s.charCodeAt(i) : 46;
     if (c === 46) {
       if (digits === 0 || n > 255 || part > 3) return null;
-      out[part++] = n;
+      acc = acc * 256 + n;
+      part++;
       n = 0;
       digits = 0;
     } else if (c >= 48 && c <= 57 && digits < 3) {
@@ -207,7 +210,13 @@ export function parseIpv4(s: string): [number, number, number, number] | null {
       digits++;
     } else return null;
   }
-  return part === 4 ? out : null;
+  return part === 4 ? acc : null;
+}
+
+/** Parse dotted-quad IPv4 strictly; null when malformed. */
+export function parseIpv4(s: string): [number, number, number, number] | null {
+  const n = ipv4ToInt(s);
+  return n === null ? null : [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
 }
 
 let scratchArea = Buffer.allocUnsafe(2048);
@@ -219,24 +228,12 @@ const ADDRESS_FIELDS = [
   ['giaddr', OFF.giaddr],
 ] as const;
 
-/** Write a dotted quad at `off` without allocating; false when malformed (bytes then undefined). */
+/** Write a dotted quad at `off` without allocating; false when malformed. */
 function writeIpv4(b: Buffer, off: number, s: string): boolean {
-  let part = 0;
-  let digits = 0;
-  let n = 0;
-  for (let i = 0; i <= s.length; i++) {
-    const c = i < s.length ? s.charCodeAt(i) : 46;
-    if (c === 46) {
-      if (digits === 0 || n > 255 || part > 3) return false;
-      b[off + part++] = n;
-      n = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57 && digits < 3) {
-      n = n * 10 + (c - 48);
-      digits++;
-    } else return false;
-  }
-  return part === 4;
+  const n = ipv4ToInt(s);
+  if (n === null) return false;
+  b.writeUInt32BE(n, off);
+  return true;
 }
 
 export interface EncodeOptions {

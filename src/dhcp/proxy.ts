@@ -25,7 +25,7 @@ import { isIPv4 } from 'node:net';
 import os from 'node:os';
 import { pino, type Logger } from 'pino';
 import type { Booter, DhcpBootDecision, DhcpClient } from '../policy/types.js';
-import { FLAG_BROADCAST, decode, encode, macString, makeRequest, type DhcpPacket } from './codec.js';
+import { FLAG_BROADCAST, decode, encode, ipv4ToInt, macString, makeRequest, type DhcpPacket } from './codec.js';
 import { messageType } from './options.js';
 import { classify, replyDestination, toDhcpClient, type Destination } from './pxe.js';
 import { ReplyTemplates } from './template.js';
@@ -97,27 +97,6 @@ interface V4If {
   mask: number;
 }
 
-/** Dotted quad to uint32 without allocating (it runs per packet); null when malformed. */
-function ipToInt(ip: string): number | null {
-  let n = 0;
-  let part = 0;
-  let digits = 0;
-  let acc = 0;
-  for (let i = 0; i <= ip.length; i++) {
-    const c = i < ip.length ? ip.charCodeAt(i) : 46;
-    if (c === 46) {
-      if (digits === 0 || n > 255 || part > 3) return null;
-      acc = acc * 256 + n;
-      part++;
-      n = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57 && digits < 3) {
-      n = n * 10 + (c - 48);
-      digits++;
-    } else return null;
-  }
-  return part === 4 ? acc : null;
-}
 
 /**
  * dgram resolves every destination through dns.lookup, which for an IP literal
@@ -134,7 +113,7 @@ function intToIp(n: number): string {
 }
 
 function inSubnet(ip: string, ifc: V4If): boolean {
-  const a = ipToInt(ip);
+  const a = ipv4ToInt(ip);
   return a !== null && ifc.mask !== -1 && ((a & ifc.mask) >>> 0) === ifc.net;
 }
 
@@ -146,8 +125,8 @@ function subnetMatch(hint: string, ifs: V4If[]): V4If | undefined {
 }
 
 function directedBroadcast(ifc: V4If): string | null {
-  const a = ipToInt(ifc.address);
-  const m = ipToInt(ifc.netmask);
+  const a = ipv4ToInt(ifc.address);
+  const m = ipv4ToInt(ifc.netmask);
   return a === null || m === null ? null : intToIp((a | (~m >>> 0)) >>> 0);
 }
 
@@ -621,8 +600,8 @@ export class ProxyDhcpServer {
     for (const [name, list] of Object.entries(all)) {
       for (const a of list ?? []) {
         if (a.family === 'IPv4' && !a.internal) {
-          const b = ipToInt(a.address);
-          const m = ipToInt(a.netmask);
+          const b = ipv4ToInt(a.address);
+          const m = ipv4ToInt(a.netmask);
           const ok = b !== null && m !== null;
           out.push({ name, address: a.address, netmask: a.netmask, net: ok ? (b & m) >>> 0 : -1, mask: ok ? m : -1 });
         }
