@@ -1,10 +1,10 @@
+import { configError } from '../helpers/errors.js';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadCatalog, parseCatalogFile } from '../../src/catalog/load.js';
 import { expandCatalog, expandEntry } from '../../src/catalog/schema.js';
-import { ConfigError } from '../../src/yamlfile.js';
 
 const DISTROS = resolve(__dirname, '../../distros');
 const tmp = mkdtempSync(join(tmpdir(), `pxe-catalog-${process.pid}-`));
@@ -18,15 +18,6 @@ function catalogDir(files: Record<string, string>): string {
   return dir;
 }
 
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error('expected a ConfigError, nothing was thrown');
-}
 
 const GOOD_ENTRY = `entries:
   - id: demo

@@ -1,24 +1,15 @@
+import { configError } from '../helpers/errors.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { ConfigError } from '../../src/yamlfile.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pxe-config-'));
 function write(name: string, text: string): string {
   const f = join(dir, name);
   writeFileSync(f, text);
   return f;
-}
-function errorOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error('expected a ConfigError');
 }
 
 describe('pxe.yaml', () => {
@@ -47,7 +38,7 @@ describe('pxe.yaml', () => {
 
   it('names file, line and field for a wrong type', () => {
     const f = write('type.yaml', 'tftp:\n  port: 69\n  maxBlksize: big\n');
-    const e = errorOf(() => loadConfig(f));
+    const e = configError(() => loadConfig(f));
     expect(e.file).toBe(f);
     expect(e.line).toBe(3);
     expect(e.field).toBe('tftp.maxBlksize');
@@ -56,25 +47,25 @@ describe('pxe.yaml', () => {
 
   it('points at an unknown key itself', () => {
     const f = write('unknown.yaml', 'http:\n  port: 80\n  prot: 81\n');
-    const e = errorOf(() => loadConfig(f));
+    const e = configError(() => loadConfig(f));
     expect(e.line).toBe(3);
     expect(e.field).toBe('http.prot');
   });
 
   it('rejects bad CIDRs, addresses and ports with their position', () => {
-    expect(errorOf(() => loadConfig(write('c.yaml', 'allow:\n  - 10.0.0.0/8\n  - 10.0.0.0/33\n'))).line).toBe(3);
-    expect(errorOf(() => loadConfig(write('a.yaml', 'serverAddress: 10.0.0\n'))).field).toBe('serverAddress');
-    expect(errorOf(() => loadConfig(write('p.yaml', 'dhcp:\n  port: 70000\n'))).field).toBe('dhcp.port');
+    expect(configError(() => loadConfig(write('c.yaml', 'allow:\n  - 10.0.0.0/8\n  - 10.0.0.0/33\n'))).line).toBe(3);
+    expect(configError(() => loadConfig(write('a.yaml', 'serverAddress: 10.0.0\n'))).field).toBe('serverAddress');
+    expect(configError(() => loadConfig(write('p.yaml', 'dhcp:\n  port: 70000\n'))).field).toBe('dhcp.port');
   });
 
   it('reports YAML syntax errors with a line', () => {
-    const e = errorOf(() => loadConfig(write('syntax.yaml', 'tftp:\n  port: [69\n')));
+    const e = configError(() => loadConfig(write('syntax.yaml', 'tftp:\n  port: [69\n')));
     expect(e.line).toBeGreaterThanOrEqual(2);
     expect(e.message).toMatch(/YAML syntax/);
   });
 
   it('reports a missing explicit file', () => {
-    const e = errorOf(() => loadConfig(join(dir, 'nope.yaml')));
+    const e = configError(() => loadConfig(join(dir, 'nope.yaml')));
     expect(e.message).toMatch(/cannot read/);
   });
 });

@@ -1,3 +1,4 @@
+import { configError } from '../helpers/errors.js';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -5,7 +6,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadCatalog } from '../../src/catalog/load.js';
 import { findHost, hostAccess, loadHosts, parseHosts } from '../../src/hosts/load.js';
 import { InstallState } from '../../src/hosts/state.js';
-import { ConfigError } from '../../src/yamlfile.js';
 
 const catalog = loadCatalog(resolve(__dirname, '../../distros'));
 const tmp = mkdtempSync(join(tmpdir(), `pxe-hosts-${process.pid}-`));
@@ -36,15 +36,6 @@ hosts:
     allow: false
 `;
 
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('hosts.yaml', () => {
   it('parses hosts, normalises MACs and applies defaults', () => {
