@@ -256,25 +256,39 @@ async function openStream(url: string, method: 'GET' | 'HEAD', headers: Record<s
   return { req, response };
 }
 
-async function attemptFile(url: string, dest: string, opts: FetchOptions): Promise<FetchResult> {
-  const timeoutMs = opts.timeoutMs ?? DEFAULTS.timeoutMs;
+/**
+ * Sends the request with the conditional headers (RFC 9110 §13.1: If-None-Match,
+ * If-Modified-Since) and reads the response head: 'not-modified' for a 304, an HTTP
+ * error as a FetchError (5xx, 408 and 429 are transient), else the body stream with
+ * the validators and the declared length (to catch a truncated body).
+ */
+async function openResponse(url: string, method: 'GET' | 'HEAD', opts: FetchOptions) {
   const headers: Record<string, string> = { 'user-agent': 'pxe-sync/0.1' };
   if (opts.validators?.etag) headers['if-none-match'] = opts.validators.etag;
   if (opts.validators?.lastModified) headers['if-modified-since'] = opts.validators.lastModified;
-  const { req: res, response } = await openStream(url, 'GET', headers, timeoutMs);
+  const { req, response } = await openStream(url, method, headers, opts.timeoutMs ?? DEFAULTS.timeoutMs);
   const status = response.statusCode;
   if (status === 304) {
-    res.resume();
-    return { status: 'not-modified' };
+    req.destroy();
+    return 'not-modified' as const;
   }
   if (status < 200 || status >= 300) {
-    res.destroy();
+    req.destroy();
     throw new FetchError(`${url}: HTTP ${status}`, url, status >= 500 || status === 408 || status === 429, status);
   }
   const cl = response.headers['content-length'];
-  const declared = cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : undefined;
-  const etag = typeof response.headers.etag === 'string' ? response.headers.etag : undefined;
-  const lastModified = typeof response.headers['last-modified'] === 'string' ? response.headers['last-modified'] : undefined;
+  return {
+    req,
+    declared: cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : undefined,
+    etag: typeof response.headers.etag === 'string' ? response.headers.etag : undefined,
+    lastModified: typeof response.headers['last-modified'] === 'string' ? response.headers['last-modified'] : undefined,
+  };
+}
+
+async function attemptFile(url: string, dest: string, opts: FetchOptions): Promise<FetchResult> {
+  const head = await openResponse(url, 'GET', opts);
+  if (head === 'not-modified') return { status: 'not-modified' };
+  const { req: res, declared, etag, lastModified } = head;
   let fh: FileHandle;
   try {
     fh = await open(dest, 'w', 0o644);
@@ -307,26 +321,9 @@ const MAX_MANIFEST = 16 * 1024 * 1024;
 /** Manifests (into memory) and HEAD requests. */
 async function attempt(url: string, dest: string | null, opts: FetchOptions): Promise<FetchResult> {
   if (dest !== null && !opts.headOnly) return attemptFile(url, dest, opts);
-  const timeoutMs = opts.timeoutMs ?? DEFAULTS.timeoutMs;
-  const headers: Record<string, string> = { 'user-agent': 'pxe-sync/0.1' };
-  if (opts.validators?.etag) headers['if-none-match'] = opts.validators.etag;
-  if (opts.validators?.lastModified) headers['if-modified-since'] = opts.validators.lastModified;
-
-  const { req, response } = await openStream(url, opts.headOnly ? 'HEAD' : 'GET', headers, timeoutMs);
-
-  const status = response.statusCode;
-  if (status === 304) {
-    req.destroy();
-    return { status: 'not-modified' };
-  }
-  if (status < 200 || status >= 300) {
-    req.destroy();
-    throw new FetchError(`${url}: HTTP ${status}`, url, status >= 500 || status === 408 || status === 429, status);
-  }
-  const cl = response.headers['content-length'];
-  const declared = cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : undefined;
-  const etag = typeof response.headers.etag === 'string' ? response.headers.etag : undefined;
-  const lastModified = typeof response.headers['last-modified'] === 'string' ? response.headers['last-modified'] : undefined;
+  const head = await openResponse(url, opts.headOnly ? 'HEAD' : 'GET', opts);
+  if (head === 'not-modified') return { status: 'not-modified' };
+  const { req, declared, etag, lastModified } = head;
   if (opts.headOnly) {
     req.destroy();
     return { status: 'ok', sha256: '', size: declared ?? 0, etag, lastModified };
