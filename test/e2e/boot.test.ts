@@ -21,7 +21,7 @@ import {
   type Lab,
   type LabProcess,
 } from '../../src/bench/lab.js';
-import { isMac, pxeCli, tail, type LogLine } from '../helpers/e2e.js';
+import { isMac, pxeCli, type LogLine, explainBoot } from '../helpers/e2e.js';
 
 const MAC_BIOS_HOST = '52:54:00:e2:e0:11'; // has pxelinux.cfg/01-<mac>
 const MAC_BIOS_OTHER = '52:54:00:e2:e0:12'; // falls back to pxelinux.cfg/default
@@ -44,9 +44,7 @@ describe('e2e: PXE boot through pxe serve (QEMU, real firmware)', () => {
     await lab?.stop();
   });
 
-  function explain(r: BootResult): string {
-    return `boot ended: ${r.reason} after ${r.durationMs} ms (run dir ${lab?.runDir}; E2E_KEEP=1 keeps it)\n--- serial (tail) ---\n${r.serialLog.slice(-2500)}\n--- pxe serve log (tail) ---\n${tail(server.jsonLines())}\n${server.stderr().slice(-1500)}`;
-  }
+  const explain = (r: BootResult): string => explainBoot(r, server, lab?.runDir);
 
   /**
    * proxyDHCP replies (OFFER on 67, ACK on 4011) to this MAC, from `pxe serve`'s log:

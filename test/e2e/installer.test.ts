@@ -16,17 +16,15 @@ import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import {
   ensureAssets,
   FAIL_FAST,
-  PXE_UDP_PORTS,
   startLab,
   type Lab,
   type LabProcess,
   REPO_ROOT,
 } from '../../src/bench/lab.js';
-import { isMac, pxeCli, pxeSync, tail } from '../helpers/e2e.js';
+import { isMac, pxeCli, pxeSync, writeSiteConfig, startPxeServe, explainBoot } from '../helpers/e2e.js';
 import { makeTestKey, publishDebian, startLocalMirror, type LocalMirror } from '../helpers/mirror.js';
 
 
-const HTTP_PORT = 8080;
 
 /**
  * The product path, end to end: `pxe sync` installs the shipped `debian` catalog entry
@@ -70,41 +68,26 @@ describe('e2e: Debian 12 installer from the catalog (pxe sync + hosts.yaml + ren
       join(site, 'hosts.yaml'),
       toYaml({
         hosts: {
-          [HOST_MAC]: {
-            hostname: 'e2e-debian',
-            entry: 'debian',
-            version: '12',
-            disk: '/dev/vda',
-            // d-i's screens on the serial log, for failure messages
-            append: 'console=ttyS0',
-          },
+      [HOST_MAC]: {
+        hostname: 'e2e-debian',
+        entry: 'debian',
+        version: '12',
+        disk: '/dev/vda',
+        // d-i's screens on the serial log, for failure messages
+        append: 'console=ttyS0',
+      },
         },
       }),
     );
-    cfgFile = join(site, 'pxe.yaml');
-    writeFileSync(
-      cfgFile,
-      toYaml({
-        tftp: { root },
-        http: { port: HTTP_PORT },
-        stateDir: join(site, 'state'),
-        catalogDir: join(site, 'distros'),
-        templatesDir: join(REPO_ROOT, 'templates'),
-        hostsFile: join(site, 'hosts.yaml'),
-        mirrors: { debian: mirror.url('debian') },
-        keyrings: { debian: join(site, 'debian.asc') },
-      }),
-    );
+    cfgFile = writeSiteConfig(site, root, {
+      mirrors: { debian: mirror.url('debian') },
+      keyrings: { debian: join(site, 'debian.asc') },
+    });
     // sync runs in the root namespace: the mirror is on 127.0.0.1 there.
     const sync = await pxeSync(cli, cfgFile, 'debian');
     expect(sync).toMatch(/debian 12 x86_64: installed .*\[trust: signed\]/);
 
-    server = await lab.runServer('node', [cli, 'serve', '--config', cfgFile, '--server-address', lab.serverAddress], {
-      name: 'pxe-serve',
-      udpPorts: PXE_UDP_PORTS,
-      tcpPorts: [HTTP_PORT],
-      readyTimeoutMs: 30_000,
-    });
+    server = await startPxeServe(lab, cli, cfgFile);
   }, 600_000);
 
   afterAll(async () => {
@@ -129,7 +112,7 @@ describe('e2e: Debian 12 installer from the catalog (pxe sync + hosts.yaml + ren
       timeoutMs: 180_000,
       requireSelfExit: false,
     });
-    const why = `boot ended: ${r.reason} after ${r.durationMs} ms\n--- serial (tail) ---\n${r.serialLog.slice(-3000)}\n--- pxe serve log (tail) ---\n${tail(server.jsonLines())}\n${server.stderr().slice(-2000)}`;
+    const why = explainBoot(r, server, undefined, 3000);
     expect(r.reason, why).toBe('marker');
     const served = (suffix: string) =>
       server.jsonLines().filter((l) => l.msg === 'tftp transfer finished' && l.outcome === 'ok' && typeof l.file === 'string' && l.file.endsWith(suffix));

@@ -12,11 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { ensureAssets, FAIL_FAST, MARKER, PXE_UDP_PORTS, REPO_ROOT, startLab, type BootResult, type Lab, type LabProcess } from '../../src/bench/lab.js';
-import { isMac, pxeCli, pxeSync, tail, type LogLine } from '../helpers/e2e.js';
+import { ensureAssets, FAIL_FAST, MARKER, startLab, type BootResult, type Lab, type LabProcess } from '../../src/bench/lab.js';
+import { isMac, pxeCli, pxeSync, type LogLine, writeSiteConfig, startPxeServe, explainBoot, E2E_HTTP_PORT } from '../helpers/e2e.js';
 import { startLocalMirror, type LocalMirror } from '../helpers/mirror.js';
 
-const HTTP_PORT = 8080;
 const MAC_BIOS = '52:54:00:e2:e0:31';
 const MAC_UEFI = '52:54:00:e2:e0:32';
 
@@ -44,47 +43,32 @@ describe('e2e: iPXE script over HTTP (bootFiles.ipxe, rendered per host, files o
       join(site, 'distros', 'e2e.yaml'),
       toYaml({
         entries: [
-          {
-            id: 'e2e-marker',
-            label: 'E2E marker kernel',
-            group: 'Tools',
-            mirror: mirror.url('e2e'),
-            versions: [{ version: '1' }],
-            architectures: ['x86_64'],
-            boot: { method: 'linux', kernel: 'boot/vmlinuz', initrd: 'boot/initrd.gz' },
-            append: 'console=ttyS0 panic=-1 quiet cfg=ipxe-script',
-            trust: 'unverified',
-          },
+      {
+        id: 'e2e-marker',
+        label: 'E2E marker kernel',
+        group: 'Tools',
+        mirror: mirror.url('e2e'),
+        versions: [{ version: '1' }],
+        architectures: ['x86_64'],
+        boot: { method: 'linux', kernel: 'boot/vmlinuz', initrd: 'boot/initrd.gz' },
+        append: 'console=ttyS0 panic=-1 quiet cfg=ipxe-script',
+        trust: 'unverified',
+      },
         ],
       }),
     );
     const host = (hostname: string) => ({ hostname, entry: 'e2e-marker', version: '1' });
     writeFileSync(join(site, 'hosts.yaml'), toYaml({ hosts: { [MAC_BIOS]: host('e2e-bios'), [MAC_UEFI]: host('e2e-uefi') } }));
-    const cfgFile = join(site, 'pxe.yaml');
-    writeFileSync(
-      cfgFile,
-      toYaml({
-        tftp: { root },
-        http: { port: HTTP_PORT },
-        // iPXE expands ${net0/mac} in the DHCP filename (autoboot's expand_settings),
-        // so the script request names its MAC.
-        dhcp: { bootFiles: { ipxe: `http://${lab.serverAddress}:${HTTP_PORT}/boot.ipxe?mac=\${net0/mac}` } },
-        stateDir: join(site, 'state'),
-        catalogDir: join(site, 'distros'),
-        templatesDir: join(REPO_ROOT, 'templates'),
-        hostsFile: join(site, 'hosts.yaml'),
-      }),
-    );
+    const cfgFile = writeSiteConfig(site, root, {
+      // iPXE expands ${net0/mac} in the DHCP filename (autoboot's expand_settings),
+      // so the script request names its MAC.
+      dhcp: { bootFiles: { ipxe: `http://${lab.serverAddress}:${E2E_HTTP_PORT}/boot.ipxe?mac=\${net0/mac}` } },
+    });
     // sync runs in the root namespace, where the mirror listens on 127.0.0.1
     const sync = await pxeSync(cli, cfgFile, 'e2e-marker');
     expect(sync).toMatch(/e2e-marker 1 x86_64: installed/);
 
-    server = await lab.runServer('node', [cli, 'serve', '--config', cfgFile, '--server-address', lab.serverAddress], {
-      name: 'pxe-serve',
-      udpPorts: PXE_UDP_PORTS,
-      tcpPorts: [HTTP_PORT],
-      readyTimeoutMs: 30_000,
-    });
+    server = await startPxeServe(lab, cli, cfgFile);
   }, 300_000);
 
   afterAll(async () => {
@@ -92,8 +76,7 @@ describe('e2e: iPXE script over HTTP (bootFiles.ipxe, rendered per host, files o
     await lab?.stop();
   });
 
-  const explain = (r: BootResult) =>
-    `boot ended: ${r.reason} after ${r.durationMs} ms\n--- serial (tail) ---\n${r.serialLog.slice(-2500)}\n--- pxe serve log (tail) ---\n${tail(server.jsonLines())}\n${server.stderr().slice(-1500)}`;
+  const explain = (r: BootResult) => explainBoot(r, server);
 
   const http = (pred: (url: string) => boolean): LogLine[] =>
     server.jsonLines().filter((l) => typeof l.url === 'string' && pred(l.url) && l.status === 200);
@@ -107,7 +90,7 @@ describe('e2e: iPXE script over HTTP (bootFiles.ipxe, rendered per host, files o
     // the proxy handed iPXE the script URL, not an NBP
     const offers = server.jsonLines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('proxyDHCP ') && isMac(l.mac, mac));
     expect(offers.length, explain(r)).toBeGreaterThan(0);
-    expect(offers.every((l) => String(l.file).startsWith(`http://${lab!.serverAddress}:${HTTP_PORT}/boot.ipxe`)), explain(r)).toBe(true);
+    expect(offers.every((l) => String(l.file).startsWith(`http://${lab!.serverAddress}:${E2E_HTTP_PORT}/boot.ipxe`)), explain(r)).toBe(true);
     // the script was requested for this MAC, then kernel and initrd over HTTP
     const script = http((u) => {
       const m = /^\/boot\.ipxe\?mac=([^&]+)$/.exec(u);

@@ -16,11 +16,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify as toYaml } from 'yaml';
-import { ensureAssets, FAIL_FAST, MARKER, PXE_UDP_PORTS, REPO_ROOT, startLab, type BootResult, type Lab, type LabProcess } from '../../src/bench/lab.js';
-import { isMac, pxeCli, pxeSync, tail, type LogLine } from '../helpers/e2e.js';
+import { ensureAssets, FAIL_FAST, MARKER, startLab, type BootResult, type Lab, type LabProcess } from '../../src/bench/lab.js';
+import { isMac, pxeCli, pxeSync, type LogLine, writeSiteConfig, startPxeServe, explainBoot } from '../helpers/e2e.js';
 import { startLocalMirror, type LocalMirror } from '../helpers/mirror.js';
 
-const HTTP_PORT = 8080;
 const MAC_UEFI = '52:54:00:e2:e0:41';
 const MAC_BIOS = '52:54:00:e2:e0:42';
 const MODULES = ['menu.c32', 'libutil.c32', 'libcom32.c32'];
@@ -49,35 +48,25 @@ describe('e2e: rendered catalog menu (pxelinux.cfg/default) for a client not in 
       join(site, 'distros', 'e2e.yaml'),
       toYaml({
         entries: [
-          { id: 'local', label: 'Boot from local disk', group: 'Local', boot: { method: 'localboot' }, default: true, order: 0, trust: 'unverified' },
-          {
-            id: 'e2e-marker',
-            label: 'E2E marker kernel',
-            group: 'Tools',
-            mirror: mirror.url('e2e'),
-            versions: [{ version: '1' }],
-            architectures: ['x86_64'],
-            boot: { method: 'linux', kernel: 'boot/vmlinuz', initrd: 'boot/initrd.gz' },
-            append: 'console=ttyS0 panic=-1 quiet cfg=rendered-menu',
-            trust: 'unverified',
-          },
+      { id: 'local', label: 'Boot from local disk', group: 'Local', boot: { method: 'localboot' }, default: true, order: 0, trust: 'unverified' },
+      {
+        id: 'e2e-marker',
+        label: 'E2E marker kernel',
+        group: 'Tools',
+        mirror: mirror.url('e2e'),
+        versions: [{ version: '1' }],
+        architectures: ['x86_64'],
+        boot: { method: 'linux', kernel: 'boot/vmlinuz', initrd: 'boot/initrd.gz' },
+        append: 'console=ttyS0 panic=-1 quiet cfg=rendered-menu',
+        trust: 'unverified',
+      },
         ],
       }),
     );
-    const cfgFile = join(site, 'pxe.yaml');
-    writeFileSync(
-      cfgFile,
-      toYaml({
-        tftp: { root },
-        http: { port: HTTP_PORT },
-        stateDir: join(site, 'state'),
-        catalogDir: join(site, 'distros'),
-        templatesDir: join(REPO_ROOT, 'templates'),
-        // no hosts.yaml: every client is unknown and gets the main menu
-        hostsFile: join(site, 'hosts.yaml'),
-        menu: { default: 'e2e-marker', timeoutSeconds: 1 },
-      }),
-    );
+    const cfgFile = writeSiteConfig(site, root, {
+      // no hosts.yaml: every client is unknown and gets the main menu
+      menu: { default: 'e2e-marker', timeoutSeconds: 1 },
+    });
     // The product's own bootloader layout: BIOS modules at the root, EFI ones in efi64/.
     const bl = await promisify(execFile)(process.execPath, [cli, 'sync', '--config', cfgFile, '--bootloaders-only', '--no-progress'], { timeout: 60_000 });
     for (const f of ['pxelinux.0', 'syslinux.efi', 'ldlinux.e64', ...MODULES, ...MODULES.map((m) => `efi64/${m}`)]) {
@@ -89,12 +78,7 @@ describe('e2e: rendered catalog menu (pxelinux.cfg/default) for a client not in 
     const sync = await pxeSync(cli, cfgFile, 'e2e-marker');
     expect(sync).toMatch(/e2e-marker 1 x86_64: installed/);
 
-    server = await lab.runServer('node', [cli, 'serve', '--config', cfgFile, '--server-address', lab.serverAddress], {
-      name: 'pxe-serve',
-      udpPorts: PXE_UDP_PORTS,
-      tcpPorts: [HTTP_PORT],
-      readyTimeoutMs: 30_000,
-    });
+    server = await startPxeServe(lab, cli, cfgFile);
   }, 300_000);
 
   afterAll(async () => {
@@ -102,8 +86,7 @@ describe('e2e: rendered catalog menu (pxelinux.cfg/default) for a client not in 
     await lab?.stop();
   });
 
-  const explain = (r: BootResult) =>
-    `boot ended: ${r.reason} after ${r.durationMs} ms (run dir ${lab?.runDir})\n--- serial (tail) ---\n${r.serialLog.slice(-2500)}\n--- pxe serve log (tail) ---\n${tail(server.jsonLines())}\n${server.stderr().slice(-1500)}`;
+  const explain = (r: BootResult) => explainBoot(r, server, lab?.runDir);
 
   /** TFTP transfers completed OK since `from` (an index into the log) for `file`. */
   const served = (from: number, file: string): LogLine[] =>

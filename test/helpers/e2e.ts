@@ -4,10 +4,11 @@
  * the boot benchmark.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../../src/bench/lab.js';
+import { stringify as toYaml } from 'yaml';
+import { PXE_UDP_PORTS, REPO_ROOT, type BootResult, type Lab, type LabProcess } from '../../src/bench/lab.js';
 
 export type LogLine = Record<string, unknown>;
 
@@ -44,4 +45,44 @@ export async function pxeSync(cli: string, cfgFile: string, only: string): Promi
     const e = err as Error & { stdout?: string; stderr?: string };
     throw new Error(`pxe sync --only ${only} failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
   }
+}
+
+/** The HTTP port `pxe serve` listens on in the e2e lab (inside the pxe namespace). */
+export const E2E_HTTP_PORT = 8080;
+
+/**
+ * Writes the pxe.yaml every catalog-driven e2e test uses (tftproot, HTTP port, state,
+ * the test's own distros/ and hosts.yaml under `site`, the repo's templates), plus
+ * `extra` keys; returns its path.
+ */
+export function writeSiteConfig(site: string, tftpRoot: string, extra: Record<string, unknown> = {}): string {
+  const cfgFile = join(site, 'pxe.yaml');
+  writeFileSync(
+    cfgFile,
+    toYaml({
+      tftp: { root: tftpRoot },
+      http: { port: E2E_HTTP_PORT },
+      stateDir: join(site, 'state'),
+      catalogDir: join(site, 'distros'),
+      templatesDir: join(REPO_ROOT, 'templates'),
+      hostsFile: join(site, 'hosts.yaml'),
+      ...extra,
+    }),
+  );
+  return cfgFile;
+}
+
+/** `pxe serve --config cfgFile` in the lab's pxe namespace, ready once DHCP/TFTP/HTTP are bound. */
+export function startPxeServe(lab: Lab, cli: string, cfgFile: string): Promise<LabProcess> {
+  return lab.runServer('node', [cli, 'serve', '--config', cfgFile, '--server-address', lab.serverAddress], {
+    name: 'pxe-serve',
+    udpPorts: PXE_UDP_PORTS,
+    tcpPorts: [E2E_HTTP_PORT],
+    readyTimeoutMs: 30_000,
+  });
+}
+
+/** Assertion message for a boot: why it ended, the serial console and the server log tails. */
+export function explainBoot(r: BootResult, server: LabProcess, runDir?: string, serialChars = 2500): string {
+  return `boot ended: ${r.reason} after ${r.durationMs} ms${runDir ? ` (run dir ${runDir}; E2E_KEEP=1 keeps it)` : ''}\n--- serial (tail) ---\n${r.serialLog.slice(-serialChars)}\n--- pxe serve log (tail) ---\n${tail(server.jsonLines())}\n${server.stderr().slice(-1500)}`;
 }
