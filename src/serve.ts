@@ -6,7 +6,7 @@ import { loadConfig } from './config.js';
 import { BootEventLog } from './events.js';
 import { createHttpServer } from './http/server.js';
 import { createLogger, type Logger } from './log.js';
-import { Metrics } from './metrics.js';
+import { Metrics, type StatsShape } from './metrics.js';
 import { createAllowlist } from './policy/allow.js';
 import { macFromPxelinuxPath } from './policy/pxelinux.js';
 import type { Booter, DhcpClient, FileClient } from './policy/types.js';
@@ -88,6 +88,22 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
   let http: ReturnType<typeof createHttpServer> | undefined;
   const started: Array<{ close(graceMs?: number): Promise<void> }> = [];
 
+  /** Binds a protocol server (one clear line on failure), registers it for shutdown and /metrics. */
+  const startUdpService = async (
+    subsystem: string,
+    label: string,
+    server: { start(): Promise<void>; close(graceMs?: number): Promise<void>; stats: object },
+    port: number,
+  ): Promise<void> => {
+    try {
+      await server.start();
+    } catch (err) {
+      throw bindError(label, config.listen, port, err);
+    }
+    started.push(server);
+    metrics.addSource(subsystem, () => ({ ...(server.stats as StatsShape) }));
+  };
+
   const stopAll = async (graceMs = 0) => {
     await Promise.allSettled(started.map((s) => s.close(graceMs)));
     await events.flush();
@@ -114,14 +130,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
           events.record({ proto: 'tftp', ip: t.client, what: `${t.outcome === 'ok' ? 'fetched' : `failed (${t.outcome})`} ${t.file}`, detail: { bytes: t.size, ms: t.durationMs, ...(t.reason ? { reason: t.reason } : {}) } });
         },
       });
-      try {
-        await tftp.start();
-      } catch (err) {
-        throw bindError('TFTP', config.listen, config.tftp.port, err);
-      }
-      started.push(tftp);
-      const t = tftp;
-      metrics.addSource('tftp', () => ({ ...(t.stats as unknown as Record<string, number | Record<string, number>>) }));
+      await startUdpService('tftp', 'TFTP', tftp, config.tftp.port);
     }
 
     if (config.dhcp.enabled) {
@@ -144,14 +153,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
           });
         },
       });
-      try {
-        await dhcp.start();
-      } catch (err) {
-        throw bindError('proxyDHCP', config.listen, config.dhcp.port, err);
-      }
-      started.push(dhcp);
-      const d = dhcp;
-      metrics.addSource('dhcp', () => ({ ...(d.stats as unknown as Record<string, number | Record<string, number>>) }));
+      await startUdpService('dhcp', 'proxyDHCP', dhcp, config.dhcp.port);
     }
 
     if (config.http.enabled) {
