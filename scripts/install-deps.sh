@@ -33,6 +33,9 @@ packages=(
   isc-dhcp-server kea-dhcp4-server
   # archives the sync tests build (Ubuntu netboot tarball, memtest zip)
   zip tar
+  # `npm ci` builds src/native/udp.c (node-gyp against the Node headers); the tbf
+  # qdisc of the native socket test comes with iproute2 (tc)
+  g++ make python3
 )
 if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
   apt-get update -qq

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<19)) { console.error("pxe needs Node.js >= 20.19 (this is "+process.version+")"); process.exit(1) }'
 
 export DEBIAN_FRONTEND=noninteractive
-packages=(pxelinux syslinux-common syslinux-efi)
+# g++/make/python3: npm ci builds the native datagram socket (src/native/udp.c)
+packages=(pxelinux syslinux-common syslinux-efi g++ make python3)
 if ! dpkg -s "${packages[@]}" >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null

@@ -20,6 +20,8 @@
  *   (Ethernet destination ff:ff:ff:ff:ff:ff) as verified in the namespace tests.
  */
 import dgram from 'node:dgram';
+import { getSystemErrorName } from 'node:util';
+import { NativeUdpSocket, nativeUdpStatus, resolveUdpIo, type UdpIo } from '../native/udp.js';
 import dns from 'node:dns';
 import { isIPv4 } from 'node:net';
 import os from 'node:os';
@@ -64,6 +66,8 @@ export interface ProxyDhcpStats {
 export interface ProxyDhcpOptions {
   booter: Pick<Booter, 'dhcpBoot'>;
   logger: Logger;
+  /** datagram I/O: native (default when built) or node:dgram */
+  io?: UdpIo;
   /** default 67 */
   dhcpPort?: number;
   /** default 4011; null disables the PXE port */
@@ -108,6 +112,28 @@ const literalLookup: NonNullable<dgram.SocketOptions['lookup']> = (host, options
   else dns.lookup(host, options, cb);
 };
 
+/** Where a datagram came from: dgram's rinfo, or the native socket's source. */
+type Source = { address: string; port: number };
+
+/**
+ * A bound proxy socket. Native (src/native/udp.ts: no per-datagram allocation, a
+ * synchronous sendto) when the addon is built; node:dgram otherwise.
+ */
+interface ProxySocket {
+  readonly port: number;
+  /** errors arrive through onError, possibly after send() returned */
+  send(data: Buffer, port: number, address: string, onError: (err: NodeJS.ErrnoException) => void): void;
+  close(): Promise<void>;
+}
+
+function errnoError(negErrno: number, to: string): NodeJS.ErrnoException {
+  const code = getSystemErrorName(negErrno);
+  const err: NodeJS.ErrnoException = new Error(`send ${code} ${to}`);
+  err.code = code;
+  err.errno = negErrno;
+  return err;
+}
+
 function intToIp(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 }
@@ -145,6 +171,8 @@ function varyRequest(req: Buffer, i: number): Buffer {
   return req;
 }
 
+const DEFAULT_RECV_BUFFER = 4 * 1024 * 1024;
+
 /** Per-reply info log lines per second before the proxy summarises instead (see logBudgetAllows). */
 const REPLY_LOG_PER_SECOND = 50;
 
@@ -181,8 +209,8 @@ export class ProxyDhcpServer {
     internalErrors: 0,
   };
 
-  private dhcpSocket: dgram.Socket | undefined;
-  private pxeSocket: dgram.Socket | undefined;
+  private dhcpSocket: ProxySocket | undefined;
+  private pxeSocket: ProxySocket | undefined;
   private log: Logger;
   private warming = false;
   /** where replies go during the loopback warm-up (never a real destination) */
@@ -193,15 +221,19 @@ export class ProxyDhcpServer {
   private warnedNoRoute = false;
   private readonly logWindow = { sec: 0, lines: 0, suppressed: 0 };
 
+  /** datagram I/O in use */
+  readonly io: UdpIo;
+
   constructor(private readonly opts: ProxyDhcpOptions) {
     this.log = opts.logger.child({ component: 'dhcp' });
+    this.io = resolveUdpIo(opts.io);
     this.limiter =
       opts.ratePerMacPerSecond && opts.ratePerMacPerSecond > 0 ? new RateLimiter(opts.ratePerMacPerSecond) : undefined;
   }
 
   /** Bound ports (useful when 0 was requested). */
   get ports(): { dhcp: number | undefined; pxe: number | undefined } {
-    return { dhcp: this.dhcpSocket?.address().port, pxe: this.pxeSocket?.address().port };
+    return { dhcp: this.dhcpSocket?.port, pxe: this.pxeSocket?.port };
   }
 
   async start(): Promise<void> {
@@ -223,7 +255,8 @@ export class ProxyDhcpServer {
       {
         bind,
         ports: this.ports,
-        recvBuffer: this.dhcpSocket.getRecvBufferSize(),
+        recvBuffer: this.opts.recvBufferSize ?? DEFAULT_RECV_BUFFER,
+        io: this.io === 'native' ? 'native' : `node:dgram (${this.opts.io === 'dgram' ? 'configured' : nativeUdpStatus().reason})`,
         serverAddress: this.opts.serverAddress ?? '(derived per request)',
       },
       'proxyDHCP listening',
@@ -267,9 +300,9 @@ export class ProxyDhcpServer {
     // already has an address, as in the lab and the bench): a branch first taken
     // by real traffic deoptimises the code around it ("insufficient type feedback").
     const near = this.v4Interfaces()[0]?.address ?? '0.0.0.0';
-    const sources: dgram.RemoteInfo[] = [
-      { address: '0.0.0.0', port: 68, family: 'IPv4', size: 300 },
-      { address: near, port: 68, family: 'IPv4', size: 300 },
+    const sources: Source[] = [
+      { address: '0.0.0.0', port: 68 },
+      { address: near, port: 68 },
     ];
     const saved = { stats: { ...this.stats }, log: this.log };
     this.warming = true;
@@ -328,7 +361,7 @@ export class ProxyDhcpServer {
   /** Stage 2 of warmUp(): bursts of requests through real loopback sockets (see there). */
   private async warmUpSockets(reqs: Array<[Buffer, 'dhcp' | 'pxe']>): Promise<void> {
     const sink = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
-    const socks: dgram.Socket[] = [];
+    const socks: ProxySocket[] = [];
     let replies = 0;
     sink.on('message', () => {
       replies++;
@@ -344,7 +377,7 @@ export class ProxyDhcpServer {
         pxe: await this.open(0, '127.0.0.1', 'pxe'),
       };
       socks.push(byKind.dhcp, byKind.pxe);
-      const ports = { dhcp: byKind.dhcp.address().port, pxe: byKind.pxe.address().port };
+      const ports = { dhcp: byKind.dhcp.port, pxe: byKind.pxe.port };
       const deadline = Date.now() + 600;
       const BURST = 200;
       let sent = 0;
@@ -359,35 +392,65 @@ export class ProxyDhcpServer {
         while (replies < sent && Date.now() < burstEnd) await new Promise((res) => setTimeout(res, 1));
       }
     } finally {
-      await Promise.all([sink, ...socks].map((s) => new Promise<void>((res) => s.close(() => res()))));
+      await new Promise<void>((res) => sink.close(() => res()));
+      await Promise.all(socks.map((s) => s.close()));
     }
   }
 
   async close(): Promise<void> {
-    const socks = [this.dhcpSocket, this.pxeSocket].filter((s): s is dgram.Socket => s !== undefined);
+    const socks = [this.dhcpSocket, this.pxeSocket].filter((s): s is ProxySocket => s !== undefined);
     this.dhcpSocket = undefined;
     this.pxeSocket = undefined;
-    await Promise.all(socks.map((s) => new Promise<void>((res) => s.close(() => res()))));
+    await Promise.all(socks.map((s) => s.close()));
   }
 
-  private open(port: number, address: string, kind: 'dhcp' | 'pxe'): Promise<dgram.Socket> {
+  private open(port: number, address: string, kind: 'dhcp' | 'pxe'): Promise<ProxySocket> {
+    // A boot storm (a rack powering on) delivers hundreds of DISCOVERs within
+    // milliseconds; the default 208 KiB receive buffer holds only ~150-300 small
+    // datagrams (skb truesize), and a cold JIT needs >100 µs per packet, so the
+    // kernel drops most of a storm (measured: 75 % lost). Ask for 4 MiB; the kernel
+    // caps it at net.core.rmem_max without error.
+    const recvBufferSize = this.opts.recvBufferSize ?? DEFAULT_RECV_BUFFER;
+    if (this.io === 'native') return Promise.resolve(this.openNative(port, address, kind, recvBufferSize));
+    return this.openDgram(port, address, kind, recvBufferSize);
+  }
+
+  private openNative(port: number, address: string, kind: 'dhcp' | 'pxe', recvBufferSize: number): ProxySocket {
+    const s = new NativeUdpSocket({ family: 'udp4', broadcast: true, recvBufferSize, maxDatagram: 65536 });
+    let bound: number;
+    try {
+      bound = s.bind(port, address);
+    } catch (err) {
+      s.close();
+      throw new Error(`proxyDHCP cannot bind ${address}:${port} (${kind}): ${(err as Error).message}`);
+    }
+    const ps: ProxySocket = {
+      port: bound,
+      send: (data, toPort, toAddress, onError) => {
+        const r = s.sendTo(data, toPort, toAddress);
+        if (r < 0) onError(errnoError(r, `${toAddress}:${toPort}`));
+      },
+      close: async () => s.close(),
+    };
+    // The receive buffer is reused for the next datagram and decode() keeps views
+    // into it (the boot-event sink may hold them), so each request gets its own copy
+    // (a pooled small allocation, not dgram's 64 KiB one).
+    s.start((buf, len) => {
+      const msg = Buffer.allocUnsafe(len);
+      buf.copy(msg, 0, 0, len);
+      this.onMessage(msg, s.source, kind, ps);
+    }, true);
+    return ps;
+  }
+
+  private openDgram(port: number, address: string, kind: 'dhcp' | 'pxe', recvBufferSize: number): Promise<ProxySocket> {
     return new Promise((resolve, reject) => {
-      // A boot storm (a rack powering on) delivers hundreds of DISCOVERs within
-      // milliseconds; the default 208 KiB receive buffer holds only ~150-300 small
-      // datagrams (skb truesize), and a cold JIT needs >100 µs per packet, so the
-      // kernel drops most of a storm (measured: 75 % lost). Ask for 4 MiB; the kernel
-      // caps it at net.core.rmem_max without error.
-      const s = dgram.createSocket({
-        type: 'udp4',
-        recvBufferSize: this.opts.recvBufferSize ?? 4 * 1024 * 1024,
-        lookup: literalLookup,
-      });
+      const s = dgram.createSocket({ type: 'udp4', recvBufferSize, lookup: literalLookup });
       const onError = (err: Error): void => {
         s.close();
         reject(new Error(`proxyDHCP cannot bind ${address}:${port} (${kind}): ${err.message}`));
       };
       s.once('error', onError);
-      s.on('message', (msg, rinfo) => this.onMessage(msg, rinfo, kind, s));
       s.bind(port, address, () => {
         s.off('error', onError);
         // Runtime socket errors must never crash the process: log and carry on.
@@ -397,13 +460,22 @@ export class ProxyDhcpServer {
         } catch (err) {
           this.log.error({ err }, 'cannot enable SO_BROADCAST');
         }
-        resolve(s);
+        const ps: ProxySocket = {
+          port: s.address().port,
+          send: (data, toPort, toAddress, onError) =>
+            s.send(data, toPort, toAddress, (err) => {
+              if (err) onError(err as NodeJS.ErrnoException);
+            }),
+          close: () => new Promise<void>((res) => s.close(() => res())),
+        };
+        s.on('message', (msg, rinfo) => this.onMessage(msg, rinfo, kind, ps));
+        resolve(ps);
       });
     });
   }
 
   /** Never throws: everything is counted. */
-  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo, kind: 'dhcp' | 'pxe', sock: dgram.Socket | undefined): void {
+  private onMessage(msg: Buffer, rinfo: Source, kind: 'dhcp' | 'pxe', sock: ProxySocket | undefined): void {
     this.stats.received++;
     try {
       this.handle(msg, rinfo, kind, sock);
@@ -413,7 +485,7 @@ export class ProxyDhcpServer {
     }
   }
 
-  private handle(msg: Buffer, rinfo: dgram.RemoteInfo, kind: 'dhcp' | 'pxe', sock: dgram.Socket | undefined): void {
+  private handle(msg: Buffer, rinfo: Source, kind: 'dhcp' | 'pxe', sock: ProxySocket | undefined): void {
     const r = decode(msg);
     if (!r.ok) {
       this.stats.malformed++;
@@ -526,7 +598,7 @@ export class ProxyDhcpServer {
     return false;
   }
 
-  private eventBase(mac: string, kind: 'dhcp' | 'pxe', req: DhcpPacket, rinfo: dgram.RemoteInfo): Omit<BootEvent, 'reply' | 'reason'> {
+  private eventBase(mac: string, kind: 'dhcp' | 'pxe', req: DhcpPacket, rinfo: Source): Omit<BootEvent, 'reply' | 'reason'> {
     return { time: new Date().toISOString(), mac, port: kind, messageType: messageType(req), sourceAddress: rinfo.address };
   }
 
@@ -539,10 +611,9 @@ export class ProxyDhcpServer {
     }
   }
 
-  private send(sock: dgram.Socket, data: Buffer, dest: Destination, serverAddress: string): void {
+  private send(sock: ProxySocket, data: Buffer, dest: Destination, serverAddress: string): void {
     sock.send(data, dest.port, dest.address, (err) => {
-      if (!err) return;
-      const code = (err as NodeJS.ErrnoException).code;
+      const code = err.code;
       if (dest.broadcast && (code === 'ENETUNREACH' || code === 'EHOSTUNREACH')) {
         this.broadcastFallback(sock, data, dest.port, serverAddress);
         return;
@@ -553,7 +624,7 @@ export class ProxyDhcpServer {
   }
 
   /** ENETUNREACH for 255.255.255.255: no route. Send to the subnet's directed broadcast instead. */
-  private broadcastFallback(sock: dgram.Socket, data: Buffer, port: number, serverAddress: string): void {
+  private broadcastFallback(sock: ProxySocket, data: Buffer, port: number, serverAddress: string): void {
     const ifs = this.v4Interfaces();
     const own = ifs.filter((i) => i.address === serverAddress);
     const targets = [...new Set((own.length ? own : ifs).map(directedBroadcast).filter((x): x is string => !!x))];
@@ -571,10 +642,8 @@ export class ProxyDhcpServer {
     }
     for (const t of targets) {
       sock.send(data, port, t, (err) => {
-        if (err) {
-          this.stats.sendErrors++;
-          this.log.warn({ err, to: `${t}:${port}` }, 'directed broadcast send failed');
-        }
+        this.stats.sendErrors++;
+        this.log.warn({ err, to: `${t}:${port}` }, 'directed broadcast send failed');
       });
     }
   }

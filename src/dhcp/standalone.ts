@@ -18,6 +18,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       bind: { type: 'string', default: '0.0.0.0' },
+      io: { type: 'string' },
       'dhcp-port': { type: 'string', default: '67' },
       'pxe-port': { type: 'string', default: '4011' },
       'server-address': { type: 'string' },
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
   const server = new ProxyDhcpServer({
     booter: new PolicyBooter({ dhcp: cfg.dhcp }),
     logger,
+    io: values.io === 'dgram' || values.io === 'native' ? values.io : undefined,
     bindAddress: values.bind,
     dhcpPort: Number(values['dhcp-port']),
     pxePort: values['pxe-port'] === 'none' ? null : Number(values['pxe-port']),

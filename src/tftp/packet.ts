@@ -167,8 +167,8 @@ export function decodePacket(buf: Buffer, limits: DecodeLimits = DEFAULT_DECODE_
 }
 
 /** Fast path for transfer sockets: an ACK block number, or -1 when the datagram is not an ACK. */
-export function ackBlock(buf: Buffer): number {
-  if (buf.length < 4 || buf[0] !== 0 || buf[1] !== Opcode.ACK) return -1;
+export function ackBlock(buf: Buffer, length = buf.length): number {
+  if (length < 4 || buf[0] !== 0 || buf[1] !== Opcode.ACK) return -1;
   return (buf[2] as number) * 256 + (buf[3] as number);
 }
 
@@ -197,11 +197,11 @@ export function encodeData(block: number, data: Buffer): Buffer {
 }
 
 /** Writes a DATA header in place (hot path: no allocation). Block numbers wrap at 16 bits. */
-export function writeDataHeader(buf: Buffer, block: number): void {
-  buf[0] = 0;
-  buf[1] = Opcode.DATA;
-  buf[2] = (block >>> 8) & 0xff;
-  buf[3] = block & 0xff;
+export function writeDataHeader(buf: Buffer, block: number, at = 0): void {
+  buf[at] = 0;
+  buf[at + 1] = Opcode.DATA;
+  buf[at + 2] = (block >>> 8) & 0xff;
+  buf[at + 3] = block & 0xff;
 }
 
 export function encodeError(code: number, message: string): Buffer {

@@ -16,7 +16,8 @@
 import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { ChunkCache, FileSource, MemorySource, type BlockSource } from './source.js';
-import { Transfer, type TransferOutcome } from './transfer.js';
+import { NativeUdpSocket, type UdpIo } from '../native/udp.js';
+import { Transfer, type TransferLink, type TransferOutcome } from './transfer.js';
 
 export interface RunnerStart {
   t: 'start';
@@ -59,11 +60,103 @@ export type FromRunner =
 export interface RunnerOptions {
   chunkBytes: number;
   cacheBytes: number;
+  /** already resolved by the server (resolveUdpIo) */
+  io: UdpIo;
+}
+
+/** A transfer's connected socket: native when the addon is built, node:dgram otherwise. */
+interface ConnectedSocket extends TransferLink {
+  close(): void;
+}
+
+/** ACKs are 4 bytes and ERRORs short: anything longer than this is malformed anyway. */
+const TRANSFER_MAX_DATAGRAM = 2048;
+
+async function openNative(m: RunnerStart): Promise<ConnectedSocket> {
+  const sock = new NativeUdpSocket({ family: m.family, reuseAddr: true, ipv6Only: m.family === 'udp6', maxDatagram: TRANSFER_MAX_DATAGRAM });
+  try {
+    // same port as the catcher: Linux delivers the peer's datagrams to this socket
+    // once it is connected (better match), everything else to the catcher
+    sock.bind(m.localPort, m.bindHost);
+    sock.connect(m.clientPort, m.clientAddress);
+  } catch (err) {
+    sock.close();
+    throw err;
+  }
+  let listening = false;
+  let handler: (buf: Buffer, length: number) => void = () => undefined;
+  return {
+    listen(onMessage) {
+      handler = onMessage;
+      if (!listening) sock.start((buf, length) => handler(buf, length));
+      listening = true;
+    },
+    unlisten() {
+      handler = () => undefined;
+    },
+    send(buf) {
+      sock.send(buf);
+    },
+    sendSlots(ring, stride, slots, first, count, lastLength) {
+      sock.sendSlots(ring, stride, slots, first, count, lastLength);
+    },
+    close() {
+      sock.close();
+    },
+  };
+}
+
+async function openDgram(m: RunnerStart, onError: (err: Error) => void): Promise<ConnectedSocket> {
+  const socket = dgram.createSocket({ type: m.family, reuseAddr: true, ipv6Only: m.family === 'udp6' });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(m.localPort, m.bindHost, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.connect(m.clientPort, m.clientAddress, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    socket.close();
+    throw err;
+  }
+  // connected UDP sockets report ICMP errors (ECONNREFUSED) as socket errors: the
+  // transfer's timer handles a vanished peer, so these are only logged
+  socket.on('error', onError);
+  let handler: ((msg: Buffer) => void) | undefined;
+  return {
+    listen(onMessage) {
+      handler = (msg) => onMessage(msg, msg.length);
+      socket.on('message', handler);
+    },
+    unlisten() {
+      if (handler) socket.off('message', handler);
+      handler = undefined;
+    },
+    send(buf) {
+      socket.send(buf);
+    },
+    sendSlots(ring, stride, slots, first, count, lastLength) {
+      for (let i = 0; i < count; i++) {
+        const at = ((first + i) % slots) * stride;
+        socket.send(ring.subarray(at, at + (i === count - 1 ? lastLength : stride)));
+      }
+    },
+    close() {
+      socket.close();
+    },
+  };
 }
 
 interface Running {
   transfer: Transfer | undefined;
-  socket: dgram.Socket;
   /** abort requested while the socket was still being set up */
   abortReason: string | undefined;
 }
@@ -74,11 +167,14 @@ export class TransferRunner {
   private counts = { malformed: 0, stray: 0, internal: 0 };
   private flushScheduled = false;
 
+  private readonly io: UdpIo;
+
   constructor(
     private readonly post: (m: FromRunner) => void,
     opts: RunnerOptions,
   ) {
     this.cache = new ChunkCache(opts.chunkBytes, opts.cacheBytes);
+    this.io = opts.io;
   }
 
   get active(): number {
@@ -124,41 +220,22 @@ export class TransferRunner {
       'content' in m.file
         ? new MemorySource(Buffer.from(m.file.content.buffer, m.file.content.byteOffset, m.file.content.byteLength))
         : new FileSource(this.cache, m.file.fd, m.file.size, m.file);
-    const socket = dgram.createSocket({ type: m.family, reuseAddr: true, ipv6Only: m.family === 'udp6' });
-    const entry: Running = { transfer: undefined, socket, abortReason: undefined };
+    const entry: Running = { transfer: undefined, abortReason: undefined };
     this.running.set(m.id, entry);
-    // connected UDP sockets report ICMP errors (ECONNREFUSED) as socket errors: the
-    // transfer's timer handles a vanished peer, so these are only logged
-    const onSetupError = (err: Error): void => {
+    const onSocketError = (err: Error): void => {
       this.post({ t: 'log', level: 'debug', msg: 'tftp transfer socket error', err: err.message, client: m.clientAddress });
     };
+    let socket: ConnectedSocket;
     try {
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        // same port as the catcher: Linux delivers the peer's datagrams to this socket
-        // once it is connected (better match), everything else to the catcher
-        socket.bind(m.localPort, m.bindHost, () => {
-          socket.off('error', reject);
-          resolve();
-        });
-      });
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        socket.connect(m.clientPort, m.clientAddress, () => {
-          socket.off('error', reject);
-          resolve();
-        });
-      });
+      socket = this.io === 'native' ? await openNative(m) : await openDgram(m, onSocketError);
     } catch (err) {
       this.running.delete(m.id);
       source.close();
-      socket.close();
       this.internalError(err, m.clientAddress);
       this.flush();
       this.post({ t: 'end', id: m.id, bytesSent: 0, retransmits: 0, stalls: 0, durationMs: performance.now() - started, outcome: { kind: 'error', code: 0, reason: `socket: ${(err as Error).message}` } });
       return;
     }
-    socket.on('error', onSetupError);
     const transfer = new Transfer({
       socket,
       source,

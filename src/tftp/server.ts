@@ -36,6 +36,7 @@ import {
   type TransferMode,
 } from './packet.js';
 import { DEFAULT_MAX_NAME_BYTES, normalizeRequestPath, openInRoot } from './paths.js';
+import { resolveUdpIo, type UdpIo } from '../native/udp.js';
 import { TransferRunner, type FromRunner, type RunnerEnd, type RunnerOptions, type RunnerStart, type ToRunner } from './runner.js';
 
 export interface TftpListen {
@@ -89,6 +90,8 @@ export interface TftpServerOptions {
    * in the main thread. Each worker has its own chunk cache (cacheBytes / workers).
    */
   workers?: number;
+  /** datagram I/O of the transfers: native (default when built) or node:dgram */
+  io?: UdpIo;
   provider?: VirtualFileProvider;
   /** when it returns false for a source address, nothing at all is sent back */
   allow?: (address: string) => boolean;
@@ -169,9 +172,11 @@ export class TftpServer {
     drops: { malformed: 0, foreignTid: 0, denied: 0, limits: 0, duplicateRequest: 0, stray: 0, internal: 0 },
   };
 
-  private readonly opt: Required<Omit<TftpServerOptions, 'provider' | 'allow' | 'onTransferEnd'>> &
-    Pick<TftpServerOptions, 'provider' | 'allow' | 'onTransferEnd'>;
+  private readonly opt: Required<Omit<TftpServerOptions, 'provider' | 'allow' | 'onTransferEnd' | 'io'>> &
+    Pick<TftpServerOptions, 'provider' | 'allow' | 'onTransferEnd' | 'io'>;
   private readonly log: Logger;
+  /** datagram I/O of the transfers (the listeners are low-rate and stay on dgram) */
+  readonly io: UdpIo;
   private listeners: Listener[] = [];
   private executors: Executor[] = [];
   private nextId = 1;
@@ -204,6 +209,7 @@ export class TftpServer {
     this.opt.maxWindowsize = Math.max(1, Math.min(65535, this.opt.maxWindowsize));
     this.opt.workers = Math.max(0, Math.min(64, Math.floor(this.opt.workers)));
     this.log = options.logger;
+    this.io = resolveUdpIo(options.io);
   }
 
   private startExecutors(): void {
@@ -214,7 +220,7 @@ export class TftpServer {
         post: (m) => runner.handle(m),
         stop: async () => undefined,
       };
-      const runner = new TransferRunner((m) => this.onRunnerMessage(exec, m), { chunkBytes: this.opt.chunkBytes, cacheBytes: this.opt.cacheBytes });
+      const runner = new TransferRunner((m) => this.onRunnerMessage(exec, m), { chunkBytes: this.opt.chunkBytes, cacheBytes: this.opt.cacheBytes, io: this.io });
       this.executors = [exec];
       return;
     }
@@ -222,7 +228,7 @@ export class TftpServer {
   }
 
   private spawnExecutor(cacheBytes: number): Executor {
-    const worker = spawnWorker({ chunkBytes: this.opt.chunkBytes, cacheBytes });
+    const worker = spawnWorker({ chunkBytes: this.opt.chunkBytes, cacheBytes, io: this.io });
     // the listeners keep the process alive while serving; an idle worker must not
     worker.unref();
     let stopped = false;
@@ -325,7 +331,7 @@ export class TftpServer {
       });
       this.listeners.push(listener);
     }
-    this.log.info({ listen: this.addresses(), root: this.realRoot }, 'tftp server listening');
+    this.log.info({ listen: this.addresses(), root: this.realRoot, workers: this.opt.workers, io: this.io }, 'tftp server listening');
   }
 
   /** Stops accepting requests, lets transfers finish for up to `graceMs`, then aborts the rest. */

@@ -1,7 +1,7 @@
 /**
  * Minimal entry running only the TFTP server, for benchmarks (measured as a separate
  * process, like the C servers it is compared with) and quick manual tests:
- *   node dist/tftp/standalone.js --root DIR --port N [--host 127.0.0.1] [--workers N] [--log-level warn]
+ *   node dist/tftp/standalone.js --root DIR --port N [--host 127.0.0.1] [--workers N] [--io native|dgram] [--log-level warn]
  */
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
@@ -17,6 +17,7 @@ const { values } = parseArgs({
     'max-transfers': { type: 'string' },
     'max-transfers-per-client': { type: 'string' },
     workers: { type: 'string' },
+    io: { type: 'string' },
     'log-level': { type: 'string', default: 'warn' },
   },
 });
@@ -35,6 +36,7 @@ const server = new TftpServer({
   maxTransfers: values['max-transfers'] ? Number(values['max-transfers']) : undefined,
   maxTransfersPerClient: values['max-transfers-per-client'] ? Number(values['max-transfers-per-client']) : undefined,
   workers: values.workers !== undefined ? Number(values.workers) : undefined,
+  io: values.io === 'dgram' || values.io === 'native' ? values.io : undefined,
   logger,
 });
 await server.start();

@@ -4,10 +4,10 @@
  * Hot-path rules (see /docs and the benchmark): one connected UDP socket per transfer
  * (the kernel filters foreign TIDs and skips a route lookup per send), one timer per
  * transfer re-armed lazily (no per-packet timer churn), DATA packets built in
- * per-window-slot buffers reused for the whole transfer (no per-packet allocation of
- * payload buffers), payload copied from large shared chunks.
+ * one ring of window slots reused for the whole transfer (no per-packet allocation of
+ * payload buffers) and sent with one call per window (sendmmsg with the native socket),
+ * payload copied from large shared chunks.
  */
-import type dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { ackBlock, decodePacket, encodeError, ErrorCode, Opcode, writeDataHeader } from './packet.js';
 import type { BlockSource } from './source.js';
@@ -19,8 +19,21 @@ export type TransferOutcome =
   | { kind: 'peer-error'; code: number; message: string }
   | { kind: 'error'; code: number; reason: string };
 
+/**
+ * The transfer's connected socket, as the transfer needs it: native (src/native/udp.ts,
+ * one sendmmsg per window, no per-datagram allocation) or node:dgram (runner.ts).
+ */
+export interface TransferLink {
+  /** datagrams as (buffer, length): the native socket reuses one buffer, no view per datagram */
+  listen(onMessage: (buf: Buffer, length: number) => void): void;
+  unlisten(): void;
+  send(buf: Buffer): void;
+  /** sends `count` slots of `ring` from slot `first` (wrapping), the last one `lastLength` bytes */
+  sendSlots(ring: Buffer, stride: number, slots: number, first: number, count: number, lastLength: number): void;
+}
+
 export interface TransferParams {
-  socket: dgram.Socket;
+  socket: TransferLink;
   source: BlockSource;
   blksize: number;
   windowsize: number;
@@ -67,14 +80,18 @@ export class Transfer {
   private timer: NodeJS.Timeout | undefined;
   private waitingForChunk = false;
   private releasedBelow = 0;
-  private readonly slots: Array<Buffer | undefined>;
+  /** DATA packets of the current window, one slot of 4 + blksize bytes per block, reused */
+  private ring: Buffer | undefined;
+  private readonly slots: number;
+  private readonly stride: number;
   private readonly held = new Map<number, Buffer>();
   private readonly pending = new Map<number, Promise<Buffer>>();
-  private readonly onMessage = (msg: Buffer): void => this.handle(msg);
+  private readonly onMessage = (buf: Buffer, length: number): void => this.handle(buf, length);
 
   constructor(private readonly p: TransferParams) {
     this.totalBlocks = Math.floor(p.source.size / p.blksize) + 1;
-    this.slots = new Array<Buffer | undefined>(Math.min(p.windowsize, this.totalBlocks)).fill(undefined);
+    this.slots = Math.min(p.windowsize, this.totalBlocks);
+    this.stride = 4 + p.blksize;
     this.phase = p.oack ? Phase.Oack : Phase.Data;
   }
 
@@ -83,7 +100,7 @@ export class Transfer {
   }
 
   start(): void {
-    this.p.socket.on('message', this.onMessage);
+    this.p.socket.listen(this.onMessage);
     if (this.p.oack) this.sendRaw(this.p.oack);
     else this.sendWindow(1);
     this.armTimer();
@@ -96,10 +113,10 @@ export class Transfer {
     this.finish({ kind: 'aborted', reason });
   }
 
-  private handle(msg: Buffer): void {
+  private handle(buf: Buffer, length: number): void {
     try {
       if (this.phase === Phase.Done) return;
-      const block = ackBlock(msg);
+      const block = ackBlock(buf, length);
       if (block >= 0) {
         if (this.phase === Phase.Data) this.onAck(block);
         else if (block === 0) {
@@ -111,7 +128,7 @@ export class Transfer {
         } else this.p.onStray();
         return;
       }
-      const r = decodePacket(msg);
+      const r = decodePacket(length === buf.length ? buf : buf.subarray(0, length));
       if (!r.ok) {
         this.p.onMalformed();
         return;
@@ -205,27 +222,30 @@ export class Transfer {
         return;
       }
     }
-    const sock = this.p.socket;
+    if (last < first) return;
+    const { slots, stride } = this;
+    let ring = this.ring;
+    if (ring === undefined) {
+      ring = Buffer.allocUnsafe(slots * stride);
+      this.ring = ring;
+    }
+    let lastLength = stride;
     for (let b = first; b <= last; b++) {
       const off = (b - 1) * blksize;
       const len = Math.min(blksize, source.size - off);
-      const slotIdx = b % this.slots.length;
-      let slot = this.slots[slotIdx];
-      if (slot === undefined) {
-        slot = Buffer.allocUnsafe(4 + blksize);
-        this.slots[slotIdx] = slot;
-      }
-      writeDataHeader(slot, b);
-      this.copyPayload(slot, off, len);
-      sock.send(len === blksize ? slot : slot.subarray(0, 4 + len));
-      this.packetsSent++;
+      const at = (b % slots) * stride;
+      writeDataHeader(ring, b, at);
+      this.copyPayload(ring, at + 4, off, len);
+      lastLength = 4 + len;
       this.bytesSent += len;
     }
+    this.p.socket.sendSlots(ring, stride, slots, first % slots, last - first + 1, lastLength);
+    this.packetsSent += last - first + 1;
     if (last > this.sentUpTo) this.sentUpTo = last;
     this.lastSendAt = performance.now();
   }
 
-  private copyPayload(slot: Buffer, off: number, len: number): void {
+  private copyPayload(dst: Buffer, at: number, off: number, len: number): void {
     const cs = this.p.source.chunkSize;
     let copied = 0;
     while (copied < len) {
@@ -234,7 +254,7 @@ export class Transfer {
       const chunk = this.held.get(idx) as Buffer;
       const start = pos - idx * cs;
       const n = Math.min(len - copied, chunk.length - start);
-      chunk.copy(slot, 4 + copied, start, start + n);
+      chunk.copy(dst, at + copied, start, start + n);
       copied += n;
     }
   }
@@ -318,7 +338,7 @@ export class Transfer {
     this.phase = Phase.Done;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    this.p.socket.off('message', this.onMessage);
+    this.p.socket.unlisten();
     this.releaseBefore(Number.MAX_SAFE_INTEGER);
     this.p.source.close();
     this.p.onEnd(this, outcome);

@@ -237,6 +237,31 @@ describe('proxyDHCP in network namespaces', () => {
     expect(p?.options.get(43)?.toString('hex')).toBe('470480000000ff');
   });
 
+  it('the node:dgram fallback (--io dgram) answers byte for byte like the native socket', async () => {
+    const listening = proxyLines.find((l) => l.msg === 'proxyDHCP listening');
+    expect(listening?.io).toBe('native');
+    const lines: Array<Record<string, unknown>> = [];
+    const fallback = lab.spawn(srv, ['node', STANDALONE, '--io', 'dgram', '--dhcp-port', '1067', '--pxe-port', '14011', '--ipxe', 'http://10.66.0.1/boot.ipxe'], { cwd: ROOT });
+    collectJsonLines(fallback, lines);
+    try {
+      const up = await waitFor(() => lines.find((l) => l.msg === 'proxyDHCP listening'), 15_000, 'the dgram proxy');
+      expect(up.io).toBe('node:dgram (configured)');
+      const discover = hex(pxeDiscover('52:54:00:00:00:05', 0x5005, 0, [[97, Buffer.alloc(17, 1)]]));
+      const viaNative = await probe(['--port', '68', '--to', `${SRV_IP}:67`, '--hex', discover, '--expect', '1']);
+      const viaDgram = await probe(['--port', '68', '--to', `${SRV_IP}:1067`, '--hex', discover, '--expect', '1']);
+      expect(viaDgram).toHaveLength(1);
+      expect(viaDgram[0]?.packet.file).toBe('pxelinux.0');
+      expect(hex(viaDgram[0]?.packet as DhcpPacket)).toBe(hex(viaNative[0]?.packet as DhcpPacket));
+      const request = pxeDiscover('52:54:00:00:00:06', 0x6006, 7, [[53, Buffer.from([3])]]);
+      request.ciaddr = CLI_IP;
+      const ack = await probe(['--port', '40998', '--to', `${SRV_IP}:14011`, '--hex', hex(request), '--expect', '1']);
+      expect(ack[0]?.port).toBe(14011);
+      expect(ack[0]?.packet && o.messageType(ack[0].packet)).toBe(5);
+    } finally {
+      await lab.stop(fallback);
+    }
+  });
+
   it('survives 100k mutated datagrams, counts the drops, still answers a valid client', async () => {
     const before = await proxyStats();
     const r67 = lab.exec(

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "udp",
+      "sources": ["udp.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "defines": ["_GNU_SOURCE"]
+    }
+  ]
+}

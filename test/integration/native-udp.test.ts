@@ -1,0 +1,258 @@
+/**
+ * The native datagram socket (src/native/udp.c via src/native/udp.ts) that TFTP
+ * transfers and the proxyDHCP use: loopback for the basics; a network namespace pair
+ * with a tbf qdisc for the full-socket-buffer queue (loopback and veth release the
+ * sender's buffer at once, so EAGAIN needs a queueing device); child processes for
+ * what must not take down the test runner (a worker ending with a socket open).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { NativeUdpSocket, nativeUdpStatus, resolveUdpIo } from '../../src/native/udp.js';
+import { NetnsLab, waitFor } from '../helpers/netns.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+const DIST_UDP = join(ROOT, 'dist/native/udp.js');
+
+interface Got {
+  data: string;
+  address: string;
+  port: number;
+}
+
+function receiver(sock: NativeUdpSocket): Got[] {
+  const got: Got[] = [];
+  sock.start((buf, len) => got.push({ data: buf.toString('latin1', 0, len), address: sock.source.address, port: sock.source.port }), true);
+  return got;
+}
+
+const open: NativeUdpSocket[] = [];
+function sock(opts: ConstructorParameters<typeof NativeUdpSocket>[0]): NativeUdpSocket {
+  const s = new NativeUdpSocket(opts);
+  open.push(s);
+  return s;
+}
+
+/** Runs an ES module snippet in a child node (optionally inside a namespace); bounded. */
+function node(code: string, timeoutMs: number, netns?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const argv = ['node', '--input-type=module', '-e', code];
+  const cmd = netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv;
+  return new Promise((resolve) => {
+    const p = spawn(cmd[0] as string, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('close', (c) => {
+      clearTimeout(t);
+      resolve({ code: c, stdout, stderr });
+    });
+  });
+}
+
+afterAll(() => {
+  for (const s of open) s.close();
+});
+
+describe('native UDP socket', () => {
+  it('is built by npm ci and used by default (the fast path is the one the tests exercise)', () => {
+    expect(nativeUdpStatus()).toMatchObject({ native: true });
+    expect(resolveUdpIo(undefined)).toBe('native');
+    expect(resolveUdpIo('dgram')).toBe('dgram');
+    expect(existsSync(DIST_UDP)).toBe(true);
+  });
+
+  it('sends and receives on 127.0.0.1 and ::1 with the source address and port', async () => {
+    for (const [family, host] of [
+      ['udp4', '127.0.0.1'],
+      ['udp6', '::1'],
+    ] as const) {
+      const a = sock({ family, ipv6Only: true });
+      const b = sock({ family, ipv6Only: true });
+      const aPort = a.bind(0, host);
+      const bPort = b.bind(0, host);
+      const got = receiver(a);
+      expect(b.sendTo(Buffer.from('hello'), aPort, host)).toBe(0);
+      expect(b.sendTo(Buffer.from('xxworldxx'), aPort, host, 2, 5)).toBe(0);
+      await waitFor(() => got.length >= 2, 2_000, `two datagrams over ${host}`, 5);
+      expect(got).toEqual([
+        { data: 'hello', address: host, port: bPort },
+        { data: 'world', address: host, port: bPort },
+      ]);
+    }
+  });
+
+  it('a connected socket sends with send(), sendSlots() wraps around its ring, windows over 256 are split', async () => {
+    // 300 small datagrams at once overflow the default receive buffer (skb truesize)
+    const rx = sock({ family: 'udp4', recvBufferSize: 4 << 20 });
+    const rxPort = rx.bind(0, '127.0.0.1');
+    const got = receiver(rx);
+    const tx = sock({ family: 'udp4' });
+    tx.bind(0, '127.0.0.1');
+    tx.connect(rxPort, '127.0.0.1');
+    // ring of 4 slots of 8 bytes: "slot0...", "slot1..."
+    const ring = Buffer.alloc(32);
+    for (let i = 0; i < 4; i++) ring.write(`slot${i}abc`, i * 8, 'latin1');
+    expect(tx.sendSlots(ring, 8, 4, 2, 4, 5)).toBe(0); // slots 2,3,0,1; the last one 5 bytes
+    await waitFor(() => got.length >= 4, 2_000, 'four slots', 5);
+    expect(got.map((g) => g.data)).toEqual(['slot2abc', 'slot3abc', 'slot0abc', 'slot1']);
+    // 300 slots in one call: more than one sendmmsg() batch
+    const big = Buffer.alloc(300 * 4);
+    for (let i = 0; i < 300; i++) big.writeUInt32BE(i, i * 4);
+    got.length = 0;
+    expect(tx.sendSlots(big, 4, 300, 0, 300, 4)).toBe(0);
+    await waitFor(() => got.length >= 300, 2_000, '300 datagrams', 5);
+    expect(got.map((g) => Buffer.from(g.data, 'latin1').readUInt32BE(0))).toEqual([...Array(300).keys()]);
+    expect(() => tx.sendSlots(ring, 8, 4, 4, 1, 8)).toThrow(/bad slot range/);
+  });
+
+  it('a datagram longer than maxDatagram arrives with length 0; an ICMP error is counted, not thrown', async () => {
+    const rx = sock({ family: 'udp4', maxDatagram: 16 });
+    const rxPort = rx.bind(0, '127.0.0.1');
+    const lens: number[] = [];
+    rx.start((_buf, len) => lens.push(len));
+    const tx = sock({ family: 'udp4' });
+    tx.bind(0, '127.0.0.1');
+    tx.sendTo(Buffer.alloc(100), rxPort, '127.0.0.1');
+    tx.sendTo(Buffer.alloc(16), rxPort, '127.0.0.1');
+    await waitFor(() => lens.length >= 2, 2_000, 'two datagrams', 5);
+    expect(lens).toEqual([0, 16]);
+
+    // connected to a port nobody listens on: the kernel's port-unreachable comes back
+    const closed = sock({ family: 'udp4' });
+    const deadPort = closed.bind(0, '127.0.0.1');
+    closed.close();
+    const c = sock({ family: 'udp4' });
+    c.bind(0, '127.0.0.1');
+    c.connect(deadPort, '127.0.0.1');
+    c.start(() => undefined);
+    c.send(Buffer.from('x'));
+    await waitFor(() => c.errors >= 1, 2_000, 'ECONNREFUSED to be reported', 5);
+    // the next send reports the refusal as -errno (or succeeds): never a throw
+    expect(() => c.send(Buffer.from('y'))).not.toThrow();
+  });
+
+  it('close() inside the message callback stops delivery; calls after close throw a clear error', async () => {
+    const rx = sock({ family: 'udp4' });
+    const rxPort = rx.bind(0, '127.0.0.1');
+    let calls = 0;
+    rx.start(() => {
+      calls++;
+      rx.close();
+    });
+    const tx = sock({ family: 'udp4' });
+    tx.bind(0, '127.0.0.1');
+    for (let i = 0; i < 10; i++) tx.sendTo(Buffer.from('x'), rxPort, '127.0.0.1');
+    await waitFor(() => calls >= 1, 2_000, 'the first datagram', 5);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(calls).toBe(1);
+    expect(rx.closed).toBe(true);
+    expect(() => rx.sendTo(Buffer.from('x'), rxPort, '127.0.0.1')).toThrow();
+    rx.close(); // twice: no-op
+  });
+
+  it('bind errors are thrown with their errno code', () => {
+    const a = sock({ family: 'udp4' });
+    const port = a.bind(0, '127.0.0.1');
+    const b = sock({ family: 'udp4' });
+    expect(() => b.bind(port, '127.0.0.1')).toThrow(expect.objectContaining({ code: 'EADDRINUSE' }));
+    expect(() => b.bind(0, 'not-an-address')).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+  });
+
+  it('a worker thread that ends with sockets open does not abort the process (async cleanup hook)', async () => {
+    // the worker's eval code: modules come in through import()
+    const code = `
+      import { Worker } from 'node:worker_threads';
+      const w = new Worker(\`(async () => {
+        const { NativeUdpSocket } = await import(${JSON.stringify(DIST_UDP)});
+        const { parentPort } = await import('node:worker_threads');
+        const socks = [0, 1, 2].map(() => new NativeUdpSocket({ family: 'udp4' }));
+        for (const s of socks) { s.bind(0, '127.0.0.1'); s.start(() => {}); }
+        parentPort.postMessage('open');
+        setInterval(() => {}, 1000);
+      })()\`, { eval: true });
+      w.on('message', async () => { await w.terminate(); console.log('terminated'); process.exit(0); });
+      w.on('error', (e) => { console.error(e); process.exit(3); });
+    `;
+    const r = await node(code, 20_000);
+    expect(r.stderr).not.toMatch(/uv_loop_close|Assertion|Aborted/);
+    expect(r.stdout.trim(), r.stderr).toBe('terminated');
+    expect(r.code).toBe(0);
+  });
+});
+
+describe('native UDP socket with a full socket buffer (netns + tbf qdisc)', () => {
+  const lab = new NetnsLab('nudp');
+  afterAll(async () => {
+    await lab.cleanup();
+  });
+
+  it('queues on EAGAIN and flushes in order when writable: nothing lost, nothing reordered', async () => {
+    const a = await lab.netns('a');
+    const b = await lab.netns('b');
+    await lab.veth(a, 'a0', '10.77.0.1/24', b, 'b0', '10.77.0.2/24');
+    // 4 Mbit/s: 600 datagrams of 1000 bytes take ~1.2 s to drain, far longer than the
+    // send loop, and the small SO_SNDBUF fills after a handful
+    const tc = await lab.exec(a, ['tc', 'qdisc', 'add', 'dev', 'a0', 'root', 'tbf', 'rate', '4mbit', 'burst', '8kb', 'latency', '5s'], 5_000);
+    expect(tc.code, tc.stderr).toBe(0);
+    const rx = lab.spawn(b, [
+      'node',
+      '--input-type=module',
+      '-e',
+      `
+      const { NativeUdpSocket } = await import(${JSON.stringify(DIST_UDP)});
+      const s = new NativeUdpSocket({ family: 'udp4', recvBufferSize: 8 << 20 });
+      s.bind(9999, '10.77.0.2');
+      const seen = [];
+      s.start((buf, len) => { seen.push(buf.readUInt32BE(0)); if (len !== 1000) seen.push(-len); });
+      console.log('ready');
+      const t = setInterval(() => { if (seen.length >= 600) { console.log(JSON.stringify(seen)); clearInterval(t); process.exit(0); } }, 20);
+      setTimeout(() => { console.log(JSON.stringify(seen)); process.exit(1); }, 15000);
+      `,
+    ]);
+    let rxOut = '';
+    rx.stdout?.on('data', (d: Buffer) => (rxOut += d.toString()));
+    await waitFor(() => rxOut.includes('ready'), 10_000, 'the receiver');
+    const tx = await node(
+      `
+      const { NativeUdpSocket } = await import(${JSON.stringify(DIST_UDP)});
+      const s = new NativeUdpSocket({ family: 'udp4', sendBufferSize: 4096 });
+      s.bind(0, '10.77.0.1');
+      s.connect(9999, '10.77.0.2');
+      s.start(() => {});
+      const ring = Buffer.alloc(50 * 1000);
+      let seq = 0;
+      const results = [];
+      for (let w = 0; w < 10; w++) {
+        // 10 windows of 50 through sendmmsg, then 100 single sends
+        for (let i = 0; i < 50; i++) ring.writeUInt32BE(seq++, i * 1000);
+        results.push(s.sendSlots(ring, 1000, 50, 0, 50, 1000));
+      }
+      for (let i = 0; i < 100; i++) { const b = Buffer.alloc(1000); b.writeUInt32BE(seq++, 0); results.push(s.send(b)); }
+      const afterSend = s.stats();
+      const t0 = Date.now();
+      const t = setInterval(() => {
+        const st = s.stats();
+        if (st[2] === 0 || Date.now() - t0 > 10000) {
+          clearInterval(t);
+          console.log(JSON.stringify({ results, afterSend, final: st }));
+          process.exit(0);
+        }
+      }, 20);
+      `,
+      20_000,
+      a,
+    );
+    expect(tx.code, tx.stderr).toBe(0);
+    const report = JSON.parse(tx.stdout.trim()) as { results: number[]; afterSend: number[]; final: number[] };
+    expect(report.results.every((r) => r === 0)).toBe(true);
+    expect(report.afterSend[0]).toBeGreaterThan(100); // most of the 600 had to wait in the queue
+    expect(report.final).toEqual([report.afterSend[0], 0, 0]); // all flushed, none dropped
+    await waitFor(() => rx.exitCode !== null, 15_000, 'the receiver to finish');
+    expect(rx.exitCode).toBe(0);
+    const seen = JSON.parse(rxOut.split('\n').find((l) => l.startsWith('[')) ?? '[]') as number[];
+    expect(seen).toEqual([...Array(600).keys()]);
+  }, 60_000);
+});
