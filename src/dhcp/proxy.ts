@@ -216,6 +216,7 @@ export class ProxyDhcpServer {
   /** where replies go during the loopback warm-up (never a real destination) */
   private warmSink: { address: string; port: number } | undefined;
   private readonly limiter: RateLimiter | undefined;
+  private readonly warmLimiter: RateLimiter | undefined;
   private templates = new ReplyTemplates();
   private warnedAmbiguous = false;
   private warnedNoRoute = false;
@@ -229,6 +230,8 @@ export class ProxyDhcpServer {
     this.io = resolveUdpIo(opts.io);
     this.limiter =
       opts.ratePerMacPerSecond && opts.ratePerMacPerSecond > 0 ? new RateLimiter(opts.ratePerMacPerSecond) : undefined;
+    // same class, never limiting: the warm-up exercises the limiter's code, not its state
+    this.warmLimiter = this.limiter ? new RateLimiter(1e9) : undefined;
   }
 
   /** Bound ports (useful when 0 was requested). */
@@ -266,8 +269,9 @@ export class ProxyDhcpServer {
   /**
    * Run the whole request path on synthetic BIOS/UEFI DISCOVERs and REQUESTs before
    * the ports open, so V8 has optimised it before the first real boot storm. The
-   * booter is not called (a real one may keep per-client state), nothing reaches
-   * onEvent, stats are restored afterwards, and log lines go to a throw-away logger.
+   * allow list, a never-limiting rate limiter and the booter (side-effect free by
+   * contract) are called like for real traffic; nothing reaches onEvent, stats are
+   * restored afterwards, and log lines go to a throw-away logger.
    *
    * Two stages. (1) handle() called directly: cheap, optimises our own code.
    * (2) The same requests through real sockets on 127.0.0.1 (ephemeral ports, a
@@ -343,7 +347,8 @@ export class ProxyDhcpServer {
   private warmCount = 0;
 
   /**
-   * The fake boot decision used while warming (the booter is not called). Its strings
+   * The fake boot decision used while warming when the booter ignores the synthetic
+   * client (unknown hosts ignored, no boot file for that firmware). Its strings
    * alternate between literals and strings built at run time: real decisions carry
    * config and interface strings that V8 did not internalise, and comparing those
    * where only literals were seen deoptimised the template lookup.
@@ -500,19 +505,25 @@ export class ProxyDhcpServer {
       isOwnAddress: (ip) => this.isOwnAddress(ip),
     });
     // Events are built only when there is a sink (Date formatting and the object per
-    // packet add up in a storm), and without a closure per packet.
-    const wantEvents = this.opts.onEvent !== undefined && !this.warming;
+    // packet add up in a storm), and without a closure per packet. While warming they
+    // are built (so that code is optimised too) and dropped by emit().
+    const wantEvents = this.opts.onEvent !== undefined;
     if (!cls.answer) {
       this.stats.ignored++;
       this.log.trace({ mac, reason: cls.reason }, 'not for the proxy');
       return;
     }
-    if (this.opts.allow && !this.warming && !this.opts.allow(rinfo.address, mac)) {
+    // The allow list, the rate limiter and the booter are called while warming too, at
+    // the same call sites: a call site first reached by the first real request had no
+    // type feedback and deoptimised handle() in the middle of the first boot storm
+    // (--trace-deopt, and TurboFan recompiling on the storm's CPU in a perf profile).
+    if (this.opts.allow && !this.opts.allow(rinfo.address, mac) && !this.warming) {
       this.stats.denied++;
       if (wantEvents) this.emit({ ...this.eventBase(mac, kind, req, rinfo), reply: 'none', reason: 'denied by allow list' });
       return;
     }
-    if (this.limiter && !this.warming && !this.limiter.allow(mac, Date.now())) {
+    const limiter = this.warming ? this.warmLimiter : this.limiter;
+    if (limiter && !limiter.allow(mac, Date.now())) {
       this.stats.rateLimited++;
       this.log.debug({ mac }, 'rate limited');
       return;
@@ -520,7 +531,10 @@ export class ProxyDhcpServer {
 
     const serverAddress = this.serverAddressFor(req, rinfo.address);
     const client = toDhcpClient(req, rinfo.address, serverAddress);
-    const decision = this.warming ? this.warmDecision() : this.opts.booter.dhcpBoot(client);
+    let decision = this.opts.booter.dhcpBoot(client);
+    // (Booter.dhcpBoot is side-effect free by contract.) A booter that ignores the
+    // synthetic clients still leaves the reply path to warm.
+    if (this.warming && decision.action !== 'boot') decision = this.warmDecision();
     if (decision.action !== 'boot') {
       this.stats.booterIgnored++;
       if (wantEvents) this.emit({ ...this.eventBase(mac, kind, req, rinfo), client, reply: 'none', reason: decision.reason });

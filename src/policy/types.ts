@@ -72,5 +72,9 @@ export interface VirtualFileProvider {
 }
 
 export interface Booter extends VirtualFileProvider {
+  /**
+   * Must be free of side effects: the proxyDHCP also calls it with synthetic clients
+   * (locally administered MACs, loopback) while it warms up before binding its ports.
+   */
   dhcpBoot(client: DhcpClient): DhcpBootDecision;
 }
