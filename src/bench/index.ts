@@ -16,10 +16,12 @@ import { fileURLToPath } from 'node:url';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
 const BENCHES: Array<{ name: string; module: string; args?: string[] }> = [
-  { name: 'tftp', module: 'tftp.js' },
-  { name: 'dhcp', module: 'dhcp.js' },
+  // with the node:dgram fallback as an extra column: the A/B of src/native/udp.c
+  { name: 'tftp', module: 'tftp.js', args: ['--with-dgram'] },
+  // 5 rounds/runs: single storms and single QEMU boots vary by more than the gaps measured
+  { name: 'dhcp', module: 'dhcp.js', args: ['--rounds', '5'] },
   { name: 'sync', module: 'sync.js' },
-  { name: 'boot', module: 'boot.js' },
+  { name: 'boot', module: 'boot.js', args: ['5'] },
   { name: 'amplification', module: 'amplification.js' },
 ];
 

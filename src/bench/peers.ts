@@ -115,14 +115,15 @@ function track(name: string, port: number, child: ChildProcess): PeerServer {
   };
 }
 
-export async function startPxeTftp(root: string): Promise<PeerServer> {
+/** `io: 'dgram'` runs the node:dgram fallback (named pxe-dgram) for an A/B of the native socket. */
+export async function startPxeTftp(root: string, io: 'native' | 'dgram' = 'native'): Promise<PeerServer> {
   const port = await freeUdpPort();
   const child = spawn(process.execPath, [path.join(REPO, 'dist', 'tftp', 'standalone.js'), '--root', root, '--port', String(port), '--host', '127.0.0.1',
     // every bench client comes from 127.0.0.1: lift the per-client limit like the peers have none
-    '--max-transfers-per-client', '1000', '--max-transfers', '1000'], {
+    '--max-transfers-per-client', '1000', '--max-transfers', '1000', '--io', io], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  const p = track('pxe', port, child);
+  const p = track(io === 'native' ? 'pxe' : 'pxe-dgram', port, child);
   await waitTftpReady(port);
   return p;
 }

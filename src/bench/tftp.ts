@@ -5,7 +5,11 @@
  * across servers. Prints a markdown table of median MB/s, pxe / best peer, server CPU
  * seconds and peak RSS of the server process tree.
  *
- *   node dist/bench/tftp.js [--runs 3] [--quick]
+ *   node dist/bench/tftp.js [--runs 3] [--quick] [--with-dgram]
+ *
+ * --with-dgram adds a column for pxe on its node:dgram fallback (same build, `--io
+ * dgram`): the A/B of the native datagram socket (src/native/udp.c). It is not a peer:
+ * the ratio is always pxe (native) / best C server.
  *
  * dnsmasq is not included: its TFTP server only listens on port 69, which the
  * machine's other users may need.
@@ -115,7 +119,7 @@ export interface TftpBenchResult {
   rss50: number | undefined;
 }
 
-export async function runTftpBench(opts: { runs?: number; quick?: boolean; log?: (s: string) => void } = {}): Promise<TftpBenchResult> {
+export async function runTftpBench(opts: { runs?: number; quick?: boolean; withDgram?: boolean; log?: (s: string) => void } = {}): Promise<TftpBenchResult> {
   const runs = opts.runs ?? 3;
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `pxe-bench-tftp-${process.pid}-`));
@@ -144,6 +148,7 @@ export async function runTftpBench(opts: { runs?: number; quick?: boolean; log?:
     ];
     const pxe = await startPxeTftp(root);
     servers.push(pxe);
+    if (opts.withDgram) servers.push(await startPxeTftp(root, 'dgram'));
     const hpa = await startTftpdHpa(root);
     if (hpa) servers.push(hpa);
     const at = await startAtftpd(root);
@@ -174,7 +179,7 @@ export async function runTftpBench(opts: { runs?: number; quick?: boolean; log?:
         log(`  ${row.label} | ${s.name}: ${r.mbps.map((x) => x.toFixed(1)).join(' / ')} MB/s, cpu ${median(r.cpu).toFixed(2)} s, rss ${r.rssMiB.toFixed(0)} MiB${r.failures ? `, ${r.failures} FAILED` : ''}`);
       }
       const pxeR = results['pxe'];
-      const peers = Object.entries(results).filter(([n]) => n !== 'pxe');
+      const peers = Object.entries(results).filter(([n]) => n !== 'pxe' && n !== 'pxe-dgram');
       const best = Math.max(0, ...peers.map(([, r]) => median(r.mbps)));
       result.rows.push({ label: row.label, results, ratio: pxeR && best > 0 ? median(pxeR.mbps) / best : undefined });
     }
@@ -198,6 +203,19 @@ export async function runTftpBench(opts: { runs?: number; quick?: boolean; log?:
           .join(' | ')} | ${names.map((n) => (r.results[n] ? r.results[n].rssMiB.toFixed(0) : '–')).join(' | ')} |`,
       );
     }
+    if (opts.withDgram) {
+      lines.push('');
+      lines.push(
+        `pxe native / pxe node:dgram (MB/s medians; CPU s medians): ${result.rows
+          .map((r) => {
+            const a = r.results['pxe'];
+            const b = r.results['pxe-dgram'];
+            return a && b ? `${r.label}: ${(median(a.mbps) / median(b.mbps)).toFixed(2)} (CPU ${median(a.cpu).toFixed(2)} vs ${median(b.cpu).toFixed(2)})` : '';
+          })
+          .filter(Boolean)
+          .join('; ')}`,
+      );
+    }
     lines.push('');
     lines.push(`pxe peak RSS with ${opts.quick ? 8 : 50} concurrent clients fetching the same 64 MiB file (windowsize 16): ${result.rss50?.toFixed(0)} MiB (target < 200 MiB)`);
     result.table = lines.join('\n');
@@ -209,7 +227,7 @@ export async function runTftpBench(opts: { runs?: number; quick?: boolean; log?:
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, quick: { type: 'boolean', default: false } } });
-  const r = await runTftpBench({ runs: Number(values.runs), quick: values.quick });
+  const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, quick: { type: 'boolean', default: false }, 'with-dgram': { type: 'boolean', default: false } } });
+  const r = await runTftpBench({ runs: Number(values.runs), quick: values.quick, withDgram: values['with-dgram'] });
   process.stdout.write('\n## TFTP\n\n' + r.table + '\n');
 }
