@@ -3,14 +3,17 @@
  * DHCP server and on the PXE boot-server port 4011, answers only PXE (and
  * optionally UEFI HTTP) clients, never hands out addresses (yiaddr is always 0).
  *
- * Limits of doing this in Node (documented for operators):
- * - dgram has no IP_PKTINFO and no SO_BINDTODEVICE, so we bind 0.0.0.0 and cannot
- *   tell which interface a broadcast arrived on. The advertised address is derived
- *   from giaddr / ciaddr / the source address when the client has one, else from the
- *   only non-internal IPv4 interface, else the first one (warned once). On
- *   multi-homed hosts set `serverAddress` (and bind only the interface you mean when
- *   the kernel allows it).
- * - A limited broadcast (255.255.255.255) leaves through the interface the routing
+ * Interfaces. We bind 0.0.0.0. With the native socket (src/native/udp.c, the default)
+ * every request carries its arrival interface and our address there (IP_PKTINFO):
+ * that address is the advertised next-server / option 54 (unless relayed or
+ * configured), and a broadcast reply is sent out of that same interface, as dnsmasq
+ * does, so multi-homed hosts and hosts without a default route need no settings.
+ *
+ * On the node:dgram fallback (addon not built, PXE_UDP=dgram) neither is known:
+ * - the advertised address is derived from giaddr / ciaddr / the source address when
+ *   the client has one, else from the only non-internal IPv4 interface, else the
+ *   first one (warned once); on multi-homed hosts set `serverAddress`;
+ * - a limited broadcast (255.255.255.255) leaves through the interface the routing
  *   table picks for it (normally the default route), not necessarily the one the
  *   DISCOVER came in on. With no route at all the kernel returns ENETUNREACH: we
  *   then fall back to the directed broadcast address of the interface that owns the
@@ -21,7 +24,7 @@
  */
 import dgram from 'node:dgram';
 import { getSystemErrorName } from 'node:util';
-import { NativeUdpSocket, nativeUdpStatus, resolveUdpIo, type UdpIo } from '../native/udp.js';
+import { interfaceIndex, NativeUdpSocket, nativeUdpStatus, resolveUdpIo, type UdpIo } from '../native/udp.js';
 import dns from 'node:dns';
 import { isIPv4 } from 'node:net';
 import os from 'node:os';
@@ -99,6 +102,8 @@ interface V4If {
   /** address & netmask and the mask as integers (-1 when unparsable), for the per-packet subnet test */
   net: number;
   mask: number;
+  /** if_nametoindex(name), 0 without the native addon: matches IP_PKTINFO's ifindex */
+  ifindex: number;
 }
 
 
@@ -112,8 +117,11 @@ const literalLookup: NonNullable<dgram.SocketOptions['lookup']> = (host, options
   else dns.lookup(host, options, cb);
 };
 
-/** Where a datagram came from: dgram's rinfo, or the native socket's source. */
-type Source = { address: string; port: number };
+/**
+ * Where a datagram came from: dgram's rinfo, or the native socket's source, which also
+ * knows the interface it arrived on and our address there (IP_PKTINFO).
+ */
+type Source = { address: string; port: number; ifindex?: number };
 
 /**
  * A bound proxy socket. Native (src/native/udp.ts: no per-datagram allocation, a
@@ -121,8 +129,11 @@ type Source = { address: string; port: number };
  */
 interface ProxySocket {
   readonly port: number;
-  /** errors arrive through onError, possibly after send() returned */
-  send(data: Buffer, port: number, address: string, onError: (err: NodeJS.ErrnoException) => void): void;
+  /**
+   * Errors arrive through onError, possibly after send() returned. `ifindex` (native
+   * only, 0 = let the routes decide) sends out of that interface.
+   */
+  send(data: Buffer, port: number, address: string, ifindex: number, onError: (err: NodeJS.ErrnoException) => void): void;
   close(): Promise<void>;
 }
 
@@ -304,9 +315,12 @@ export class ProxyDhcpServer {
     // already has an address, as in the lab and the bench): a branch first taken
     // by real traffic deoptimises the code around it ("insufficient type feedback").
     const near = this.v4Interfaces()[0]?.address ?? '0.0.0.0';
+    // the native socket's source shape ({address, port, ifindex}): one hidden class;
+    // one source arrives on a known interface (the per-interface branch is warmed)
+    const nearIf = this.v4Interfaces()[0]?.ifindex ?? 0;
     const sources: Source[] = [
-      { address: '0.0.0.0', port: 68 },
-      { address: near, port: 68 },
+      { address: '0.0.0.0', port: 68, ifindex: nearIf },
+      { address: near, port: 68, ifindex: 0 },
     ];
     const saved = { stats: { ...this.stats }, log: this.log };
     this.warming = true;
@@ -421,7 +435,7 @@ export class ProxyDhcpServer {
   }
 
   private openNative(port: number, address: string, kind: 'dhcp' | 'pxe', recvBufferSize: number): ProxySocket {
-    const s = new NativeUdpSocket({ family: 'udp4', broadcast: true, recvBufferSize, maxDatagram: 65536 });
+    const s = new NativeUdpSocket({ family: 'udp4', broadcast: true, pktinfo: true, recvBufferSize, maxDatagram: 65536 });
     let bound: number;
     try {
       bound = s.bind(port, address);
@@ -431,8 +445,8 @@ export class ProxyDhcpServer {
     }
     const ps: ProxySocket = {
       port: bound,
-      send: (data, toPort, toAddress, onError) => {
-        const r = s.sendTo(data, toPort, toAddress);
+      send: (data, toPort, toAddress, ifindex, onError) => {
+        const r = s.sendTo(data, toPort, toAddress, 0, data.length, ifindex);
         if (r < 0) onError(errnoError(r, `${toAddress}:${toPort}`));
       },
       close: async () => s.close(),
@@ -467,7 +481,7 @@ export class ProxyDhcpServer {
         }
         const ps: ProxySocket = {
           port: s.address().port,
-          send: (data, toPort, toAddress, onError) =>
+          send: (data, toPort, toAddress, _ifindex, onError) =>
             s.send(data, toPort, toAddress, (err) => {
               if (err) onError(err as NodeJS.ErrnoException);
             }),
@@ -529,7 +543,7 @@ export class ProxyDhcpServer {
       return;
     }
 
-    const serverAddress = this.serverAddressFor(req, rinfo.address);
+    const serverAddress = this.serverAddressFor(req, rinfo.address, false, rinfo.ifindex ?? 0);
     const client = toDhcpClient(req, rinfo.address, serverAddress);
     let decision = this.opts.booter.dhcpBoot(client);
     // (Booter.dhcpBoot is side-effect free by contract.) A booter that ignores the
@@ -556,7 +570,9 @@ export class ProxyDhcpServer {
     if (this.warming) dest = { address: this.warmSink?.address ?? '127.0.0.1', port: this.warmSink?.port ?? 9, broadcast: false };
     if (cls.reply === 'offer') this.stats.offers++;
     else this.stats.acks++;
-    if (sock) this.send(sock, enc.data, dest, serverAddress);
+    // A broadcast reply leaves by the interface the request came in on (when the
+    // socket knows it), not by whatever interface the default route names.
+    if (sock) this.send(sock, enc.data, dest, serverAddress, dest.broadcast ? (rinfo.ifindex ?? 0) : 0);
     if (wantEvents) {
       this.emit({
         ...this.eventBase(mac, kind, req, rinfo),
@@ -625,8 +641,8 @@ export class ProxyDhcpServer {
     }
   }
 
-  private send(sock: ProxySocket, data: Buffer, dest: Destination, serverAddress: string): void {
-    sock.send(data, dest.port, dest.address, (err) => {
+  private send(sock: ProxySocket, data: Buffer, dest: Destination, serverAddress: string, ifindex: number): void {
+    sock.send(data, dest.port, dest.address, ifindex, (err) => {
       const code = err.code;
       if (dest.broadcast && (code === 'ENETUNREACH' || code === 'EHOSTUNREACH')) {
         this.broadcastFallback(sock, data, dest.port, serverAddress);
@@ -655,7 +671,7 @@ export class ProxyDhcpServer {
       return;
     }
     for (const t of targets) {
-      sock.send(data, port, t, (err) => {
+      sock.send(data, port, t, 0, (err) => {
         this.stats.sendErrors++;
         this.log.warn({ err, to: `${t}:${port}` }, 'directed broadcast send failed');
       });
@@ -664,14 +680,25 @@ export class ProxyDhcpServer {
 
   private ifCache: { at: number; list: V4If[] } | undefined;
 
+  /** Our address on interface `ifindex`: with several, the one whose subnet holds ciaddr or the source. */
+  private arrivalAddress(ifs: V4If[], ifindex: number, ciaddr: string, source: string): string | undefined {
+    let first: V4If | undefined;
+    for (const i of ifs) {
+      if (i.ifindex !== ifindex) continue;
+      if (inSubnet(ciaddr, i) || inSubnet(source, i)) return i.address;
+      first ??= i;
+    }
+    return first?.address;
+  }
+
   /**
    * os.networkInterfaces() costs ~50-100 µs (getifaddrs): too slow to call per packet
    * in a boot storm, so it is cached for 2 s (addresses rarely change; a new address
    * is picked up within 2 s).
    */
-  private v4Interfaces(): V4If[] {
+  private v4Interfaces(maxAgeMs = 2_000): V4If[] {
     const now = Date.now();
-    if (this.ifCache && now - this.ifCache.at < 2_000) return this.ifCache.list;
+    if (this.ifCache && now - this.ifCache.at < maxAgeMs) return this.ifCache.list;
     const list = this.readInterfaces();
     this.ifCache = { at: now, list };
     return list;
@@ -686,7 +713,8 @@ export class ProxyDhcpServer {
           const b = ipv4ToInt(a.address);
           const m = ipv4ToInt(a.netmask);
           const ok = b !== null && m !== null;
-          out.push({ name, address: a.address, netmask: a.netmask, net: ok ? (b & m) >>> 0 : -1, mask: ok ? m : -1 });
+          out.push({ name, address: a.address, netmask: a.netmask, net: ok ? (b & m) >>> 0 : -1, mask: ok ? m : -1, // an IPv4 alias label (eth0:1) is not a device name
+            ifindex: interfaceIndex(name.split(':')[0] ?? name) });
         }
       }
     }
@@ -700,13 +728,27 @@ export class ProxyDhcpServer {
 
   /**
    * The address clients should use to reach us: the configured one, else the
-   * interface whose subnet holds giaddr (relayed), ciaddr, or the source address;
-   * else the only non-internal interface; else the first (warned once).
+   * interface whose subnet holds giaddr (relayed), else our address on the interface
+   * the request arrived on (IP_PKTINFO ifindex, native socket; with several addresses
+   * there, the one whose subnet holds ciaddr or the source), else the interface whose
+   * subnet holds ciaddr or the source address; else the only non-internal interface;
+   * else the first (warned once).
    */
-  serverAddressFor(req: Pick<DhcpPacket, 'giaddr' | 'ciaddr'>, source: string, quiet = false): string {
+  serverAddressFor(req: Pick<DhcpPacket, 'giaddr' | 'ciaddr'>, source: string, quiet = false, arrivalIfindex = 0): string {
     if (this.opts.serverAddress) return this.opts.serverAddress;
     const ifs = this.v4Interfaces();
-    const m = subnetMatch(req.giaddr, ifs) ?? subnetMatch(req.ciaddr, ifs) ?? subnetMatch(source, ifs);
+    const relay = subnetMatch(req.giaddr, ifs);
+    if (relay) return relay.address;
+    if (arrivalIfindex !== 0) {
+      const a = this.arrivalAddress(ifs, arrivalIfindex, req.ciaddr, source);
+      if (a) return a;
+      // an interface newer than the cache (hot-plugged, just configured): look again,
+      // at most every 250 ms
+      const fresh = this.v4Interfaces(250);
+      const b = fresh === ifs ? undefined : this.arrivalAddress(fresh, arrivalIfindex, req.ciaddr, source);
+      if (b) return b;
+    }
+    const m = subnetMatch(req.ciaddr, ifs) ?? subnetMatch(source, ifs);
     if (m) return m.address;
     const first = ifs[0];
     if (ifs.length === 1 && first) return first.address;

@@ -15,6 +15,14 @@
  *   - EAGAIN on send (socket buffer full) copies the rest into a bounded queue that
  *     is flushed when the fd turns writable, so callers never lose a datagram to a
  *     full buffer and never block.
+ * IP_PKTINFO (IPv4, opt-in): a proxyDHCP on a host with several interfaces must know
+ * which one a broadcast DISCOVER came in on, to advertise that interface's address as
+ * next-server and to send the broadcast reply back out of that same interface (a plain
+ * sendto(255.255.255.255) leaves by the default route, or fails with ENETUNREACH when
+ * there is none). dgram offers neither; dnsmasq does both the same way. (ipi_spec_dst
+ * is not the arrival interface's address: for a broadcast from a source outside our
+ * subnets the kernel picks the address of the route back to that source. So the
+ * caller maps the ifindex to the interface's own address: nameToIndex().)
  * Worker threads: every call uses the env's own loop (napi_get_uv_event_loop), and an
  * async cleanup hook closes sockets still open when a worker or the process ends
  * (Node aborts if a loop is closed with live handles).
@@ -24,6 +32,7 @@
 #include <uv.h>
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -41,6 +50,7 @@ typedef struct queued {
   struct queued *next;
   size_t len;
   socklen_t tolen;
+  uint32_t ifindex;
   struct sockaddr_storage to;
   char data[];
 } queued_t;
@@ -58,7 +68,11 @@ typedef struct {
   char *recv_data;
   size_t recv_cap;
   napi_ref info_buf;
-  uint8_t *info; /* [0]=family 4|6, [1]=unused, [2..3]=port (BE), [4..19]=address */
+  /* [0]=family 4|6, [1]=1 when [20..31] are valid, [2..3]=port (BE), [4..19]=address;
+     with IP_PKTINFO: [20..23]=arrival ifindex (LE), [24..27]=local address of that
+     interface (ipi_spec_dst), [28..31]=destination address of the datagram */
+  uint8_t *info;
+  int pktinfo;
   napi_async_context actx;
   napi_async_cleanup_hook_handle cleanup;
   queued_t *qhead, *qtail;
@@ -121,6 +135,25 @@ static int parse_addr(int family, const char *host, int port, struct sockaddr_st
   return 0;
 }
 
+static void write_pktinfo(sock_t *s, struct msghdr *mh) {
+  if (s->info == NULL) return;
+  s->info[1] = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR(mh, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      struct in_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      uint32_t ifindex = (uint32_t)pi.ipi_ifindex;
+      s->info[20] = ifindex & 0xff;
+      s->info[21] = (ifindex >> 8) & 0xff;
+      s->info[22] = (ifindex >> 16) & 0xff;
+      s->info[23] = (ifindex >> 24) & 0xff;
+      memcpy(s->info + 24, &pi.ipi_spec_dst, 4);
+      memcpy(s->info + 28, &pi.ipi_addr, 4);
+      s->info[1] = 1;
+    }
+  }
+}
+
 static void write_info(sock_t *s, const struct sockaddr_storage *ss) {
   if (s->info == NULL) return;
   if (ss->ss_family == AF_INET) {
@@ -151,13 +184,13 @@ static void free_queue(sock_t *s) {
 }
 
 static void update_poll(sock_t *s);
+static ssize_t send_one(sock_t *s, const char *p, size_t n, const struct sockaddr_storage *to, socklen_t tolen, uint32_t ifindex);
 
 /* Returns 0 when everything queued went out, -EAGAIN when the buffer filled again. */
 static int flush_queue(sock_t *s) {
   while (s->qhead) {
     queued_t *q = s->qhead;
-    ssize_t n = q->tolen ? sendto(s->fd, q->data, q->len, MSG_DONTWAIT, (struct sockaddr *)&q->to, q->tolen)
-                         : send(s->fd, q->data, q->len, MSG_DONTWAIT);
+    ssize_t n = q->tolen ? send_one(s, q->data, q->len, &q->to, q->tolen, q->ifindex) : send(s->fd, q->data, q->len, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -EAGAIN;
     if (n < 0 && errno == EINTR) continue;
     /* sent, or failed for good (ICMP error, no route): either way it leaves the queue */
@@ -170,7 +203,7 @@ static int flush_queue(sock_t *s) {
   return 0;
 }
 
-static int enqueue(sock_t *s, const char *data, size_t len, const struct sockaddr_storage *to, socklen_t tolen) {
+static int enqueue(sock_t *s, const char *data, size_t len, const struct sockaddr_storage *to, socklen_t tolen, uint32_t ifindex) {
   if (s->qcount >= MAX_QUEUE_PACKETS || s->qbytes + len > MAX_QUEUE_BYTES) {
     s->dropped_total++;
     return -ENOBUFS;
@@ -180,6 +213,7 @@ static int enqueue(sock_t *s, const char *data, size_t len, const struct sockadd
   q->next = NULL;
   q->len = len;
   q->tolen = tolen;
+  q->ifindex = ifindex;
   if (tolen) memcpy(&q->to, to, tolen);
   memcpy(q->data, data, len);
   if (s->qtail) s->qtail->next = q;
@@ -229,9 +263,25 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   for (int i = 0; i < MAX_BATCH_RECV && !s->closing; i++) {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
+    ssize_t n;
     /* MSG_TRUNC: the return value is the real length, so an oversized datagram is
        seen (and counted as malformed) rather than silently cut */
-    ssize_t n = recvfrom(s->fd, s->recv_data, s->recv_cap, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&ss, &sl);
+    if (s->pktinfo) {
+      char control[CMSG_SPACE(sizeof(struct in_pktinfo))];
+      struct iovec iov = {s->recv_data, s->recv_cap};
+      struct msghdr mh;
+      memset(&mh, 0, sizeof mh);
+      mh.msg_name = &ss;
+      mh.msg_namelen = sl;
+      mh.msg_iov = &iov;
+      mh.msg_iovlen = 1;
+      mh.msg_control = control;
+      mh.msg_controllen = sizeof control;
+      n = recvmsg(s->fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
+      if (n >= 0) write_pktinfo(s, &mh);
+    } else {
+      n = recvfrom(s->fd, s->recv_data, s->recv_cap, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&ss, &sl);
+    }
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       if (errno == EINTR) continue;
@@ -293,7 +343,7 @@ static void cleanup_hook(napi_async_cleanup_hook_handle handle, void *arg) {
   close_sock((sock_t *)arg, 1);
 }
 
-/* open(family 4|6, flags: 1 reuseaddr | 2 broadcast | 4 ipv6only, rcvbuf, sndbuf) */
+/* open(family 4|6, flags: 1 reuseaddr | 2 broadcast | 4 ipv6only | 8 pktinfo (v4), rcvbuf, sndbuf) */
 static napi_value js_open(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -312,6 +362,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     int v6only = (flags & 4) ? 1 : 0;
     if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) < 0) goto fail;
   }
+  if ((flags & 8) && family != 6 && setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) < 0) goto fail;
   if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) < 0) goto fail;
   if (sndbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) < 0) goto fail;
   sock_t *s = calloc(1, sizeof *s);
@@ -322,6 +373,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->env = env;
   s->fd = fd;
   s->family = family == 6 ? 6 : 4;
+  s->pktinfo = (flags & 8) && family != 6;
   s->poll.data = s;
   napi_value ext;
   CHECK(napi_create_external(env, s, NULL, NULL, &ext));
@@ -389,8 +441,8 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   if (t != napi_null && t != napi_undefined) {
     void *idata;
     size_t ilen;
-    if (napi_get_buffer_info(env, argv[2], &idata, &ilen) != napi_ok || ilen < 20) {
-      napi_throw_type_error(env, NULL, "udp.node: info buffer must be a Buffer of 20 bytes");
+    if (napi_get_buffer_info(env, argv[2], &idata, &ilen) != napi_ok || ilen < 32) {
+      napi_throw_type_error(env, NULL, "udp.node: info buffer must be a Buffer of 32 bytes");
       return NULL;
     }
     s->info = idata;
@@ -441,19 +493,45 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "udp.node: bad buffer range");
     return NULL;
   }
-  if (s->qhead) return result_int(env, enqueue(s, p, n, NULL, 0)); /* keep datagram order */
+  if (s->qhead) return result_int(env, enqueue(s, p, n, NULL, 0, 0)); /* keep datagram order */
   for (;;) {
     if (send(s->fd, p, n, MSG_DONTWAIT) >= 0) return result_int(env, 0);
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return result_int(env, enqueue(s, p, n, NULL, 0));
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return result_int(env, enqueue(s, p, n, NULL, 0, 0));
     return result_int(env, -errno);
   }
 }
 
-/* sendTo(h, buf, offset, length, port, address) on an unconnected socket */
+/* Sends one datagram to `to`, out of interface `ifindex` when it is not 0 (IP_PKTINFO:
+   with an interface given, even 255.255.255.255 needs no route). */
+static ssize_t send_one(sock_t *s, const char *p, size_t n, const struct sockaddr_storage *to, socklen_t tolen, uint32_t ifindex) {
+  if (ifindex == 0 || s->family != 4) return sendto(s->fd, p, n, MSG_DONTWAIT, (const struct sockaddr *)to, tolen);
+  char control[CMSG_SPACE(sizeof(struct in_pktinfo))];
+  memset(control, 0, sizeof control);
+  struct iovec iov = {(void *)p, n};
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  mh.msg_name = (void *)to;
+  mh.msg_namelen = tolen;
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = IPPROTO_IP;
+  c->cmsg_type = IP_PKTINFO;
+  c->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
+  struct in_pktinfo pi;
+  memset(&pi, 0, sizeof pi);
+  pi.ipi_ifindex = (int)ifindex;
+  memcpy(CMSG_DATA(c), &pi, sizeof pi);
+  return sendmsg(s->fd, &mh, MSG_DONTWAIT);
+}
+
+/* sendTo(h, buf, offset, length, port, address[, ifindex]) on an unconnected socket */
 static napi_value js_send_to(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   sock_t *s = get_sock(env, argv[0]);
   if (!s) return NULL;
@@ -471,14 +549,16 @@ static napi_value js_send_to(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "udp.node: address must be a string");
     return NULL;
   }
+  uint32_t ifindex = 0;
+  if (argc > 6) napi_get_value_uint32(env, argv[6], &ifindex);
   struct sockaddr_storage ss;
   socklen_t sl;
   if (parse_addr(s->family, host, port, &ss, &sl) < 0) return result_int(env, -EINVAL);
-  if (s->qhead) return result_int(env, enqueue(s, p, n, &ss, sl));
+  if (s->qhead) return result_int(env, enqueue(s, p, n, &ss, sl, ifindex)); /* keep datagram order */
   for (;;) {
-    if (sendto(s->fd, p, n, MSG_DONTWAIT, (struct sockaddr *)&ss, sl) >= 0) return result_int(env, 0);
+    if (send_one(s, p, n, &ss, sl, ifindex) >= 0) return result_int(env, 0);
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return result_int(env, enqueue(s, p, n, &ss, sl));
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return result_int(env, enqueue(s, p, n, &ss, sl, ifindex));
     return result_int(env, -errno);
   }
 }
@@ -544,7 +624,7 @@ static napi_value js_send_slots(napi_env env, napi_callback_info info) {
     }
     /* the socket buffer is full: the rest waits in the queue, in order */
     for (uint32_t i = sent; i < n; i++) {
-      int e = enqueue(s, iov[i].iov_base, iov[i].iov_len, NULL, 0);
+      int e = enqueue(s, iov[i].iov_base, iov[i].iov_len, NULL, 0, 0);
       if (e < 0) return result_int(env, e);
     }
   }
@@ -559,6 +639,20 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   if (napi_get_value_external(env, argv[0], &p) != napi_ok || p == NULL) return NULL;
   close_sock((sock_t *)p, 0);
   return NULL;
+}
+
+/* nameToIndex(name) -> the interface index in this process's network namespace, 0 if none */
+static napi_value js_name_to_index(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char name[IF_NAMESIZE + 1];
+  size_t len = 0;
+  unsigned idx = 0;
+  if (argc > 0 && napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) == napi_ok && len < IF_NAMESIZE) idx = if_nametoindex(name);
+  napi_value r;
+  napi_create_uint32(env, idx, &r);
+  return r;
 }
 
 /* stats(h) -> [queuedTotal, droppedTotal, queuedNow] */
@@ -590,6 +684,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"sendSlots", NULL, js_send_slots, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"nameToIndex", NULL, js_name_to_index, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -19,10 +19,11 @@ interface UdpAddon {
   connect(h: unknown, host: string, port: number): number;
   start(h: unknown, recv: Buffer, info: Buffer | null, onMessage: (len: number) => void): void;
   send(h: unknown, buf: Buffer, offset: number, length: number): number;
-  sendTo(h: unknown, buf: Buffer, offset: number, length: number, port: number, host: string): number;
+  sendTo(h: unknown, buf: Buffer, offset: number, length: number, port: number, host: string, ifindex?: number): number;
   sendSlots(h: unknown, ring: Buffer, stride: number, slots: number, first: number, count: number, lastLength: number): number;
   close(h: unknown): void;
   stats(h: unknown): [number, number, number];
+  nameToIndex(name: string): number;
 }
 
 export const NATIVE_UDP_PATH = join(PACKAGE_DIR, 'src', 'native', 'build', 'Release', 'udp.node');
@@ -71,6 +72,8 @@ export interface NativeUdpOptions {
   reuseAddr?: boolean;
   broadcast?: boolean;
   ipv6Only?: boolean;
+  /** IPv4: learn the arrival interface and its address of every datagram (IP_PKTINFO) */
+  pktinfo?: boolean;
   recvBufferSize?: number;
   sendBufferSize?: number;
   /** largest datagram delivered whole; longer ones arrive as an empty message */
@@ -81,6 +84,8 @@ export interface NativeUdpOptions {
 export interface DatagramSource {
   address: string;
   port: number;
+  /** with `pktinfo`: the interface it arrived on (0 when unknown; see interfaceIndex()) */
+  ifindex: number;
 }
 
 /**
@@ -92,15 +97,15 @@ export interface DatagramSource {
 export class NativeUdpSocket {
   private handle: unknown;
   private readonly recv: Buffer;
-  private readonly info = Buffer.alloc(20);
+  private readonly info = Buffer.alloc(32);
   private readonly family: 4 | 6;
-  readonly source: DatagramSource = { address: '', port: 0 };
+  readonly source: DatagramSource = { address: '', port: 0, ifindex: 0 };
   errors = 0;
 
   constructor(opts: NativeUdpOptions) {
     if (!addon) throw new Error(`native UDP unavailable: ${status.reason}`);
     this.family = opts.family === 'udp6' ? 6 : 4;
-    const flags = (opts.reuseAddr ? 1 : 0) | (opts.broadcast ? 2 : 0) | (opts.ipv6Only ? 4 : 0);
+    const flags = (opts.reuseAddr ? 1 : 0) | (opts.broadcast ? 2 : 0) | (opts.ipv6Only ? 4 : 0) | (opts.pktinfo ? 8 : 0);
     this.handle = addon.open(this.family, flags, opts.recvBufferSize ?? 0, opts.sendBufferSize ?? 0);
     this.recv = Buffer.allocUnsafe(opts.maxDatagram ?? 65536);
   }
@@ -138,6 +143,7 @@ export class NativeUdpSocket {
   private readSource(info: Buffer): void {
     const src = this.source;
     src.port = info.readUInt16BE(2);
+    src.ifindex = info[1] === 1 ? info.readUInt32LE(20) : 0;
     if (info[0] === 4) src.address = `${info[4]}.${info[5]}.${info[6]}.${info[7]}`;
     else if (info[0] === 6) {
       // v4-mapped addresses on a dual-stack socket are reported the way dgram does
@@ -156,8 +162,9 @@ export class NativeUdpSocket {
     return (addon as UdpAddon).send(this.handle, buf, offset, length);
   }
 
-  sendTo(buf: Buffer, port: number, host: string, offset = 0, length = buf.length - offset): number {
-    return (addon as UdpAddon).sendTo(this.handle, buf, offset, length, port, host);
+  /** `ifindex` (IPv4, not 0): out of that interface (IP_PKTINFO), whatever the routes say. */
+  sendTo(buf: Buffer, port: number, host: string, offset = 0, length = buf.length - offset, ifindex = 0): number {
+    return (addon as UdpAddon).sendTo(this.handle, buf, offset, length, port, host, ifindex);
   }
 
   /** One sendmmsg() of `count` ring slots starting at `first` (see udp.c). */
@@ -179,6 +186,11 @@ export class NativeUdpSocket {
   get closed(): boolean {
     return this.handle === undefined;
   }
+}
+
+/** The index of a network interface by name (if_nametoindex), 0 when unknown or without the addon. */
+export function interfaceIndex(name: string): number {
+  return addon ? addon.nameToIndex(name) : 0;
 }
 
 /** RFC 5952 text form: longest run of zero groups (>= 2) becomes "::". */

@@ -133,19 +133,17 @@ afterAll(async () => {
 });
 
 describe('proxyDHCP in network namespaces', () => {
-  it('without a route for 255.255.255.255: falls back to the directed broadcast and logs one clear error', async () => {
+  it('without a route for 255.255.255.255: the OFFER is broadcast out of the arrival interface (IP_PKTINFO), no fallback needed', async () => {
+    const cap = await startCapture('udp and src host 10.66.0.1 and src port 67');
     const req = pxeDiscover('52:54:00:00:00:01', 0x1001);
     const replies = await probe(['--port', '68', '--to', '255.255.255.255:67', '--hex', hex(req), '--expect', '1']);
+    await waitFor(() => cap.lines().length >= 1, 5_000, 'tcpdump to see the offer');
+    await lab.stop(cap.proc);
     expect(replies).toHaveLength(1);
     expect(replies[0]?.packet.xid).toBe(0x1001);
-    // The log line travels through a pipe: wait for it (bounded) rather than race it.
-    const errLine = await waitFor(
-      () => proxyLines.find((l) => String(l.msg).includes('no route for 255.255.255.255')),
-      5_000,
-      'the no-route error line',
-    );
-    expect(errLine?.level).toBe(50);
-    expect(errLine?.fallback).toEqual(['10.66.0.255']);
+    expect(cap.lines()[0]).toContain('10.66.0.1.67 > 255.255.255.255.68');
+    expect((await proxyStats()).sendErrors).toBe(0);
+    expect(proxyLines.find((l) => String(l.msg).includes('no route for 255.255.255.255'))).toBeUndefined();
   });
 
   it('a crafted PXE DISCOVER gets a complete OFFER broadcast to 255.255.255.255:68', async () => {
@@ -237,15 +235,55 @@ describe('proxyDHCP in network namespaces', () => {
     expect(p?.options.get(43)?.toString('hex')).toBe('470480000000ff');
   });
 
-  it('the node:dgram fallback (--io dgram) answers byte for byte like the native socket', async () => {
+  it('multi-homed: a client on a second interface is offered that interface\'s address, and the broadcast leaves there', async () => {
+    // a second segment 10.68.0.0/24 on s1; the client's own address is in neither of
+    // our subnets (so neither ciaddr nor the source can tell), only the arrival
+    // interface can; the server's default route points at the other segment (s0)
+    const cli2 = await lab.netns('cli2');
+    await lab.veth(srv, 's1', '10.68.0.1/24', cli2, 'c1', '10.99.0.2/24');
+    await run(['ip', '-n', cli2, 'route', 'add', 'default', 'dev', 'c1']);
+    const req = pxeDiscover('52:54:00:00:00:07', 0x7007);
+    const r = await lab.exec(cli2, ['node', PROBE, '--wait-ms', '2000', '--port', '68', '--to', '255.255.255.255:67', '--hex', hex(req), '--expect', '1'], 12_000);
+    expect(r.code, r.stderr).toBe(0);
+    const got = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { from: string; hex: string });
+    expect(got).toHaveLength(1);
+    const d = decode(Buffer.from(got[0]?.hex ?? '', 'hex'));
+    if (!d.ok) throw new Error(d.detail);
+    expect(got[0]?.from).toBe('10.68.0.1');
+    expect(d.packet.siaddr).toBe('10.68.0.1');
+    expect(o.serverId(d.packet)).toBe('10.68.0.1');
+    expect(d.packet.xid).toBe(0x7007);
+    // and the first segment still gets its own address
+    const first = await probe(['--port', '68', '--to', '255.255.255.255:67', '--hex', hex(pxeDiscover('52:54:00:00:00:08', 0x8008)), '--expect', '1']);
+    expect(first[0]?.packet.siaddr).toBe(SRV_IP);
+    expect(o.serverId(first[0]?.packet as DhcpPacket)).toBe(SRV_IP);
+  });
+
+  it('the node:dgram fallback (--io dgram) answers byte for byte like the native socket; without a route it falls back to the directed broadcast', async () => {
     const listening = proxyLines.find((l) => l.msg === 'proxyDHCP listening');
     expect(listening?.io).toBe('native');
     const lines: Array<Record<string, unknown>> = [];
-    const fallback = lab.spawn(srv, ['node', STANDALONE, '--io', 'dgram', '--dhcp-port', '1067', '--pxe-port', '14011', '--ipxe', 'http://10.66.0.1/boot.ipxe'], { cwd: ROOT });
+    const fallback = lab.spawn(
+      srv,
+      ['node', STANDALONE, '--io', 'dgram', '--dhcp-port', '1067', '--pxe-port', '14011', '--ipxe', 'http://10.66.0.1/boot.ipxe', '--server-address', SRV_IP],
+      { cwd: ROOT },
+    );
     collectJsonLines(fallback, lines);
     try {
       const up = await waitFor(() => lines.find((l) => l.msg === 'proxyDHCP listening'), 15_000, 'the dgram proxy');
       expect(up.io).toBe('node:dgram (configured)');
+      // dgram cannot pin the interface: with no route for 255.255.255.255 the kernel
+      // says ENETUNREACH and the proxy uses the directed broadcast, with one error line
+      await run(['ip', '-n', srv, 'route', 'del', 'default', 'dev', 's0']);
+      try {
+        const noRoute = await probe(['--port', '68', '--to', `${SRV_IP}:1067`, '--hex', hex(pxeDiscover('52:54:00:00:00:09', 0x9009)), '--expect', '1']);
+        expect(noRoute[0]?.packet.xid).toBe(0x9009);
+        const errLine = await waitFor(() => lines.find((l) => String(l.msg).includes('no route for 255.255.255.255')), 5_000, 'the no-route error line');
+        expect(errLine?.level).toBe(50);
+        expect(errLine?.fallback).toEqual(['10.66.0.255']);
+      } finally {
+        await run(['ip', '-n', srv, 'route', 'add', 'default', 'dev', 's0']);
+      }
       const discover = hex(pxeDiscover('52:54:00:00:00:05', 0x5005, 0, [[97, Buffer.alloc(17, 1)]]));
       const viaNative = await probe(['--port', '68', '--to', `${SRV_IP}:67`, '--hex', discover, '--expect', '1']);
       const viaDgram = await probe(['--port', '68', '--to', `${SRV_IP}:1067`, '--hex', discover, '--expect', '1']);

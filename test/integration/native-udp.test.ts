@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { NativeUdpSocket, nativeUdpStatus, resolveUdpIo } from '../../src/native/udp.js';
+import { interfaceIndex, NativeUdpSocket, nativeUdpStatus, resolveUdpIo } from '../../src/native/udp.js';
 import { NetnsLab, waitFor } from '../helpers/netns.js';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -19,11 +19,15 @@ interface Got {
   data: string;
   address: string;
   port: number;
+  ifindex: number;
 }
 
 function receiver(sock: NativeUdpSocket): Got[] {
   const got: Got[] = [];
-  sock.start((buf, len) => got.push({ data: buf.toString('latin1', 0, len), address: sock.source.address, port: sock.source.port }), true);
+  sock.start((buf, len) => {
+    const { address, port, ifindex } = sock.source;
+    got.push({ data: buf.toString('latin1', 0, len), address, port, ifindex });
+  }, true);
   return got;
 }
 
@@ -78,10 +82,23 @@ describe('native UDP socket', () => {
       expect(b.sendTo(Buffer.from('xxworldxx'), aPort, host, 2, 5)).toBe(0);
       await waitFor(() => got.length >= 2, 2_000, `two datagrams over ${host}`, 5);
       expect(got).toEqual([
-        { data: 'hello', address: host, port: bPort },
-        { data: 'world', address: host, port: bPort },
+        { data: 'hello', address: host, port: bPort, ifindex: 0 },
+        { data: 'world', address: host, port: bPort, ifindex: 0 },
       ]);
     }
+  });
+
+  it('with pktinfo, each datagram carries its arrival interface (IP_PKTINFO)', async () => {
+    const a = sock({ family: 'udp4', pktinfo: true });
+    const aPort = a.bind(0, '0.0.0.0');
+    const got = receiver(a);
+    const b = sock({ family: 'udp4' });
+    b.bind(0, '127.0.0.1');
+    b.sendTo(Buffer.from('x'), aPort, '127.0.0.1');
+    await waitFor(() => got.length >= 1, 2_000, 'a datagram', 5);
+    expect(got[0]).toMatchObject({ ifindex: interfaceIndex('lo'), address: '127.0.0.1' });
+    expect(interfaceIndex('lo')).toBe(1);
+    expect(interfaceIndex('no-such-if0')).toBe(0);
   });
 
   it('a connected socket sends with send(), sendSlots() wraps around its ring, windows over 256 are split', async () => {
