@@ -190,7 +190,7 @@ static ssize_t send_one(sock_t *s, const char *p, size_t n, const struct sockadd
 static int flush_queue(sock_t *s) {
   while (s->qhead) {
     queued_t *q = s->qhead;
-    ssize_t n = q->tolen ? send_one(s, q->data, q->len, &q->to, q->tolen, q->ifindex) : send(s->fd, q->data, q->len, MSG_DONTWAIT);
+    ssize_t n = send_one(s, q->data, q->len, &q->to, q->tolen, q->ifindex);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -EAGAIN;
     if (n < 0 && errno == EINTR) continue;
     /* sent, or failed for good (ICMP error, no route): either way it leaves the queue */
@@ -479,32 +479,11 @@ static napi_value result_int(napi_env env, int v) {
   return r;
 }
 
-/* send(h, buf, offset, length) on a connected socket: 0, or -errno (never throws for
-   network errors: UDP is best effort and the protocol above retransmits) */
-static napi_value js_send(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = get_sock(env, argv[0]);
-  if (!s) return NULL;
-  char *p;
-  size_t n;
-  if (argc < 4 || get_bytes(env, argv[1], argv[2], argv[3], &p, &n) < 0) {
-    napi_throw_range_error(env, NULL, "udp.node: bad buffer range");
-    return NULL;
-  }
-  if (s->qhead) return result_int(env, enqueue(s, p, n, NULL, 0, 0)); /* keep datagram order */
-  for (;;) {
-    if (send(s->fd, p, n, MSG_DONTWAIT) >= 0) return result_int(env, 0);
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return result_int(env, enqueue(s, p, n, NULL, 0, 0));
-    return result_int(env, -errno);
-  }
-}
-
-/* Sends one datagram to `to`, out of interface `ifindex` when it is not 0 (IP_PKTINFO:
-   with an interface given, even 255.255.255.255 needs no route). */
+/* Sends one datagram: on the connected peer when `tolen` is 0, else to `to`, out of
+   interface `ifindex` when it is not 0 (IP_PKTINFO: with an interface given, even
+   255.255.255.255 needs no route). */
 static ssize_t send_one(sock_t *s, const char *p, size_t n, const struct sockaddr_storage *to, socklen_t tolen, uint32_t ifindex) {
+  if (tolen == 0) return send(s->fd, p, n, MSG_DONTWAIT);
   if (ifindex == 0 || s->family != 4) return sendto(s->fd, p, n, MSG_DONTWAIT, (const struct sockaddr *)to, tolen);
   char control[CMSG_SPACE(sizeof(struct in_pktinfo))];
   memset(control, 0, sizeof control);
@@ -528,19 +507,50 @@ static ssize_t send_one(sock_t *s, const char *p, size_t n, const struct sockadd
   return sendmsg(s->fd, &mh, MSG_DONTWAIT);
 }
 
+/* 0, or -errno (never throws for network errors: UDP is best effort and the protocols
+   above retransmit); a full socket buffer queues the datagram, in order */
+static int send_or_queue(sock_t *s, const char *p, size_t n, const struct sockaddr_storage *to, socklen_t tolen, uint32_t ifindex) {
+  if (s->qhead) return enqueue(s, p, n, to, tolen, ifindex); /* keep datagram order */
+  for (;;) {
+    if (send_one(s, p, n, to, tolen, ifindex) >= 0) return 0;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return enqueue(s, p, n, to, tolen, ifindex);
+    return -errno;
+  }
+}
+
+/* The socket and the byte range (argv[0..3]) every send starts with; NULL after a throw. */
+static sock_t *sock_and_bytes(napi_env env, napi_value *argv, size_t argc, size_t need, char **p, size_t *n) {
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  if (argc < need || get_bytes(env, argv[1], argv[2], argv[3], p, n) < 0) {
+    napi_throw_range_error(env, NULL, "udp.node: bad buffer range");
+    return NULL;
+  }
+  return s;
+}
+
+/* send(h, buf, offset, length) on a connected socket */
+static napi_value js_send(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *p;
+  size_t n;
+  sock_t *s = sock_and_bytes(env, argv, argc, 4, &p, &n);
+  if (!s) return NULL;
+  return result_int(env, send_or_queue(s, p, n, NULL, 0, 0));
+}
+
 /* sendTo(h, buf, offset, length, port, address[, ifindex]) on an unconnected socket */
 static napi_value js_send_to(napi_env env, napi_callback_info info) {
   size_t argc = 7;
   napi_value argv[7];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = get_sock(env, argv[0]);
-  if (!s) return NULL;
   char *p;
   size_t n;
-  if (argc < 6 || get_bytes(env, argv[1], argv[2], argv[3], &p, &n) < 0) {
-    napi_throw_range_error(env, NULL, "udp.node: bad buffer range");
-    return NULL;
-  }
+  sock_t *s = sock_and_bytes(env, argv, argc, 6, &p, &n);
+  if (!s) return NULL;
   int32_t port = 0;
   napi_get_value_int32(env, argv[4], &port);
   char host[64];
@@ -554,13 +564,7 @@ static napi_value js_send_to(napi_env env, napi_callback_info info) {
   struct sockaddr_storage ss;
   socklen_t sl;
   if (parse_addr(s->family, host, port, &ss, &sl) < 0) return result_int(env, -EINVAL);
-  if (s->qhead) return result_int(env, enqueue(s, p, n, &ss, sl, ifindex)); /* keep datagram order */
-  for (;;) {
-    if (send_one(s, p, n, &ss, sl, ifindex) >= 0) return result_int(env, 0);
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return result_int(env, enqueue(s, p, n, &ss, sl, ifindex));
-    return result_int(env, -errno);
-  }
+  return result_int(env, send_or_queue(s, p, n, &ss, sl, ifindex));
 }
 
 /*

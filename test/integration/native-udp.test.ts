@@ -5,12 +5,12 @@
  * sender's buffer at once, so EAGAIN needs a queueing device); child processes for
  * what must not take down the test runner (a worker ending with a socket open).
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { interfaceIndex, NativeUdpSocket, nativeUdpStatus, resolveUdpIo } from '../../src/native/udp.js';
 import { NetnsLab, waitFor } from '../helpers/netns.js';
+import { run, type RunResult } from '../helpers/tftp.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const DIST_UDP = join(ROOT, 'dist/native/udp.js');
@@ -39,21 +39,10 @@ function sock(opts: ConstructorParameters<typeof NativeUdpSocket>[0]): NativeUdp
 }
 
 /** Runs an ES module snippet in a child node (optionally inside a namespace); bounded. */
-function node(code: string, timeoutMs: number, netns?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function node(code: string, timeoutMs: number, netns?: string): Promise<RunResult> {
   const argv = ['node', '--input-type=module', '-e', code];
   const cmd = netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv;
-  return new Promise((resolve) => {
-    const p = spawn(cmd[0] as string, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('close', (c) => {
-      clearTimeout(t);
-      resolve({ code: c, stdout, stderr });
-    });
-  });
+  return run(cmd[0] as string, cmd.slice(1), timeoutMs);
 }
 
 afterAll(() => {
