@@ -22,6 +22,7 @@ import { provisionBootloaders, type BootloaderFile, type BootloaderResult } from
 import { lookupChecksum, parseChecksums, parseReleaseSha256, stripClearsignEnvelope } from './checksums.js';
 import { fetchBuffer, fetchToFile, FetchError, type FetchOptions } from './fetch.js';
 import { loadKeyring, verifyClearsigned, verifyDetached, type PublicKey } from './pgp.js';
+import type { RenderContext } from '../catalog/render.js';
 import { renderMenusAfterSync } from './menus.js';
 import { formatBytes, makeReporter, type SyncReporter } from './progress.js';
 import { acquireLock, SyncState, type EntryState, type Trust } from './state.js';
@@ -38,6 +39,8 @@ export interface SyncConfig {
   serverAddress?: string | undefined;
   http?: { port: number } | undefined;
   templatesDir?: string | undefined;
+  /** pxe.yaml `menu` (title, timeout, UI, default entry) for the static menus */
+  menu?: RenderContext['menu'];
 }
 
 export interface SyncOptions {

@@ -41,6 +41,8 @@ export interface MenuConfig {
   serverAddress?: string | undefined;
   http?: { port: number } | undefined;
   templatesDir?: string | undefined;
+  /** pxe.yaml `menu`: the same title, timeout, UI and default entry as pxe serve renders */
+  menu?: RenderContext['menu'];
 }
 
 async function atomicWriteIn(stagingRoot: string, dest: string, text: string): Promise<void> {
@@ -64,6 +66,7 @@ export async function renderMenusAfterSync(cfg: MenuConfig, catalog: Catalog, st
     serverAddress: cfg.serverAddress ?? '127.0.0.1',
     httpPort: cfg.http?.port ?? 8080,
     mirrors: cfg.mirrors,
+    ...(cfg.menu ? { menu: cfg.menu } : {}),
     isInstalled: installedChecker(cfg.tftp.root),
     ...(cfg.templatesDir && safeIsDir(cfg.templatesDir) ? { templatesDir: cfg.templatesDir } : {}),
   };

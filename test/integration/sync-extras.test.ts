@@ -168,6 +168,8 @@ describe('bootloaders and menus', () => {
     const site = makeSite(base, mirror, keys);
     site.config.serverAddress = '10.9.8.7';
     site.config.http = { port: 8080 };
+    // pxe.yaml `menu` reaches the static files as it reaches pxe serve's rendered ones
+    site.config.menu = { title: 'Lab menu', timeoutSeconds: 3 };
     // make one entry fail so the menu must leave it out
     mirror.fault('plain/boot/initrd', { status: 404 });
     const r = await runSync(quiet(site, { bootloaders: true, render: true, writeMenus: true }));
@@ -188,6 +190,9 @@ describe('bootloaders and menus', () => {
 
     expect(r.menus).toBe('bios 4 item(s) -> pxelinux.cfg/default, efi 4 item(s) -> efi64/pxelinux.cfg/default');
     const menu = readFileSync(join(root, 'pxelinux.cfg/default'), 'utf8');
+    expect(menu).toContain('MENU TITLE Lab menu');
+    expect(menu).toMatch(/^TIMEOUT 30$/m);
+    expect(readFileSync(join(root, 'efi64/pxelinux.cfg/default'), 'utf8')).toContain('MENU TITLE Lab menu');
     expect(menu).toContain('images/debian/12/x86_64/linux');
     expect(menu).toContain('images/fedora/40/x86_64/vmlinuz');
     expect(menu).not.toContain('images/plain/');
