@@ -62,6 +62,7 @@ typedef struct {
   uv_poll_t poll;
   int poll_started;
   int poll_events;
+  int broken;
   int closing;
   napi_ref on_message;
   napi_ref recv_buf;
@@ -246,7 +247,11 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   sock_t *s = (sock_t *)h->data;
   if (s->closing) return;
   if (status < 0) {
-    /* the fd itself is broken (should not happen for a UDP socket): report once */
+    /* the fd itself is broken (should not happen for a UDP socket): stop watching it,
+       or the loop would call back forever, and report it once */
+    uv_poll_stop(&s->poll);
+    s->poll_events = 0;
+    s->broken = 1;
     napi_handle_scope scope;
     napi_open_handle_scope(s->env, &scope);
     call_js(s, (double)status);
@@ -296,7 +301,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 }
 
 static void update_poll(sock_t *s) {
-  if (s->closing || !s->poll_started) return;
+  if (s->closing || !s->poll_started || s->broken) return;
   int want = (s->on_message ? UV_READABLE : 0) | (s->qhead ? UV_WRITABLE : 0);
   if (want == s->poll_events) return;
   s->poll_events = want;
