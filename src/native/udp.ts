@@ -24,6 +24,19 @@ interface UdpAddon {
   close(h: unknown): void;
   stats(h: unknown): [number, number, number];
   nameToIndex(name: string): number;
+  sendFileWindow(
+    h: unknown,
+    ring: Buffer,
+    stride: number,
+    slots: number,
+    firstBlock: number,
+    count: number,
+    blksize: number,
+    fileSize: number,
+    chunkSize: number,
+    firstChunk: number,
+    chunks: Buffer[],
+  ): number;
 }
 
 export const NATIVE_UDP_PATH = join(PACKAGE_DIR, 'src', 'native', 'build', 'Release', 'udp.node');
@@ -170,6 +183,15 @@ export class NativeUdpSocket {
   /** One sendmmsg() of `count` ring slots starting at `first` (see udp.c). */
   sendSlots(ring: Buffer, stride: number, slots: number, first: number, count: number, lastLength: number): number {
     return (addon as UdpAddon).sendSlots(this.handle, ring, stride, slots, first, count, lastLength);
+  }
+
+  /**
+   * Builds TFTP DATA packets for blocks firstBlock..firstBlock+count-1 of a file held in
+   * `chunks` (chunk firstChunk onwards) into their ring slots and sends them in one
+   * sendmmsg (see udp.c): transfer.ts's window loop without a Buffer#copy per block.
+   */
+  sendFileWindow(ring: Buffer, stride: number, slots: number, firstBlock: number, count: number, blksize: number, fileSize: number, chunkSize: number, firstChunk: number, chunks: Buffer[]): number {
+    return (addon as UdpAddon).sendFileWindow(this.handle, ring, stride, slots, firstBlock, count, blksize, fileSize, chunkSize, firstChunk, chunks);
   }
 
   /** [datagrams queued on a full buffer, dropped because the queue was full, queued now] */

@@ -100,6 +100,9 @@ async function openNative(m: RunnerStart): Promise<ConnectedSocket> {
     sendSlots(ring, stride, slots, first, count, lastLength) {
       sock.sendSlots(ring, stride, slots, first, count, lastLength);
     },
+    sendFileWindow(ring, stride, slots, firstBlock, count, blksize, fileSize, chunkSize, firstChunk, chunks) {
+      sock.sendFileWindow(ring, stride, slots, firstBlock, count, blksize, fileSize, chunkSize, firstChunk, chunks);
+    },
     close() {
       sock.close();
     },

@@ -30,6 +30,11 @@ export interface TransferLink {
   send(buf: Buffer): void;
   /** sends `count` slots of `ring` from slot `first` (wrapping), the last one `lastLength` bytes */
   sendSlots(ring: Buffer, stride: number, slots: number, first: number, count: number, lastLength: number): void;
+  /**
+   * Optional (native socket): builds the DATA packets of blocks firstBlock.. into their
+   * ring slots from the file's chunks and sends them: the window loop below in one call.
+   */
+  sendFileWindow?(ring: Buffer, stride: number, slots: number, firstBlock: number, count: number, blksize: number, fileSize: number, chunkSize: number, firstChunk: number, chunks: Buffer[]): void;
 }
 
 export interface TransferParams {
@@ -84,6 +89,8 @@ export class Transfer {
   private ring: Buffer | undefined;
   private readonly slots: number;
   private readonly stride: number;
+  /** scratch list of the chunks a window reads (sendFileWindow), reused */
+  private readonly windowChunks: Buffer[] = [];
   private readonly held = new Map<number, Buffer>();
   private readonly pending = new Map<number, Promise<Buffer>>();
   private readonly onMessage = (buf: Buffer, length: number): void => this.handle(buf, length);
@@ -228,6 +235,22 @@ export class Transfer {
     if (ring === undefined) {
       ring = Buffer.allocUnsafe(slots * stride);
       this.ring = ring;
+    }
+    const link = this.p.socket;
+    if (link.sendFileWindow !== undefined) {
+      // every chunk the window touches is held (checked above); none when the window is
+      // only the zero-length final block
+      const cs = source.chunkSize;
+      const chunks = this.windowChunks;
+      chunks.length = 0;
+      const c0 = Math.floor(startOff / cs);
+      if (endOff > startOff) for (let c = c0; c <= Math.floor((endOff - 1) / cs); c++) chunks.push(this.held.get(c) as Buffer);
+      link.sendFileWindow(ring, stride, slots, first, last - first + 1, blksize, source.size, cs, c0, chunks);
+      this.bytesSent += Math.max(0, endOff - startOff);
+      this.packetsSent += last - first + 1;
+      if (last > this.sentUpTo) this.sentUpTo = last;
+      this.lastSendAt = performance.now();
+      return;
     }
     let lastLength = stride;
     for (let b = first; b <= last; b++) {

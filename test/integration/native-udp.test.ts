@@ -114,6 +114,31 @@ describe('native UDP socket', () => {
     expect(() => tx.sendSlots(ring, 8, 4, 4, 1, 8)).toThrow(/bad slot range/);
   });
 
+  it('sendFileWindow builds DATA packets from a file held in chunks (blocks across chunk edges, the short last block) and checks bounds', async () => {
+    const rx = sock({ family: 'udp4' });
+    const rxPort = rx.bind(0, '127.0.0.1');
+    const got: Buffer[] = [];
+    rx.start((buf, len) => got.push(Buffer.from(buf.subarray(0, len))));
+    const tx = sock({ family: 'udp4' });
+    tx.bind(0, '127.0.0.1');
+    tx.connect(rxPort, '127.0.0.1');
+    // a 27-byte file in chunks of 10; blksize 8 -> blocks 1..4, the 4th has 3 bytes
+    const file = Buffer.from('abcdefghijklmnopqrstuvwxyz!');
+    const chunks = [file.subarray(0, 10), file.subarray(10, 20), file.subarray(20, 27)];
+    const ring = Buffer.alloc(3 * 12);
+    tx.sendFileWindow(ring, 12, 3, 2, 3, 8, file.length, 10, 0, chunks); // blocks 2, 3, 4
+    await waitFor(() => got.length >= 3, 2_000, 'three DATA packets', 5);
+    expect(got.map((g) => [g.readUInt16BE(0), g.readUInt16BE(2), g.subarray(4).toString()])).toEqual([
+      [3, 2, 'ijklmnop'],
+      [3, 3, 'qrstuvwx'],
+      [3, 4, 'yz!'],
+    ]);
+    // the chunks given must cover the blocks: chunk 0 missing, or a chunk cut short
+    expect(() => tx.sendFileWindow(ring, 12, 3, 1, 1, 8, file.length, 10, 1, chunks.slice(1))).toThrow(/outside the chunks/);
+    expect(() => tx.sendFileWindow(ring, 12, 3, 2, 1, 8, file.length, 10, 0, [chunks[0] as Buffer, file.subarray(10, 12)])).toThrow(/shorter/);
+    expect(() => tx.sendFileWindow(ring, 12, 3, 1, 4, 8, file.length, 10, 0, chunks)).toThrow(/bad window/); // 4 blocks, 3 slots
+  });
+
   it('a datagram longer than maxDatagram arrives with length 0; an ICMP error is counted, not thrown', async () => {
     const rx = sock({ family: 'udp4', maxDatagram: 16 });
     const rxPort = rx.bind(0, '127.0.0.1');
