@@ -4,8 +4,8 @@
  * optionally UEFI HTTP) clients, never hands out addresses (yiaddr is always 0).
  *
  * Interfaces. We bind 0.0.0.0. With the native socket (src/native/udp.c, the default)
- * every request carries its arrival interface and our address there (IP_PKTINFO):
- * that address is the advertised next-server / option 54 (unless relayed or
+ * every request carries the index of its arrival interface (IP_PKTINFO); our address
+ * on that interface is the advertised next-server / option 54 (unless relayed or
  * configured), and a broadcast reply is sent out of that same interface, as dnsmasq
  * does, so multi-homed hosts and hosts without a default route need no settings.
  *
@@ -119,7 +119,7 @@ const literalLookup: NonNullable<dgram.SocketOptions['lookup']> = (host, options
 
 /**
  * Where a datagram came from: dgram's rinfo, or the native socket's source, which also
- * knows the interface it arrived on and our address there (IP_PKTINFO).
+ * knows the index of the interface it arrived on (IP_PKTINFO).
  */
 type Source = { address: string; port: number; ifindex?: number };
 
