@@ -146,6 +146,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
         ratePerMacPerSecond: config.dhcp.ratePerMac,
         onEvent: (ev) => {
           if (ev.client) app.noteFirmware(ev.mac, ev.client.firmware.startsWith('efi') ? 'efi' : 'bios');
+          if (ev.client && ev.reply !== 'none') app.noteServerAddress(ev.mac, ev.client.serverAddress);
           if (ev.port === 'pxe' && ev.sourceAddress !== '0.0.0.0') events.learn(ev.sourceAddress, ev.mac);
           events.record({
             proto: 'dhcp', mac: ev.mac, what: ev.reply === 'none' ? `no reply: ${ev.reason}` : `${ev.reply} ${ev.bootFile ?? ''} via ${ev.nextServer ?? '?'}`,

@@ -33,6 +33,14 @@ export interface LoadedApp extends App {
   ipxeScript: (mac: string | undefined, clientAddress: string) => Promise<RenderedFile>;
   /** firmware class learnt from DHCP per MAC (syslinux.efi and pxelinux ask for the same names) */
   noteFirmware: (mac: string, firmware: FirmwareClass) => void;
+  /**
+   * The address the proxyDHCP advertised to this MAC (our address on the interface its
+   * request came in on): rendered menus, iPXE scripts and answer files for that client
+   * then point at it too. Ignored when pxe.yaml sets serverAddress.
+   */
+  noteServerAddress: (mac: string, address: string) => void;
+  /** the render context for a client (its noted server address, else the default) */
+  renderContextFor: (mac: string | undefined) => RenderContext;
 }
 
 /** The address clients reach us at when the config does not say: the first non-internal IPv4. */
@@ -71,8 +79,24 @@ export async function loadApp(config: Config, logger?: Logger): Promise<LoadedAp
   const firmwareByMac = new Map<string, FirmwareClass>();
   const firmwareOf = (mac: string | undefined): FirmwareClass => (mac ? (firmwareByMac.get(mac) ?? 'bios') : 'bios');
 
+  // Multi-homed hosts: each client's files carry the address the proxyDHCP advertised to
+  // it (its arrival interface), not one address for every segment. Bounded like the
+  // firmware map; a configured serverAddress always wins.
+  const serverByMac = new Map<string, string>();
+  const contextByAddress = new Map<string, RenderContext>();
+  const renderContextFor = (mac: string | undefined): RenderContext => {
+    const addr = !config.serverAddress && mac ? serverByMac.get(mac.toLowerCase()) : undefined;
+    if (!addr || addr === renderContext.serverAddress) return renderContext;
+    let ctx = contextByAddress.get(addr);
+    if (!ctx) {
+      ctx = { ...renderContext, serverAddress: addr };
+      contextByAddress.set(addr, ctx);
+    }
+    return ctx;
+  };
+
   const emptyHosts: Hosts = { file: '', unknown: undefined, byMac: new Map() };
-  const catalogProvider = catalogFileProvider(() => renderContext, () => hosts ?? emptyHosts, logger, {
+  const catalogProvider = catalogFileProvider(renderContextFor, () => hosts ?? emptyHosts, logger, {
     firmwareOf,
     hasStaticFile: async (rel) => (await stat(join(root, rel)).catch(() => null))?.isFile() === true,
     // `name` is a bare "<word>.c32" (checked by the provider): no path traversal possible.
@@ -95,9 +119,15 @@ export async function loadApp(config: Config, logger?: Logger): Promise<LoadedAp
       if (firmwareByMac.size > 100_000) firmwareByMac.clear();
       firmwareByMac.set(mac, fw);
     },
+    noteServerAddress: (mac, address) => {
+      if (serverByMac.size > 100_000) serverByMac.clear();
+      if (contextByAddress.size > 1_000) contextByAddress.clear();
+      serverByMac.set(mac.toLowerCase(), address);
+    },
+    renderContextFor,
     async unattended(mac, file) {
       try {
-        const out = renderUnattended(renderContext, hosts && findHost(hosts, mac), file);
+        const out = renderUnattended(renderContextFor(mac), hosts && findHost(hosts, mac), file);
         if (out.marksInstalled) installState.markInstalled(mac, out.entryId, out.version);
         return { contentType: out.contentType, body: out.body };
       } catch (err) {
@@ -107,7 +137,7 @@ export async function loadApp(config: Config, logger?: Logger): Promise<LoadedAp
     async ipxeScript(mac) {
       try {
         const host = mac && hosts ? (findHost(hosts, mac) ?? null) : null;
-        return { contentType: 'text/plain; charset=utf-8', body: renderIpxeScript(renderContext, host, { firmware: firmwareOf(mac) }) };
+        return { contentType: 'text/plain; charset=utf-8', body: renderIpxeScript(renderContextFor(mac), host, { firmware: firmwareOf(mac) }) };
       } catch (err) {
         throw toRenderError(err);
       }

@@ -42,7 +42,11 @@ export interface ProviderOptions {
   efiModule?: (name: string) => Promise<Buffer | null>;
 }
 
-export function catalogFileProvider(getCtx: () => RenderContext, getHosts: () => Hosts, log?: Logger, opts: ProviderOptions = {}): VirtualFileProvider {
+/**
+ * `getCtx(mac)`: the render context for that client (its server address may differ per
+ * client on a multi-homed host: wiring.ts).
+ */
+export function catalogFileProvider(getCtx: (mac?: string) => RenderContext, getHosts: () => Hosts, log?: Logger, opts: ProviderOptions = {}): VirtualFileProvider {
   const fw = (mac: string | undefined) => ({ firmware: opts.firmwareOf?.(mac) ?? 'bios' });
   const isStatic = async (relPath: string) => (opts.hasStaticFile ? opts.hasStaticFile(relPath) : false);
   const wrap = (relPath: string, origin: string, render: () => string): VirtualFile | null => {
@@ -61,7 +65,7 @@ export function catalogFileProvider(getCtx: () => RenderContext, getHosts: () =>
       if (m) {
         const host = findHost(getHosts(), m[1]!.replace(/-/g, ':'));
         if (!host || !host.allow) return null;
-        return wrap(relPath, `rendered from templates/pxelinux-host.njk for host ${host.hostname}`, () => renderHostPxelinux(getCtx(), host, fw(host.mac)));
+        return wrap(relPath, `rendered from templates/pxelinux-host.njk for host ${host.hostname}`, () => renderHostPxelinux(getCtx(host.mac), host, fw(host.mac)));
       }
       if (ROOT_C32.test(path) && opts.efiModule && opts.firmwareOf?.(client.mac) === 'efi') {
         // client.mac is known here: syslinux.efi asks for pxelinux.cfg/01-<mac> before it
@@ -70,11 +74,11 @@ export function catalogFileProvider(getCtx: () => RenderContext, getHosts: () =>
         return content ? { content, origin: `efi64/${path} (EFI COM32 module for an EFI client)` } : null;
       }
       if ((DEFAULT_CFG.test(path) || GRUB_CFG.test(path)) && (await isStatic(relPath))) return null;
-      if (DEFAULT_CFG.test(path)) return wrap(relPath, 'rendered from templates/pxelinux-menu.njk', () => renderMainMenu(getCtx(), fw(client.mac)));
+      if (DEFAULT_CFG.test(path)) return wrap(relPath, 'rendered from templates/pxelinux-menu.njk', () => renderMainMenu(getCtx(client.mac), fw(client.mac)));
       if (GRUB_CFG.test(path)) {
         const host = client.mac ? findHost(getHosts(), client.mac) : undefined;
-        if (host?.allow) return wrap(relPath, `rendered from templates/grub-host.njk for host ${host.hostname}`, () => renderGrubConfig(getCtx(), host));
-        return wrap(relPath, 'rendered from templates/grub-menu.njk', () => renderGrubConfig(getCtx(), null));
+        if (host?.allow) return wrap(relPath, `rendered from templates/grub-host.njk for host ${host.hostname}`, () => renderGrubConfig(getCtx(host.mac), host));
+        return wrap(relPath, 'rendered from templates/grub-menu.njk', () => renderGrubConfig(getCtx(client.mac), null));
       }
       return null;
     },
