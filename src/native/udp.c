@@ -69,9 +69,8 @@ typedef struct {
   char *recv_data;
   size_t recv_cap;
   napi_ref info_buf;
-  /* [0]=family 4|6, [1]=1 when [20..31] are valid, [2..3]=port (BE), [4..19]=address;
-     with IP_PKTINFO: [20..23]=arrival ifindex (LE), [24..27]=local address of that
-     interface (ipi_spec_dst), [28..31]=destination address of the datagram */
+  /* [0]=family 4|6, [1]=1 when [20..23] is valid, [2..3]=port (BE), [4..19]=address;
+     with IP_PKTINFO: [20..23]=arrival ifindex (LE) */
   uint8_t *info;
   int pktinfo;
   napi_async_context actx;
@@ -148,8 +147,6 @@ static void write_pktinfo(sock_t *s, struct msghdr *mh) {
       s->info[21] = (ifindex >> 8) & 0xff;
       s->info[22] = (ifindex >> 16) & 0xff;
       s->info[23] = (ifindex >> 24) & 0xff;
-      memcpy(s->info + 24, &pi.ipi_spec_dst, 4);
-      memcpy(s->info + 28, &pi.ipi_addr, 4);
       s->info[1] = 1;
     }
   }
@@ -185,7 +182,6 @@ static void free_queue(sock_t *s) {
 }
 
 static void update_poll(sock_t *s);
-static napi_value send_ring(napi_env env, sock_t *s, void *data, uint32_t stride, uint32_t slots, uint32_t first, uint32_t count, uint32_t last_len);
 static ssize_t send_one(sock_t *s, const char *p, size_t n, const struct sockaddr_storage *to, socklen_t tolen, uint32_t ifindex);
 
 /* Returns 0 when everything queued went out, -EAGAIN when the buffer filled again. */
@@ -447,8 +443,8 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   if (t != napi_null && t != napi_undefined) {
     void *idata;
     size_t ilen;
-    if (napi_get_buffer_info(env, argv[2], &idata, &ilen) != napi_ok || ilen < 32) {
-      napi_throw_type_error(env, NULL, "udp.node: info buffer must be a Buffer of 32 bytes");
+    if (napi_get_buffer_info(env, argv[2], &idata, &ilen) != napi_ok || ilen < 24) {
+      napi_throw_type_error(env, NULL, "udp.node: info buffer must be a Buffer of 24 bytes");
       return NULL;
     }
     s->info = idata;
@@ -573,39 +569,8 @@ static napi_value js_send_to(napi_env env, napi_callback_info info) {
   return result_int(env, send_or_queue(s, p, n, &ss, sl, ifindex));
 }
 
-/*
- * sendSlots(h, ring, stride, slots, firstSlot, count, lastLength) on a connected socket:
- * sends `count` datagrams taken from a ring of `slots` equal-sized slots of `stride`
- * bytes in `ring`, starting at slot `firstSlot` and wrapping; each is `stride` bytes
- * except the last, which is `lastLength`. One sendmmsg() for the whole TFTP window.
- */
-static napi_value js_send_slots(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = get_sock(env, argv[0]);
-  if (!s) return NULL;
-  void *data;
-  size_t blen;
-  uint32_t stride = 0, slots = 0, first = 0, count = 0, last_len = 0;
-  if (argc < 7 || napi_get_buffer_info(env, argv[1], &data, &blen) != napi_ok) {
-    napi_throw_type_error(env, NULL, "udp.node: ring must be a Buffer");
-    return NULL;
-  }
-  napi_get_value_uint32(env, argv[2], &stride);
-  napi_get_value_uint32(env, argv[3], &slots);
-  napi_get_value_uint32(env, argv[4], &first);
-  napi_get_value_uint32(env, argv[5], &count);
-  napi_get_value_uint32(env, argv[6], &last_len);
-  if (stride == 0 || slots == 0 || (size_t)stride * slots > blen || first >= slots || count == 0 || count > slots ||
-      last_len > stride) {
-    napi_throw_range_error(env, NULL, "udp.node: bad slot range");
-    return NULL;
-  }
-  return send_ring(env, s, data, stride, slots, first, count, last_len);
-}
-
-/* count slots of the ring from slot `first` (wrapping), the last `last_len` bytes */
+/* Sends `count` datagrams from a ring of `slots` slots of `stride` bytes, starting at
+   slot `first` and wrapping; each is `stride` bytes except the last (`last_len`). */
 static napi_value send_ring(napi_env env, sock_t *s, void *data, uint32_t stride, uint32_t slots, uint32_t first, uint32_t count, uint32_t last_len) {
   /* windows larger than MAX_WINDOW go out in several sendmmsg() calls */
   struct mmsghdr msgs[MAX_WINDOW];
@@ -739,7 +704,7 @@ static napi_value js_send_file_window(napi_env env, napi_callback_info info) {
     }
     last_len = 4 + len;
   }
-  /* the slots are consecutive in the ring (wrapping): the same path as sendSlots */
+  /* the slots are consecutive in the ring (wrapping) */
   return send_ring(env, s, ring, stride, slots, (uint32_t)((uint64_t)first_block % slots), count, last_len);
 }
 
@@ -793,7 +758,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"start", NULL, js_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"send", NULL, js_send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendTo", NULL, js_send_to, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"sendSlots", NULL, js_send_slots, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nameToIndex", NULL, js_name_to_index, NULL, NULL, NULL, napi_enumerable, NULL},

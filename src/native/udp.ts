@@ -20,7 +20,6 @@ interface UdpAddon {
   start(h: unknown, recv: Buffer, info: Buffer | null, onMessage: (len: number) => void): void;
   send(h: unknown, buf: Buffer, offset: number, length: number): number;
   sendTo(h: unknown, buf: Buffer, offset: number, length: number, port: number, host: string, ifindex?: number): number;
-  sendSlots(h: unknown, ring: Buffer, stride: number, slots: number, first: number, count: number, lastLength: number): number;
   close(h: unknown): void;
   stats(h: unknown): [number, number, number];
   nameToIndex(name: string): number;
@@ -85,7 +84,7 @@ export interface NativeUdpOptions {
   reuseAddr?: boolean;
   broadcast?: boolean;
   ipv6Only?: boolean;
-  /** IPv4: learn the arrival interface and its address of every datagram (IP_PKTINFO) */
+  /** IPv4: learn the arrival interface of every datagram (IP_PKTINFO) */
   pktinfo?: boolean;
   recvBufferSize?: number;
   sendBufferSize?: number;
@@ -110,16 +109,14 @@ export interface DatagramSource {
 export class NativeUdpSocket {
   private handle: unknown;
   private readonly recv: Buffer;
-  private readonly info = Buffer.alloc(32);
-  private readonly family: 4 | 6;
+  private readonly info = Buffer.alloc(24);
   readonly source: DatagramSource = { address: '', port: 0, ifindex: 0 };
   errors = 0;
 
   constructor(opts: NativeUdpOptions) {
     if (!addon) throw new Error(`native UDP unavailable: ${status.reason}`);
-    this.family = opts.family === 'udp6' ? 6 : 4;
     const flags = (opts.reuseAddr ? 1 : 0) | (opts.broadcast ? 2 : 0) | (opts.ipv6Only ? 4 : 0) | (opts.pktinfo ? 8 : 0);
-    this.handle = addon.open(this.family, flags, opts.recvBufferSize ?? 0, opts.sendBufferSize ?? 0);
+    this.handle = addon.open(opts.family === 'udp6' ? 6 : 4, flags, opts.recvBufferSize ?? 0, opts.sendBufferSize ?? 0);
     this.recv = Buffer.allocUnsafe(opts.maxDatagram ?? 65536);
   }
 
@@ -178,11 +175,6 @@ export class NativeUdpSocket {
   /** `ifindex` (IPv4, not 0): out of that interface (IP_PKTINFO), whatever the routes say. */
   sendTo(buf: Buffer, port: number, host: string, offset = 0, length = buf.length - offset, ifindex = 0): number {
     return (addon as UdpAddon).sendTo(this.handle, buf, offset, length, port, host, ifindex);
-  }
-
-  /** One sendmmsg() of `count` ring slots starting at `first` (see udp.c). */
-  sendSlots(ring: Buffer, stride: number, slots: number, first: number, count: number, lastLength: number): number {
-    return (addon as UdpAddon).sendSlots(this.handle, ring, stride, slots, first, count, lastLength);
   }
 
   /**

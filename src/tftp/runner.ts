@@ -17,7 +17,7 @@ import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { ChunkCache, FileSource, MemorySource, type BlockSource } from './source.js';
 import { NativeUdpSocket, type UdpIo } from '../native/udp.js';
-import { Transfer, type TransferLink, type TransferOutcome } from './transfer.js';
+import { buildWindow, Transfer, type TransferLink, type TransferOutcome } from './transfer.js';
 
 export interface RunnerStart {
   t: 'start';
@@ -83,13 +83,13 @@ async function openNative(m: RunnerStart): Promise<ConnectedSocket> {
     sock.close();
     throw err;
   }
-  let listening = false;
+  // the native socket cannot stop delivering: unlisten() swaps the handler for a no-op
+  // until the runner closes the socket
   let handler: (buf: Buffer, length: number) => void = () => undefined;
   return {
     listen(onMessage) {
       handler = onMessage;
-      if (!listening) sock.start((buf, length) => handler(buf, length));
-      listening = true;
+      sock.start((buf, length) => handler(buf, length));
     },
     unlisten() {
       handler = () => undefined;
@@ -97,11 +97,8 @@ async function openNative(m: RunnerStart): Promise<ConnectedSocket> {
     send(buf) {
       sock.send(buf);
     },
-    sendSlots(ring, stride, slots, first, count, lastLength) {
-      sock.sendSlots(ring, stride, slots, first, count, lastLength);
-    },
-    sendFileWindow(ring, stride, slots, firstBlock, count, blksize, fileSize, chunkSize, firstChunk, chunks) {
-      sock.sendFileWindow(ring, stride, slots, firstBlock, count, blksize, fileSize, chunkSize, firstChunk, chunks);
+    sendWindow(w) {
+      sock.sendFileWindow(w.ring, w.stride, w.slots, w.firstBlock, w.count, w.blksize, w.fileSize, w.chunkSize, w.firstChunk, w.chunks);
     },
     close() {
       sock.close();
@@ -146,10 +143,11 @@ async function openDgram(m: RunnerStart, onError: (err: Error) => void): Promise
     send(buf) {
       socket.send(buf);
     },
-    sendSlots(ring, stride, slots, first, count, lastLength) {
-      for (let i = 0; i < count; i++) {
-        const at = ((first + i) % slots) * stride;
-        socket.send(ring.subarray(at, at + (i === count - 1 ? lastLength : stride)));
+    sendWindow(w) {
+      const lastLength = buildWindow(w);
+      for (let b = w.firstBlock; b < w.firstBlock + w.count; b++) {
+        const at = (b % w.slots) * w.stride;
+        socket.send(w.ring.subarray(at, at + (b === w.firstBlock + w.count - 1 ? lastLength : w.stride)));
       }
     },
     close() {

@@ -28,13 +28,53 @@ export interface TransferLink {
   listen(onMessage: (buf: Buffer, length: number) => void): void;
   unlisten(): void;
   send(buf: Buffer): void;
-  /** sends `count` slots of `ring` from slot `first` (wrapping), the last one `lastLength` bytes */
-  sendSlots(ring: Buffer, stride: number, slots: number, first: number, count: number, lastLength: number): void;
   /**
-   * Optional (native socket): builds the DATA packets of blocks firstBlock.. into their
-   * ring slots from the file's chunks and sends them: the window loop below in one call.
+   * Builds the DATA packets of blocks firstBlock..firstBlock+count-1 into their ring
+   * slots (slot = block % slots, `stride` bytes each) from the file's chunks (chunks[i]
+   * is chunk firstChunk+i) and sends them: one native call (udp.c sendFileWindow), or
+   * buildWindow() + a send per slot on node:dgram.
    */
-  sendFileWindow?(ring: Buffer, stride: number, slots: number, firstBlock: number, count: number, blksize: number, fileSize: number, chunkSize: number, firstChunk: number, chunks: Buffer[]): void;
+  sendWindow(w: WindowSpec): void;
+}
+
+/** One window of DATA packets to build from a file held in equal chunks. */
+export interface WindowSpec {
+  ring: Buffer;
+  stride: number;
+  slots: number;
+  firstBlock: number;
+  count: number;
+  blksize: number;
+  fileSize: number;
+  chunkSize: number;
+  firstChunk: number;
+  chunks: Buffer[];
+}
+
+/**
+ * The JS twin of udp.c's sendFileWindow (for the node:dgram link): writes the window's
+ * DATA packets (RFC 1350 sec. 5, block numbers wrapping at 16 bits) into their ring
+ * slots; returns the length of the last packet (every other one is 4 + blksize).
+ */
+export function buildWindow(w: WindowSpec): number {
+  let lastLength = 4;
+  for (let b = w.firstBlock; b < w.firstBlock + w.count; b++) {
+    const off = (b - 1) * w.blksize;
+    const len = Math.max(0, Math.min(w.blksize, w.fileSize - off));
+    const at = (b % w.slots) * w.stride;
+    writeDataHeader(w.ring, b, at);
+    for (let copied = 0; copied < len; ) {
+      const pos = off + copied;
+      const idx = Math.floor(pos / w.chunkSize);
+      const chunk = w.chunks[idx - w.firstChunk] as Buffer;
+      const start = pos - idx * w.chunkSize;
+      const n = Math.min(len - copied, chunk.length - start);
+      chunk.copy(w.ring, at + 4 + copied, start, start + n);
+      copied += n;
+    }
+    lastLength = 4 + len;
+  }
+  return lastLength;
 }
 
 export interface TransferParams {
@@ -85,20 +125,14 @@ export class Transfer {
   private timer: NodeJS.Timeout | undefined;
   private waitingForChunk = false;
   private releasedBelow = 0;
-  /** DATA packets of the current window, one slot of 4 + blksize bytes per block, reused */
-  private ring: Buffer | undefined;
-  private readonly slots: number;
-  private readonly stride: number;
-  /** scratch list of the chunks a window reads (sendFileWindow), reused */
-  private readonly windowChunks: Buffer[] = [];
+  /** the window being sent: its ring of DATA slots (4 + blksize bytes each) and chunk list are reused */
+  private window: WindowSpec | undefined;
   private readonly held = new Map<number, Buffer>();
   private readonly pending = new Map<number, Promise<Buffer>>();
   private readonly onMessage = (buf: Buffer, length: number): void => this.handle(buf, length);
 
   constructor(private readonly p: TransferParams) {
     this.totalBlocks = Math.floor(p.source.size / p.blksize) + 1;
-    this.slots = Math.min(p.windowsize, this.totalBlocks);
-    this.stride = 4 + p.blksize;
     this.phase = p.oack ? Phase.Oack : Phase.Data;
   }
 
@@ -196,90 +230,63 @@ export class Transfer {
   private sendWindow(first: number): void {
     const last = Math.min(first + this.p.windowsize - 1, this.totalBlocks);
     const { blksize, source } = this.p;
-    // make sure every chunk the window touches is loaded
+    // make sure every chunk the window touches is loaded (none when the window is only
+    // the zero-length final block)
+    const cs = source.chunkSize;
     const startOff = (first - 1) * blksize;
     const endOff = Math.min(source.size, last * blksize);
-    if (endOff > startOff) {
-      const c0 = Math.floor(startOff / source.chunkSize);
-      const c1 = Math.floor((endOff - 1) / source.chunkSize);
-      let wait: Promise<Buffer> | undefined;
-      for (let c = c0; c <= c1; c++) {
-        const w = this.need(c);
-        if (w) wait = w;
-      }
-      // read-ahead: the next chunk loads while this window is on the wire. Measured
-      // (the `stalls` count in the 'transfer finished' log): 1-3 stalls per 64 MiB
-      // transfer even on a loaded machine, the first being the initial read, so one
-      // chunk ahead is enough.
-      for (let next = c1 + 1; next <= c1 + READ_AHEAD_CHUNKS && next * source.chunkSize < source.size; next++) this.need(next);
-      if (wait) this.stalls++;
-      if (wait) {
-        this.waitingForChunk = true;
-        wait.then(
-          () => {
-            this.waitingForChunk = false;
-            if (this.phase === Phase.Data) this.sendWindow(this.lastAcked + 1);
-          },
-          (err: unknown) => {
-            this.waitingForChunk = false;
-            this.sendRaw(encodeError(ErrorCode.NOT_DEFINED, 'read error'));
-            this.finish({ kind: 'error', code: ErrorCode.NOT_DEFINED, reason: `read: ${(err as Error).message}` });
-          },
-        );
-        return;
-      }
+    const c0 = Math.floor(startOff / cs);
+    const c1 = endOff > startOff ? Math.floor((endOff - 1) / cs) : c0 - 1;
+    let wait: Promise<Buffer> | undefined;
+    for (let c = c0; c <= c1; c++) {
+      const w = this.need(c);
+      if (w) wait = w;
     }
-    if (last < first) return;
-    const { slots, stride } = this;
-    let ring = this.ring;
-    if (ring === undefined) {
-      ring = Buffer.allocUnsafe(slots * stride);
-      this.ring = ring;
-    }
-    const link = this.p.socket;
-    if (link.sendFileWindow !== undefined) {
-      // every chunk the window touches is held (checked above); none when the window is
-      // only the zero-length final block
-      const cs = source.chunkSize;
-      const chunks = this.windowChunks;
-      chunks.length = 0;
-      const c0 = Math.floor(startOff / cs);
-      if (endOff > startOff) for (let c = c0; c <= Math.floor((endOff - 1) / cs); c++) chunks.push(this.held.get(c) as Buffer);
-      link.sendFileWindow(ring, stride, slots, first, last - first + 1, blksize, source.size, cs, c0, chunks);
-      this.bytesSent += Math.max(0, endOff - startOff);
-      this.packetsSent += last - first + 1;
-      if (last > this.sentUpTo) this.sentUpTo = last;
-      this.lastSendAt = performance.now();
+    // read-ahead: the next chunk loads while this window is on the wire. Measured
+    // (the `stalls` count in the 'transfer finished' log): 1-3 stalls per 64 MiB
+    // transfer even on a loaded machine, the first being the initial read, so one
+    // chunk ahead is enough.
+    if (c1 >= c0) for (let next = c1 + 1; next <= c1 + READ_AHEAD_CHUNKS && next * cs < source.size; next++) this.need(next);
+    if (wait) {
+      this.stalls++;
+      this.waitingForChunk = true;
+      wait.then(
+        () => {
+          this.waitingForChunk = false;
+          if (this.phase === Phase.Data) this.sendWindow(this.lastAcked + 1);
+        },
+        (err: unknown) => {
+          this.waitingForChunk = false;
+          this.sendRaw(encodeError(ErrorCode.NOT_DEFINED, 'read error'));
+          this.finish({ kind: 'error', code: ErrorCode.NOT_DEFINED, reason: `read: ${(err as Error).message}` });
+        },
+      );
       return;
     }
-    let lastLength = stride;
-    for (let b = first; b <= last; b++) {
-      const off = (b - 1) * blksize;
-      const len = Math.min(blksize, source.size - off);
-      const at = (b % slots) * stride;
-      writeDataHeader(ring, b, at);
-      this.copyPayload(ring, at + 4, off, len);
-      lastLength = 4 + len;
-      this.bytesSent += len;
-    }
-    this.p.socket.sendSlots(ring, stride, slots, first % slots, last - first + 1, lastLength);
-    this.packetsSent += last - first + 1;
+    if (last < first) return;
+    const slots = Math.min(this.p.windowsize, this.totalBlocks);
+    const w = (this.window ??= {
+      ring: Buffer.allocUnsafe(slots * (4 + blksize)),
+      stride: 4 + blksize,
+      slots,
+      firstBlock: 0,
+      count: 0,
+      blksize,
+      fileSize: source.size,
+      chunkSize: cs,
+      firstChunk: 0,
+      chunks: [],
+    });
+    w.firstBlock = first;
+    w.count = last - first + 1;
+    w.firstChunk = c0;
+    w.chunks.length = 0;
+    for (let c = c0; c <= c1; c++) w.chunks.push(this.held.get(c) as Buffer);
+    this.p.socket.sendWindow(w);
+    this.bytesSent += Math.max(0, endOff - startOff);
+    this.packetsSent += w.count;
     if (last > this.sentUpTo) this.sentUpTo = last;
     this.lastSendAt = performance.now();
-  }
-
-  private copyPayload(dst: Buffer, at: number, off: number, len: number): void {
-    const cs = this.p.source.chunkSize;
-    let copied = 0;
-    while (copied < len) {
-      const pos = off + copied;
-      const idx = Math.floor(pos / cs);
-      const chunk = this.held.get(idx) as Buffer;
-      const start = pos - idx * cs;
-      const n = Math.min(len - copied, chunk.length - start);
-      chunk.copy(dst, at + copied, start, start + n);
-      copied += n;
-    }
   }
 
   /** Takes a reference on chunk `idx` unless held; returns a promise if it is still loading. */
