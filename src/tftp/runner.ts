@@ -52,7 +52,6 @@ export interface RunnerEnd {
 }
 
 export type FromRunner =
-  | { t: 'started'; id: number }
   | { t: 'counts'; malformed: number; stray: number; internal: number }
   | { t: 'log'; level: 'debug' | 'error'; msg: string; err: string; client?: string }
   | RunnerEnd;
@@ -178,10 +177,6 @@ export class TransferRunner {
     this.io = opts.io;
   }
 
-  get active(): number {
-    return this.running.size;
-  }
-
   handle(m: ToRunner): void {
     if (m.t === 'start') {
       this.start(m).catch((err: unknown) => this.internalError(err, m.clientAddress));
@@ -258,7 +253,6 @@ export class TransferRunner {
       },
     });
     entry.transfer = transfer;
-    this.post({ t: 'started', id: m.id });
     if (entry.abortReason !== undefined) {
       transfer.abort(entry.abortReason);
       return;

@@ -130,7 +130,6 @@ interface Active {
   exec: Executor;
   catcher: dgram.Socket;
   localPort: number;
-  started: boolean;
   summary: Omit<TransferSummary, 'bytesSent' | 'retransmits' | 'durationMs' | 'outcome'>;
 }
 
@@ -262,12 +261,6 @@ export class TftpServer {
   private onRunnerMessage(exec: Executor, m: FromRunner): void {
     try {
       switch (m.t) {
-        case 'started': {
-          const key = this.byId.get(m.id);
-          const a = key === undefined ? undefined : this.active.get(key);
-          if (a !== undefined && a !== 'preparing') a.started = true;
-          return;
-        }
         case 'counts':
           this.stats.drops.malformed += m.malformed;
           this.stats.drops.stray += m.stray;
@@ -556,7 +549,7 @@ export class TftpServer {
     let exec = this.executors[0] as Executor;
     for (const e of this.executors) if (e.load < exec.load) exec = e;
     const id = this.nextId++;
-    this.active.set(key, { id, exec, catcher, localPort, started: false, summary });
+    this.active.set(key, { id, exec, catcher, localPort, summary });
     this.byId.set(id, key);
     exec.load++;
     // counted at hand-off (not when the runner confirms) so the stats never lag the wire
