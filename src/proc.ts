@@ -28,11 +28,12 @@ export function runCommand(cmd: readonly string[], opts: { timeoutMs?: number; i
     p.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
     p.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     if (opts.input !== undefined) p.stdin?.end(opts.input);
+    const timeoutMs = opts.timeoutMs ?? 60_000;
     const t = setTimeout(() => {
       timedOut = true;
-      stderr += `\n[timeout after ${opts.timeoutMs} ms]`;
+      stderr += `\n[timeout after ${timeoutMs} ms]`;
       p.kill('SIGKILL');
-    }, opts.timeoutMs ?? 60_000);
+    }, timeoutMs);
     p.on('error', (e) => {
       clearTimeout(t);
       resolve({ code: -1, signal: null, stdout, stderr: `${stderr}${e.message}`, timedOut });

@@ -156,7 +156,6 @@ class RunContext {
   private readonly keyrings = new Map<string, Promise<{ keys: PublicKey[]; id: string }>>();
   private readonly verifications = new Map<string, Promise<Buffer>>();
   private readonly releases = new Map<string, Promise<string>>();
-  private saveChain: Promise<void> = Promise.resolve();
   readonly sem: Semaphore;
   barrier: Barrier = new Barrier(0);
 
@@ -172,13 +171,6 @@ class RunContext {
 
   get fetchOpts(): FetchOptions {
     return { ...this.opts.fetch, onRetry: (n, e) => this.opts.logger?.warn({ attempt: n, err: e.message }, 'sync: retrying') };
-  }
-
-  /** Serialise state writes (targets finish concurrently). */
-  save(): Promise<void> {
-    if (this.dryRun) return Promise.resolve();
-    this.saveChain = this.saveChain.then(() => this.state.save());
-    return this.saveChain;
   }
 
   /** A manifest, fetched once per run, conditionally against the cached copy. */
@@ -413,7 +405,6 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
               // made durable below, after the download slot is released (so the next
               // download starts while the disk flushes); an archive never needs it, it is
               // deleted after extraction and its members are synced instead
-              durable: false,
               onProgress: (done, total) => reporter.fileProgress(key, done, total),
             });
           } catch (e) {
@@ -596,7 +587,8 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
       menus = await renderMenusAfterSync(cfg, catalog, stagingRoot, opts.writeMenus === true).catch((e: unknown) => `render failed: ${(e as Error).message}`);
     }
     if (menus !== 'unchanged') reporter.line(`menus: ${menus}`);
-    await ctx.save();
+    // one state write, after every target finished
+    if (!ctx.dryRun) await ctx.state.save();
 
     const failed = results.filter((r) => r.status === 'failed').length;
     const bytes = results.reduce((a, r) => a + r.bytes, 0);

@@ -43,13 +43,6 @@ export interface FetchOptions {
   headOnly?: boolean;
   /** called when a retry is scheduled (for logs) */
   onRetry?: (attempt: number, err: Error) => void;
-  /**
-   * fetchToFile: fdatasync the file as soon as its last byte is written (default true).
-   * Each download syncs right when it finishes, overlapping with the downloads still
-   * running, instead of one burst of fsyncs at the end. false for temporary files
-   * (an archive that is extracted and deleted).
-   */
-  durable?: boolean;
 }
 
 export type FetchResult =
@@ -149,7 +142,6 @@ export class HashingFileSink extends Writable {
 
   constructor(
     private readonly fh: FileHandle,
-    private readonly durable: boolean,
     private readonly onChunk?: (bytes: number) => void,
   ) {
     super({ highWaterMark: 4 * WRITE_BATCH });
@@ -207,13 +199,11 @@ export class HashingFileSink extends Writable {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    // fdatasync(2) (not fsync): it flushes the data and the metadata needed to read it
-    // back (size, block map), which is all a published snapshot needs; mtime/atime are
-    // not worth a second journal write. The directory entries are synced by Store.seal().
+    // Not synced here: the caller makes a kept file durable after it released its
+    // download slot (engine.ts syncFileData), and an archive is deleted after extraction.
     this.flush()
       .then(() => {
         if (this.failed) throw this.failed;
-        return this.durable ? this.fh.datasync() : undefined;
       })
       .then(() => cb(), cb);
   }
@@ -296,7 +286,7 @@ async function attemptFile(url: string, dest: string, opts: FetchOptions): Promi
     res.destroy();
     throw toFetchError(err, url);
   }
-  const sink = new HashingFileSink(fh, opts.durable !== false, (n) => {
+  const sink = new HashingFileSink(fh, (n) => {
     if (declared !== undefined && n > declared) throw new FetchError(`${url}: body longer than its Content-Length ${declared}`, url, true);
     opts.onProgress?.(n, declared);
   });

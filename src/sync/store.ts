@@ -126,7 +126,7 @@ export class Store {
    *
    * Division of labour (so no byte is synced twice and the syncs overlap the downloads
    * still running): every writer of a staged file syncs its data itself the moment the
-   * file is complete (fetchToFile's fdatasync, the archive member writer, carryOver's
+   * file is complete (engine.ts's fdatasync of each download, the archive member writer, carryOver's
    * copy; hard links share an inode that was synced when first installed). What is left
    * here is the directory entries: one fsync per staging directory. commit() then syncs
    * the parent of the renamed snapshot and of the switched link, and only after that
