@@ -7,22 +7,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TftpServer, type TransferSummary } from '../../src/tftp/server.js';
+import { waitFor } from '../helpers/netns.js';
 import { atftpGet, curlGet, quietLogger, run, sha256File, tftpHpaGet, writeRandomFile } from '../helpers/tftp.js';
 
 const MiB = 1024 * 1024;
 
 /**
  * Transfers run in worker threads: a summary (and the stats) come back by message, a
- * moment after the client saw its last block. Waits for `get` to yield a value, bounded.
+ * moment after the client saw its last block: wait for them, bounded.
  */
-async function until<T>(get: () => T | undefined, timeoutMs = 3000): Promise<T | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = get();
-    if (v !== undefined || Date.now() > deadline) return v;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = <T>(get: () => T | undefined, what: string): Promise<T> => waitFor(get, 3000, what, 10);
 
 describe('tftp server with real clients', () => {
   let dir: string;
@@ -127,7 +121,7 @@ describe('tftp server with real clients', () => {
     const r = await atftpGet(port, 'big200.bin', o, ['blksize 512', 'tsize 0', 'windowsize 32']);
     expect(r.code).toBe(0);
     expectSame('big200.bin', o);
-    const s = await until(() => ended.filter((e) => e.file === 'big200.bin').at(-1));
+    const s = await until(() => ended.filter((e) => e.file === 'big200.bin').at(-1), 'the big200.bin summary');
     expect(s).toMatchObject({ outcome: 'ok', size: 200 * MiB, options: { blksize: 512, windowsize: 32, tsize: 200 * MiB } });
   }, 180_000);
 
@@ -137,7 +131,7 @@ describe('tftp server with real clients', () => {
     expect(r.code).toBe(0);
     // tftp-hpa converts CR LF -> LF and CR NUL -> CR on receipt, so the original comes back
     expect(fs.readFileSync(o, 'latin1')).toBe('line one\nline two\r\nbare CR\rend\n');
-    const s = await until(() => ended.filter((e) => e.file === 'text.txt').at(-1));
+    const s = await until(() => ended.filter((e) => e.file === 'text.txt').at(-1), 'the text.txt summary');
     expect(s).toMatchObject({ outcome: 'ok', mode: 'netascii' });
     // 3 LF + 2 CR each add one byte on the wire (tsize is the converted size)
     expect(s?.size).toBe(Buffer.byteLength('line one\nline two\r\nbare CR\rend\n') + 5);
@@ -155,7 +149,7 @@ describe('tftp server with real clients', () => {
       expectSame('small.bin', o);
       expect((await run('curl', ['-s', '-S', '-g', '-o', o, `tftp://[::1]:${p6}/small.bin`], 30_000)).code).toBe(0);
       expectSame('small.bin', o);
-      await until(() => (v6.stats.transfersOk >= 2 ? true : undefined));
+      await until(() => (v6.stats.transfersOk >= 2 ? true : undefined), 'two IPv6 transfers counted');
       expect(v6.stats.transfersOk).toBe(2);
     } finally {
       await v6.close(0);
@@ -163,7 +157,7 @@ describe('tftp server with real clients', () => {
   });
 
   it('every transfer above was logged with outcome ok and the stats agree', async () => {
-    await until(() => (server.stats.active === 0 ? true : undefined));
+    await until(() => (server.stats.active === 0 ? true : undefined), 'no active transfer');
     expect(ended.length).toBeGreaterThan(20);
     expect(ended.every((e) => e.outcome === 'ok')).toBe(true);
     expect(server.stats.transfersOk).toBe(ended.length);
