@@ -1,6 +1,8 @@
 /*
- * udp.node: the datagram I/O under pxe's TFTP transfers and proxyDHCP, and nothing
- * else (no protocol logic lives here; that is all TypeScript).
+ * udp.node: the datagram I/O under pxe's TFTP transfers and proxyDHCP. The protocols
+ * live in TypeScript; the one piece of TFTP here is auto-advance (auto_advance_t below):
+ * answering the in-order ACK of a whole window with the next window, the step a
+ * transfer repeats tens of thousands of times, on state the transfer owns and arms.
  *
  * Why it exists: Node 20's dgram costs ~4.9 us of CPU per received datagram (a 64 KiB
  * allocation, a new ArrayBuffer + Buffer, an rinfo object with inet_ntop, a
@@ -11,7 +13,8 @@
  *   - receive: recvfrom() into one buffer the JS side allocated once; JS is called
  *     with the length only (and the source written into a small info buffer);
  *   - send: send()/sendto() straight from the caller's buffer; a whole TFTP window
- *     goes out in one sendmmsg() (RFC 7440 windows are back-to-back datagrams);
+ *     goes out in one UDP GSO send (or one sendmmsg() where GSO is refused; RFC 7440
+ *     windows are back-to-back datagrams);
  *   - EAGAIN on send (socket buffer full) copies the rest into a bounded queue that
  *     is flushed when the fd turns writable, so callers never lose a datagram to a
  *     full buffer and never block.
@@ -35,6 +38,7 @@
 #include <net/if.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,8 +59,38 @@ typedef struct queued {
   char data[];
 } queued_t;
 
+/*
+ * Auto-advance (TFTP transfers only, armed by transfer.ts): the socket answers the one
+ * ACK that lock-step and RFC 7440 windows spend nearly all their time on, the in-order
+ * ACK of the whole outstanding window, by sending the next window itself from chunks the
+ * transfer holds, without entering JS. Everything else (duplicate or partial ACKs, the
+ * final ACK, ERROR, a window that needs a chunk not armed, timers) still goes to
+ * transfer.ts, which stays the protocol's single implementation: the state this reads
+ * and advances (last ACKed and highest sent block) lives in the transfer's own
+ * Float64Array, so both sides see one copy. Measured reason (docs/benchmarks.md): JS
+ * entry and exit per block cost ~6 us of user CPU, which made lock-step 0.8x atftpd.
+ */
+#define AA_MAX_CHUNKS 64
+enum { AA_LAST_ACKED, AA_SENT_UP_TO, AA_LAST_SEND_MS, AA_WINDOWS, AA_PACKETS, AA_BYTES, AA_STATE_LEN };
+
+typedef struct {
+  int armed;
+  double *state;
+  napi_ref state_ref;
+  char *ring;
+  size_t ring_len;
+  napi_ref ring_ref;
+  uint32_t stride, slots, windowsize, blksize;
+  double file_size, chunk_size, total_blocks;
+  uint32_t first_chunk, nchunks;
+  char *cdata[AA_MAX_CHUNKS];
+  size_t clen[AA_MAX_CHUNKS];
+  napi_ref cref[AA_MAX_CHUNKS];
+} auto_advance_t;
+
 typedef struct {
   napi_env env;
+  uv_loop_t *loop; /* the thread's loop, known from start() on */
   int fd;
   int family;
   uv_poll_t poll;
@@ -79,6 +113,9 @@ typedef struct {
   uint32_t qcount;
   size_t qbytes;
   double queued_total, dropped_total;
+  int no_gso; /* UDP GSO refused once on this socket: sendmmsg from then on */
+  double gso_batches;
+  auto_advance_t aa;
 } sock_t;
 
 static napi_value throw_errno(napi_env env, int err, const char *what) {
@@ -182,6 +219,7 @@ static void free_queue(sock_t *s) {
 }
 
 static void update_poll(sock_t *s);
+static int aa_try(sock_t *s, ssize_t n);
 static ssize_t send_one(sock_t *s, const char *p, size_t n, const struct sockaddr_storage *to, socklen_t tolen, uint32_t ifindex);
 
 /* Returns 0 when everything queued went out, -EAGAIN when the buffer filled again. */
@@ -260,8 +298,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     update_poll(s);
   }
   if (!(events & UV_READABLE)) return;
-  napi_handle_scope scope;
-  napi_open_handle_scope(s->env, &scope);
+  napi_handle_scope scope = NULL; /* opened on the first datagram that goes to JS */
   for (int i = 0; i < MAX_BATCH_RECV && !s->closing; i++) {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
@@ -281,20 +318,33 @@ static void on_poll(uv_poll_t *h, int status, int events) {
       mh.msg_controllen = sizeof control;
       n = recvmsg(s->fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
       if (n >= 0) write_pktinfo(s, &mh);
-    } else {
+    } else if (s->info) {
       n = recvfrom(s->fd, s->recv_data, s->recv_cap, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&ss, &sl);
+    } else {
+      /* nobody reads the source (a connected TFTP transfer socket): skip copying it */
+      n = recv(s->fd, s->recv_data, s->recv_cap, MSG_DONTWAIT | MSG_TRUNC);
+      ss.ss_family = AF_UNSPEC;
     }
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       if (errno == EINTR) continue;
       /* ICMP errors on a connected socket (ECONNREFUSED...) are reported, not fatal */
-      call_js(s, (double)-errno);
+      int e = errno;
+      if (!scope) napi_open_handle_scope(s->env, &scope);
+      call_js(s, (double)-e);
       continue;
     }
+    if (aa_try(s, n)) {
+      /* the peer waits for this window before it sends anything else worth reading: the
+         recvfrom that would only return EAGAIN is left out (the poll is level-triggered,
+         so a datagram already queued is read on the next turn of the loop) */
+      break;
+    }
+    if (!scope) napi_open_handle_scope(s->env, &scope);
     write_info(s, &ss);
     call_js(s, (double)n);
   }
-  napi_close_handle_scope(s->env, scope);
+  if (scope) napi_close_handle_scope(s->env, scope);
 }
 
 static void update_poll(sock_t *s) {
@@ -306,8 +356,11 @@ static void update_poll(sock_t *s) {
   else uv_poll_stop(&s->poll);
 }
 
+static void aa_disarm(sock_t *s);
+
 static void release_js(sock_t *s) {
   napi_env env = s->env;
+  aa_disarm(s);
   if (s->on_message) napi_delete_reference(env, s->on_message);
   if (s->recv_buf) napi_delete_reference(env, s->recv_buf);
   if (s->info_buf) napi_delete_reference(env, s->info_buf);
@@ -457,6 +510,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
   if (uv_poll_init(loop, &s->poll, s->fd) != 0) return throw_errno(env, EBADF, "uv_poll_init");
+  s->loop = loop;
   s->poll_started = 1;
   update_poll(s);
   return NULL;
@@ -569,46 +623,180 @@ static napi_value js_send_to(napi_env env, napi_callback_info info) {
   return result_int(env, send_or_queue(s, p, n, &ss, sl, ifindex));
 }
 
-/* Sends `count` datagrams from a ring of `slots` slots of `stride` bytes, starting at
-   slot `first` and wrapping; each is `stride` bytes except the last (`last_len`). */
-static napi_value send_ring(napi_env env, sock_t *s, void *data, uint32_t stride, uint32_t slots, uint32_t first, uint32_t count, uint32_t last_len) {
-  /* windows larger than MAX_WINDOW go out in several sendmmsg() calls */
+/* The ring's datagram i of a window: slot (first + i) % slots; every one is `stride`
+   bytes but the window's last (`last_len`). */
+static inline char *ring_slot(char *data, uint32_t stride, uint32_t slots, uint32_t first, uint32_t i) {
+  return data + (size_t)((first + i) % slots) * stride;
+}
+
+/* datagrams i.. of the window with sendmmsg (up to MAX_WINDOW): 0 and *done, or -errno */
+static int send_window_mmsg(sock_t *s, char *data, uint32_t stride, uint32_t slots, uint32_t first, uint32_t count, uint32_t last_len, uint32_t i, uint32_t *done) {
   struct mmsghdr msgs[MAX_WINDOW];
   struct iovec iov[MAX_WINDOW];
-  for (uint32_t base = 0; base < count; base += MAX_WINDOW) {
-    uint32_t n = count - base < MAX_WINDOW ? count - base : MAX_WINDOW;
-    memset(msgs, 0, sizeof(struct mmsghdr) * n);
-    for (uint32_t i = 0; i < n; i++) {
-      uint32_t slot = (first + base + i) % slots;
-      iov[i].iov_base = (char *)data + (size_t)slot * stride;
-      iov[i].iov_len = base + i == count - 1 ? last_len : stride;
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
-    }
-    uint32_t sent = 0;
-    if (!s->qhead) {
-      while (sent < n) {
-        int r = sendmmsg(s->fd, msgs + sent, n - sent, MSG_DONTWAIT);
-        if (r > 0) {
-          sent += (uint32_t)r;
-          continue;
-        }
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-          /* a hard error (ICMP refused...) applies to the socket, not to one datagram:
-             the rest of the window would fail the same way */
-          return result_int(env, -errno);
-        }
-        break;
+  uint32_t n = count - i < MAX_WINDOW ? count - i : MAX_WINDOW;
+  *done = 0;
+  if (n == 1) { /* lock-step: a plain send() is a little cheaper than a one-message sendmmsg */
+    for (;;) {
+      if (send(s->fd, ring_slot(data, stride, slots, first, i), i == count - 1 ? last_len : stride, MSG_DONTWAIT) >= 0) {
+        *done = 1;
+        return 0;
       }
-    }
-    /* the socket buffer is full: the rest waits in the queue, in order */
-    for (uint32_t i = sent; i < n; i++) {
-      int e = enqueue(s, iov[i].iov_base, iov[i].iov_len, NULL, 0, 0);
-      if (e < 0) return result_int(env, e);
+      if (errno != EINTR) return -errno;
     }
   }
-  return result_int(env, 0);
+  memset(msgs, 0, sizeof(struct mmsghdr) * n);
+  for (uint32_t k = 0; k < n; k++) {
+    iov[k].iov_base = ring_slot(data, stride, slots, first, i + k);
+    iov[k].iov_len = i + k == count - 1 ? last_len : stride;
+    msgs[k].msg_hdr.msg_iov = &iov[k];
+    msgs[k].msg_hdr.msg_iovlen = 1;
+  }
+  *done = 0;
+  for (;;) {
+    int r = sendmmsg(s->fd, msgs, n, MSG_DONTWAIT);
+    if (r > 0) {
+      *done = (uint32_t)r;
+      return 0;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    return r < 0 ? -errno : -EAGAIN;
+  }
+}
+
+/*
+ * Datagrams i.. of the window as one UDP GSO send (UDP_SEGMENT, Linux >= 4.18): the
+ * ring's slots are consecutive `stride`-byte datagrams, exactly the layout GSO cuts a
+ * buffer into, so a window crosses the stack as one packet and is split just before
+ * the device (in hardware where the NIC offers it). On the wire nothing changes: the
+ * same datagrams. Measured on loopback with 20 windowed clients: the receivers were
+ * woken ~5 times per window by one datagram after another arriving from sendmmsg, and
+ * spent 45 % more CPU than against atftpd (docs/benchmarks.md); a GSO window is
+ * queued on the receiver all at once.
+ * Returns 0 and *done, -EAGAIN, another -errno, or 1 when the socket cannot do GSO
+ * (no checksum offload: EIO; a datagram bigger than the path MTU: EINVAL...): the
+ * caller then uses sendmmsg for good on this socket.
+ */
+#define GSO_MAX_SEGMENTS 64   /* UDP_MAX_SEGMENTS of the oldest kernels with GSO */
+#define GSO_MAX_BYTES 65000u  /* one UDP payload: under 65507 */
+/* Windows of more datagrams than this are not sent with GSO at all: a window lands on
+   the receiver faster than it reads, and ~64 full-size datagrams is what a default
+   socket buffer (rmem_default 208 KiB, ~2.3 KiB truesize each) holds. atftp at
+   windowsize 300 overflowed it on every window (tens of thousands of retransmissions);
+   sendmmsg's per-datagram cost paces such windows, as before. */
+#define GSO_MAX_WINDOW 64
+static int send_window_gso(sock_t *s, char *data, uint32_t stride, uint32_t slots, uint32_t first, uint32_t count, uint32_t last_len, uint32_t i, uint32_t *done) {
+  uint32_t k = count - i;
+  if (k > GSO_MAX_SEGMENTS) k = GSO_MAX_SEGMENTS;
+  if (k > GSO_MAX_BYTES / stride) k = GSO_MAX_BYTES / stride;
+  *done = 0;
+  if (k < 2) return send_window_mmsg(s, data, stride, slots, first, count, last_len, i, done);
+  uint32_t tail_len = i + k == count ? last_len : stride; /* the batch's last datagram */
+  uint32_t a = (first + i) % slots;
+  uint32_t run = slots - a < k ? slots - a : k; /* datagrams before the ring wraps */
+  struct iovec iov[2];
+  int niov = 1;
+  iov[0].iov_base = data + (size_t)a * stride;
+  if (run == k) {
+    iov[0].iov_len = (size_t)(k - 1) * stride + tail_len;
+  } else {
+    iov[0].iov_len = (size_t)run * stride;
+    iov[1].iov_base = data;
+    iov[1].iov_len = (size_t)(k - run - 1) * stride + tail_len;
+    niov = 2;
+  }
+  char control[CMSG_SPACE(sizeof(uint16_t))];
+  memset(control, 0, sizeof control);
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  mh.msg_iov = iov;
+  mh.msg_iovlen = niov;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_UDP;
+  c->cmsg_type = UDP_SEGMENT;
+  c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  uint16_t gso_size = (uint16_t)stride;
+  memcpy(CMSG_DATA(c), &gso_size, sizeof gso_size);
+  for (;;) {
+    if (sendmsg(s->fd, &mh, MSG_DONTWAIT) >= 0) {
+      s->gso_batches++;
+      *done = k;
+      return 0;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT || errno == EOPNOTSUPP || errno == EMSGSIZE) return 1;
+    return -errno;
+  }
+}
+
+/* Sends `count` datagrams from a ring of `slots` slots of `stride` bytes, starting at
+   slot `first` and wrapping; each is `stride` bytes except the last (`last_len`).
+   0, or -errno for a hard error (ICMP refused...: it applies to the socket, the rest
+   of the window would fail the same way); a full socket buffer queues the rest. */
+static int send_ring(sock_t *s, void *ring, uint32_t stride, uint32_t slots, uint32_t first, uint32_t count, uint32_t last_len) {
+  char *data = ring;
+  uint32_t i = 0;
+  while (i < count && !s->qhead) {
+    uint32_t done = 0;
+    /* one GSO batch per window, at its head (the rest of a window over ~64 KiB with
+       sendmmsg), and none for windows over GSO_MAX_WINDOW */
+    int r = s->no_gso || i > 0 || count < 2 || count > GSO_MAX_WINDOW ? send_window_mmsg(s, data, stride, slots, first, count, last_len, i, &done)
+                                            : send_window_gso(s, data, stride, slots, first, count, last_len, i, &done);
+    if (r == 1) {
+      s->no_gso = 1;
+      continue;
+    }
+    i += done;
+    if (r == -EAGAIN || r == -EWOULDBLOCK) break;
+    if (r < 0) return r;
+  }
+  /* the socket buffer is full: the rest waits in the queue, in order */
+  for (; i < count; i++) {
+    int e = enqueue(s, ring_slot(data, stride, slots, first, i), i == count - 1 ? last_len : stride, NULL, 0, 0);
+    if (e < 0) return e;
+  }
+  return 0;
+}
+
+#define BW_OUTSIDE (-1)
+#define BW_SHORT (-2)
+
+/* Writes the TFTP DATA packets (RFC 1350 sec. 5: opcode 3, 16-bit block number,
+   payload) of blocks first_block .. first_block+count-1 of a file held as equal chunks
+   (cdata[i] is chunk first_chunk+i) into their ring slots (slot = block % slots).
+   Returns the length of the last packet (all others are 4 + blksize), or BW_OUTSIDE /
+   BW_SHORT when a block is not inside the chunks given: every copy is bounds-checked. */
+static int64_t build_window(char *ring, uint32_t stride, uint32_t slots, double first_block, uint32_t count, uint32_t blksize, double file_size,
+                            double chunk_size, uint32_t first_chunk, char *const *cdata, const size_t *clen, uint32_t nchunks) {
+  uint32_t last_len = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    double b = first_block + i;
+    double off = (b - 1) * blksize;
+    double remaining = file_size - off;
+    uint32_t len = remaining <= 0 ? 0 : remaining < blksize ? (uint32_t)remaining : blksize;
+    char *dst = ring + (size_t)((uint64_t)b % slots) * stride;
+    uint32_t bn = (uint32_t)((uint64_t)b & 0xffff); /* block numbers roll over (RFC 1350 has 16 bits) */
+    dst[0] = 0;
+    dst[1] = 3;
+    dst[2] = (char)(bn >> 8);
+    dst[3] = (char)(bn & 0xff);
+    uint32_t copied = 0;
+    while (copied < len) {
+      double pos = off + copied;
+      double ci_abs = (double)(uint64_t)(pos / chunk_size);
+      if (ci_abs < first_chunk || ci_abs - first_chunk >= nchunks) return BW_OUTSIDE;
+      uint32_t ci = (uint32_t)(ci_abs - first_chunk);
+      size_t within = (size_t)(pos - ci_abs * chunk_size);
+      if (within >= clen[ci]) return BW_SHORT;
+      size_t n = len - copied;
+      if (n > clen[ci] - within) n = clen[ci] - within;
+      memcpy(dst + 4 + copied, cdata[ci] + within, n);
+      copied += (uint32_t)n;
+    }
+    last_len = 4 + len;
+  }
+  return last_len;
 }
 
 /*
@@ -671,41 +859,156 @@ static napi_value js_send_file_window(napi_env env, napi_callback_info info) {
     cdata[i] = d;
     clen[i] = l;
   }
-  uint32_t last_len = 0;
-  for (uint32_t i = 0; i < count; i++) {
-    double b = first_block + i;
-    double off = (b - 1) * blksize;
-    double remaining = file_size - off;
-    uint32_t len = remaining <= 0 ? 0 : remaining < blksize ? (uint32_t)remaining : blksize;
-    char *dst = (char *)ring + (size_t)((uint64_t)b % slots) * stride;
-    uint32_t bn = (uint32_t)((uint64_t)b & 0xffff); /* block numbers roll over (RFC 1350 has 16 bits) */
-    dst[0] = 0;
-    dst[1] = 3;
-    dst[2] = (char)(bn >> 8);
-    dst[3] = (char)(bn & 0xff);
-    uint32_t copied = 0;
-    while (copied < len) {
-      double pos = off + copied;
-      double ci_abs = (double)(uint64_t)(pos / chunk_size);
-      if (ci_abs < first_chunk || ci_abs - first_chunk >= nchunks) {
-        napi_throw_range_error(env, NULL, "udp.node: block outside the chunks given");
-        return NULL;
-      }
-      uint32_t ci = (uint32_t)(ci_abs - first_chunk);
-      size_t within = (size_t)(pos - ci_abs * chunk_size);
-      if (within >= clen[ci]) {
-        napi_throw_range_error(env, NULL, "udp.node: chunk shorter than the file");
-        return NULL;
-      }
-      size_t n = len - copied;
-      if (n > clen[ci] - within) n = clen[ci] - within;
-      memcpy(dst + 4 + copied, cdata[ci] + within, n);
-      copied += (uint32_t)n;
-    }
-    last_len = 4 + len;
+  int64_t last_len = build_window((char *)ring, stride, slots, first_block, count, blksize, file_size, chunk_size, first_chunk, cdata, clen, nchunks);
+  if (last_len == BW_OUTSIDE) {
+    napi_throw_range_error(env, NULL, "udp.node: block outside the chunks given");
+    return NULL;
+  }
+  if (last_len == BW_SHORT) {
+    napi_throw_range_error(env, NULL, "udp.node: chunk shorter than the file");
+    return NULL;
   }
   /* the slots are consecutive in the ring (wrapping) */
-  return send_ring(env, s, ring, stride, slots, (uint32_t)((uint64_t)first_block % slots), count, last_len);
+  return result_int(env, send_ring(s, ring, stride, slots, (uint32_t)((uint64_t)first_block % slots), count, (uint32_t)last_len));
+}
+
+
+static void aa_disarm(sock_t *s) {
+  auto_advance_t *a = &s->aa;
+  napi_env env = s->env;
+  if (a->state_ref) napi_delete_reference(env, a->state_ref);
+  if (a->ring_ref) napi_delete_reference(env, a->ring_ref);
+  for (uint32_t i = 0; i < a->nchunks; i++)
+    if (a->cref[i]) napi_delete_reference(env, a->cref[i]);
+  memset(a, 0, sizeof *a);
+}
+
+/* the loop's cached clock (ms, updated once per turn): no clock_gettime per window */
+static double now_ms(uv_loop_t *loop) { return loop ? (double)uv_now(loop) : 0; }
+
+/* Called for each received datagram before JS: 1 when it was the in-order ACK of the
+   whole outstanding window and the next window went out from the armed chunks. */
+static int aa_try(sock_t *s, ssize_t n) {
+  auto_advance_t *a = &s->aa;
+  if (!a->armed || n != 4) return 0;
+  const uint8_t *d = (const uint8_t *)s->recv_data;
+  if (d[0] != 0 || d[1] != 4) return 0;
+  double *st = a->state;
+  double acked = st[AA_LAST_ACKED], sent = st[AA_SENT_UP_TO];
+  /* only the ACK of the highest block sent, when it is new; and never the last window's
+     (the end of the transfer is transfer.ts's business) */
+  if (!(acked < sent) || sent >= a->total_blocks) return 0;
+  if ((((uint32_t)d[2] << 8) | d[3]) != (uint32_t)((uint64_t)sent & 0xffff)) return 0;
+  double first = sent + 1;
+  double last = sent + a->windowsize < a->total_blocks ? sent + a->windowsize : a->total_blocks;
+  uint32_t count = (uint32_t)(last - first + 1);
+  if (count > a->slots) return 0;
+  double start_off = (first - 1) * a->blksize;
+  double end_off = last * a->blksize < a->file_size ? last * a->blksize : a->file_size;
+  if (end_off > start_off) {
+    double c0 = (double)(uint64_t)(start_off / a->chunk_size), c1 = (double)(uint64_t)((end_off - 1) / a->chunk_size);
+    if (c0 < a->first_chunk || c1 >= (double)a->first_chunk + a->nchunks) return 0; /* a chunk JS has not armed */
+  }
+  int64_t last_len = build_window(a->ring, a->stride, a->slots, first, count, a->blksize, a->file_size, a->chunk_size, a->first_chunk, a->cdata, a->clen, a->nchunks);
+  if (last_len < 0) return 0; /* cannot happen after the range check; JS reports it */
+  /* a send error (ICMP refused...) is the timer's business, as on the JS path */
+  send_ring(s, a->ring, a->stride, a->slots, (uint32_t)((uint64_t)first % a->slots), count, (uint32_t)last_len);
+  st[AA_LAST_ACKED] = sent;
+  st[AA_SENT_UP_TO] = last;
+  st[AA_LAST_SEND_MS] = now_ms(s->loop);
+  st[AA_WINDOWS] += 1;
+  st[AA_PACKETS] += count;
+  st[AA_BYTES] += end_off > start_off ? end_off - start_off : 0;
+  return 1;
+}
+
+/*
+ * autoAdvance(h, state: Float64Array(6), ring, stride, slots, windowsize, blksize, fileSize,
+ *             chunkSize, firstChunk, chunks[]) arms the socket (see auto_advance_t);
+ * autoAdvance(h, null) disarms it. The caller must disarm before it lets go of any
+ * chunk given (references are kept, but the chunk cache recycles released buffers).
+ */
+static napi_value js_auto_advance(napi_env env, napi_callback_info info) {
+  size_t argc = 11;
+  napi_value argv[11];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  aa_disarm(s);
+  napi_valuetype t = napi_null;
+  if (argc > 1) napi_typeof(env, argv[1], &t);
+  if (t == napi_null || t == napi_undefined) return NULL;
+  if (argc < 11) {
+    napi_throw_type_error(env, NULL, "udp.node: autoAdvance needs 11 arguments");
+    return NULL;
+  }
+  napi_typedarray_type tt;
+  size_t st_len = 0;
+  void *st_data = NULL;
+  if (napi_get_typedarray_info(env, argv[1], &tt, &st_len, &st_data, NULL, NULL) != napi_ok || tt != napi_float64_array || st_len < AA_STATE_LEN) {
+    napi_throw_type_error(env, NULL, "udp.node: state must be a Float64Array of 6");
+    return NULL;
+  }
+  void *ring;
+  size_t ring_len;
+  if (napi_get_buffer_info(env, argv[2], &ring, &ring_len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "udp.node: ring must be a Buffer");
+    return NULL;
+  }
+  auto_advance_t a;
+  memset(&a, 0, sizeof a);
+  uint32_t first_chunk = 0, nchunks = 0;
+  napi_get_value_uint32(env, argv[3], &a.stride);
+  napi_get_value_uint32(env, argv[4], &a.slots);
+  napi_get_value_uint32(env, argv[5], &a.windowsize);
+  napi_get_value_uint32(env, argv[6], &a.blksize);
+  napi_get_value_double(env, argv[7], &a.file_size);
+  napi_get_value_double(env, argv[8], &a.chunk_size);
+  napi_get_value_uint32(env, argv[9], &first_chunk);
+  if (napi_get_array_length(env, argv[10], &nchunks) != napi_ok) {
+    napi_throw_type_error(env, NULL, "udp.node: chunks must be an array of Buffers");
+    return NULL;
+  }
+  if (a.stride < 4 || a.blksize == 0 || a.blksize > a.stride - 4 || a.slots == 0 || (size_t)a.stride * a.slots > ring_len || a.windowsize == 0 ||
+      a.chunk_size < 1 || a.file_size < 0 || nchunks > AA_MAX_CHUNKS) {
+    napi_throw_range_error(env, NULL, "udp.node: bad auto-advance window");
+    return NULL;
+  }
+  for (uint32_t i = 0; i < nchunks; i++) {
+    napi_value v;
+    void *d = NULL;
+    size_t l = 0;
+    if (napi_get_element(env, argv[10], i, &v) != napi_ok || napi_get_buffer_info(env, v, &d, &l) != napi_ok) {
+      for (uint32_t j = 0; j < i; j++) napi_delete_reference(env, a.cref[j]);
+      napi_throw_type_error(env, NULL, "udp.node: chunks must be an array of Buffers");
+      return NULL;
+    }
+    a.cdata[i] = d;
+    a.clen[i] = l;
+    napi_create_reference(env, v, 1, &a.cref[i]);
+  }
+  a.first_chunk = first_chunk;
+  a.nchunks = nchunks;
+  a.total_blocks = (double)(uint64_t)(a.file_size / a.blksize) + 1;
+  a.state = st_data;
+  a.ring = ring;
+  a.ring_len = ring_len;
+  napi_create_reference(env, argv[1], 1, &a.state_ref);
+  napi_create_reference(env, argv[2], 1, &a.ring_ref);
+  a.armed = 1;
+  s->aa = a;
+  return NULL;
+}
+
+/* nowMs() -> the clock auto-advance stamps its sends with: the calling thread's loop
+   time (uv_now, ms) */
+static napi_value js_now_ms(napi_env env, napi_callback_info info) {
+  (void)info;
+  uv_loop_t *loop = NULL;
+  napi_get_uv_event_loop(env, &loop);
+  napi_value r;
+  napi_create_double(env, now_ms(loop), &r);
+  return r;
 }
 
 static napi_value js_close(napi_env env, napi_callback_info info) {
@@ -732,7 +1035,7 @@ static napi_value js_name_to_index(napi_env env, napi_callback_info info) {
   return r;
 }
 
-/* stats(h) -> [queuedTotal, droppedTotal, queuedNow] */
+/* stats(h) -> [queuedTotal, droppedTotal, queuedNow, gsoBatches, gsoOff] */
 static napi_value js_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -740,13 +1043,17 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   sock_t *s = get_sock(env, argv[0]);
   if (!s) return NULL;
   napi_value arr, v;
-  CHECK(napi_create_array_with_length(env, 3, &arr));
+  CHECK(napi_create_array_with_length(env, 5, &arr));
   napi_create_double(env, s->queued_total, &v);
   napi_set_element(env, arr, 0, v);
   napi_create_double(env, s->dropped_total, &v);
   napi_set_element(env, arr, 1, v);
   napi_create_double(env, s->qcount, &v);
   napi_set_element(env, arr, 2, v);
+  napi_create_double(env, s->gso_batches, &v);
+  napi_set_element(env, arr, 3, v);
+  napi_create_double(env, s->no_gso, &v);
+  napi_set_element(env, arr, 4, v);
   return arr;
 }
 
@@ -762,6 +1069,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nameToIndex", NULL, js_name_to_index, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendFileWindow", NULL, js_send_file_window, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"autoAdvance", NULL, js_auto_advance, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"nowMs", NULL, js_now_ms, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

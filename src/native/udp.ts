@@ -21,7 +21,7 @@ interface UdpAddon {
   send(h: unknown, buf: Buffer, offset: number, length: number): number;
   sendTo(h: unknown, buf: Buffer, offset: number, length: number, port: number, host: string, ifindex?: number): number;
   close(h: unknown): void;
-  stats(h: unknown): [number, number, number];
+  stats(h: unknown): [number, number, number, number, number];
   nameToIndex(name: string): number;
   sendFileWindow(
     h: unknown,
@@ -36,6 +36,20 @@ interface UdpAddon {
     firstChunk: number,
     chunks: Buffer[],
   ): number;
+  autoAdvance(
+    h: unknown,
+    state: Float64Array | null,
+    ring?: Buffer,
+    stride?: number,
+    slots?: number,
+    windowsize?: number,
+    blksize?: number,
+    fileSize?: number,
+    chunkSize?: number,
+    firstChunk?: number,
+    chunks?: Buffer[],
+  ): void;
+  nowMs(): number;
 }
 
 export const NATIVE_UDP_PATH = join(PACKAGE_DIR, 'src', 'native', 'build', 'Release', 'udp.node');
@@ -186,8 +200,22 @@ export class NativeUdpSocket {
     return (addon as UdpAddon).sendFileWindow(this.handle, ring, stride, slots, firstBlock, count, blksize, fileSize, chunkSize, firstChunk, chunks);
   }
 
-  /** [datagrams queued on a full buffer, dropped because the queue was full, queued now] */
-  stats(): [number, number, number] {
+  /**
+   * Arms TFTP auto-advance (udp.c auto_advance_t): the in-order ACK of the whole
+   * outstanding window is answered natively with the next window, built from `chunks`,
+   * as long as it lies inside them and is not the last; the transfer state it reads and
+   * advances is `state` (AutoAdvanceSlot indexes). Every other datagram still reaches
+   * onMessage. `null` disarms; disarm before releasing any chunk given.
+   */
+  autoAdvance(state: Float64Array | null, ring?: Buffer, stride?: number, slots?: number, windowsize?: number, blksize?: number, fileSize?: number, chunkSize?: number, firstChunk?: number, chunks?: Buffer[]): void {
+    (addon as UdpAddon).autoAdvance(this.handle, state, ring, stride, slots, windowsize, blksize, fileSize, chunkSize, firstChunk, chunks);
+  }
+
+  /**
+   * [datagrams queued on a full buffer, dropped because the queue was full, queued now,
+   *  windows sent as one UDP GSO batch, 1 once GSO was refused on this socket]
+   */
+  stats(): [number, number, number, number, number] {
     return (addon as UdpAddon).stats(this.handle);
   }
 
@@ -200,6 +228,24 @@ export class NativeUdpSocket {
   get closed(): boolean {
     return this.handle === undefined;
   }
+}
+
+/** The slots of an auto-advance state array (udp.c AA_*). */
+export const enum AutoAdvanceSlot {
+  LastAcked = 0,
+  SentUpTo = 1,
+  /** nativeNowMs() of the last window auto-advance sent */
+  LastSendMs = 2,
+  Windows = 3,
+  Packets = 4,
+  Bytes = 5,
+  Length = 6,
+}
+
+/** The monotonic clock (ms) auto-advance stamps its sends with. */
+export function nativeNowMs(): number {
+  if (!addon) throw new Error(`native UDP unavailable: ${status.reason}`);
+  return addon.nowMs();
 }
 
 /** The index of a network interface by name (if_nametoindex), 0 when unknown or without the addon. */

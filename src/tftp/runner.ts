@@ -16,7 +16,7 @@
 import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { ChunkCache, FileSource, MemorySource, type BlockSource } from './source.js';
-import { NativeUdpSocket, type UdpIo } from '../native/udp.js';
+import { nativeNowMs, NativeUdpSocket, type UdpIo } from '../native/udp.js';
 import { buildWindow, Transfer, type TransferLink, type TransferOutcome } from './transfer.js';
 
 export interface RunnerStart {
@@ -99,6 +99,11 @@ async function openNative(m: RunnerStart): Promise<ConnectedSocket> {
     sendWindow(w) {
       sock.sendFileWindow(w.ring, w.stride, w.slots, w.firstBlock, w.count, w.blksize, w.fileSize, w.chunkSize, w.firstChunk, w.chunks);
     },
+    autoAdvance(state, w, windowsize) {
+      if (w) sock.autoAdvance(state, w.ring, w.stride, w.slots, windowsize, w.blksize, w.fileSize, w.chunkSize, w.firstChunk, w.chunks);
+      else sock.autoAdvance(null);
+    },
+    nowMs: nativeNowMs,
     close() {
       sock.close();
     },

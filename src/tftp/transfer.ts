@@ -5,12 +5,16 @@
  * (the kernel filters foreign TIDs and skips a route lookup per send), one timer per
  * transfer re-armed lazily (no per-packet timer churn), DATA packets built in
  * one ring of window slots reused for the whole transfer (no per-packet allocation of
- * payload buffers) and sent with one call per window (sendmmsg with the native socket),
- * payload copied from large shared chunks.
+ * payload buffers) and sent with one call per window (a UDP GSO send or sendmmsg with
+ * the native socket), payload copied from large shared chunks. On the native socket the
+ * common case, the in-order ACK of the whole window, is answered by the socket itself
+ * (auto-advance, armed once per chunk from here) without entering JS; every other case
+ * (loss, duplicates, the end, chunk loading, timers) is handled below.
  */
 import { performance } from 'node:perf_hooks';
 import { ackBlock, decodePacket, encodeError, ErrorCode, Opcode, writeDataHeader } from './packet.js';
 import type { BlockSource } from './source.js';
+import { AutoAdvanceSlot } from '../native/udp.js';
 
 export type TransferOutcome =
   | { kind: 'ok' }
@@ -35,6 +39,16 @@ export interface TransferLink {
    * buildWindow() + a send per slot on node:dgram.
    */
   sendWindow(w: WindowSpec): void;
+  /**
+   * Native link only (udp.c auto-advance): from now on the link itself answers the
+   * in-order ACK of the whole outstanding window with the next window, built from
+   * `w.chunks` (chunk `w.firstChunk` on), while that window lies inside them and is not
+   * the file's last; it advances `state` (AutoAdvanceSlot) in place, and every other
+   * datagram still reaches onMessage. `null` disarms (before any chunk given is released).
+   */
+  autoAdvance?(state: Float64Array, w: WindowSpec | null, windowsize: number): void;
+  /** the clock of state[AutoAdvanceSlot.LastSendMs] */
+  nowMs?(): number;
 }
 
 /** One window of DATA packets to build from a file held in equal chunks. */
@@ -96,6 +110,15 @@ export interface TransferParams {
 
 /** chunks (256 KiB by default) loaded ahead of the window being sent */
 const READ_AHEAD_CHUNKS = 1;
+/** udp.c AA_MAX_CHUNKS */
+const MAX_ARMED_CHUNKS = 64;
+/**
+ * Larger windows are always sent from here, at JS pace: a window arriving faster than
+ * the receiver reads it overflows its socket buffer (~64 full-size datagrams by
+ * default), and atftp at windowsize 300 then lost part of nearly every window
+ * (measured: 10-50k retransmissions per 12 MiB against ~0 at this pace).
+ */
+const MAX_AUTO_ADVANCE_WINDOW = 64;
 
 const enum Phase {
   Oack,
@@ -105,18 +128,26 @@ const enum Phase {
 
 export class Transfer {
   readonly startedAt = performance.now();
-  bytesSent = 0;
-  packetsSent = 0;
   retransmits = 0;
   /** windows that had to wait for a chunk read (diagnostics) */
   stalls = 0;
 
   private phase: Phase;
   private readonly totalBlocks: number;
-  /** absolute number of the last block acknowledged (0 = none) */
-  private lastAcked = 0;
-  /** absolute number of the highest block sent */
-  private sentUpTo = 0;
+  /**
+   * The window state, shared with the native link's auto-advance (one copy, advanced by
+   * whichever side handles an ACK): last block acknowledged (0 = none), highest block
+   * sent, and what the link sent by itself (AutoAdvanceSlot).
+   */
+  private readonly st = new Float64Array(AutoAdvanceSlot.Length);
+  private bytesSentHere = 0;
+  private packetsSentHere = 0;
+  /** the chunks auto-advance holds: first index and count (0 = disarmed) */
+  private armedFirst = -1;
+  private armedCount = 0;
+  private armSpec: WindowSpec | undefined;
+  /** lastAcked when the timer last ran: progress made by auto-advance resets the retries */
+  private ackedAtTimer = 0;
   /** lastAcked value for which we already rewound once (RFC 7440 sec. 4 without resend storms) */
   private rewoundAt = -1;
   private retries = 0;
@@ -134,6 +165,29 @@ export class Transfer {
   constructor(private readonly p: TransferParams) {
     this.totalBlocks = Math.floor(p.source.size / p.blksize) + 1;
     this.phase = p.oack ? Phase.Oack : Phase.Data;
+  }
+
+  /** absolute number of the last block acknowledged (0 = none) */
+  private get lastAcked(): number {
+    return this.st[AutoAdvanceSlot.LastAcked] as number;
+  }
+  private set lastAcked(v: number) {
+    this.st[AutoAdvanceSlot.LastAcked] = v;
+  }
+  /** absolute number of the highest block sent */
+  private get sentUpTo(): number {
+    return this.st[AutoAdvanceSlot.SentUpTo] as number;
+  }
+  private set sentUpTo(v: number) {
+    this.st[AutoAdvanceSlot.SentUpTo] = v;
+  }
+
+  get bytesSent(): number {
+    return this.bytesSentHere + (this.st[AutoAdvanceSlot.Bytes] as number);
+  }
+
+  get packetsSent(): number {
+    return this.packetsSentHere + (this.st[AutoAdvanceSlot.Packets] as number);
   }
 
   get done(): boolean {
@@ -283,10 +337,36 @@ export class Transfer {
     w.chunks.length = 0;
     for (let c = c0; c <= c1; c++) w.chunks.push(this.held.get(c) as Buffer);
     this.p.socket.sendWindow(w);
-    this.bytesSent += Math.max(0, endOff - startOff);
-    this.packetsSent += w.count;
+    this.bytesSentHere += Math.max(0, endOff - startOff);
+    this.packetsSentHere += w.count;
     if (last > this.sentUpTo) this.sentUpTo = last;
     this.lastSendAt = performance.now();
+    if (this.p.socket.autoAdvance && this.p.windowsize <= MAX_AUTO_ADVANCE_WINDOW && last < this.totalBlocks) this.arm(w, c0);
+  }
+
+  /**
+   * Hands the link the chunks held from `c0` on (the window's and the read-ahead's,
+   * contiguous) so it can answer ACKs itself until it runs past them; re-armed only when
+   * that set changes, i.e. about once per chunk (~178 blocks of 1468 in 256 KiB).
+   */
+  private arm(w: WindowSpec, c0: number): void {
+    let n = 0;
+    while (n < MAX_ARMED_CHUNKS && this.held.has(c0 + n)) n++;
+    if (n === 0 || (c0 === this.armedFirst && n === this.armedCount)) return;
+    const spec = (this.armSpec ??= { ...w, chunks: [] });
+    spec.firstChunk = c0;
+    spec.chunks.length = 0;
+    for (let i = 0; i < n; i++) spec.chunks.push(this.held.get(c0 + i) as Buffer);
+    this.armedFirst = c0;
+    this.armedCount = n;
+    this.p.socket.autoAdvance?.(this.st, spec, this.p.windowsize);
+  }
+
+  private disarm(): void {
+    if (this.armedCount === 0) return;
+    this.armedFirst = -1;
+    this.armedCount = 0;
+    this.p.socket.autoAdvance?.(this.st, null, this.p.windowsize);
   }
 
   /** Takes a reference on chunk `idx` unless held; returns a promise if it is still loading. */
@@ -312,6 +392,8 @@ export class Transfer {
   }
 
   private releaseBefore(idx: number): void {
+    // the link must not read a chunk after the cache may have recycled it
+    this.disarm();
     for (const k of this.held.keys()) {
       if (k < idx) {
         this.held.delete(k);
@@ -328,7 +410,7 @@ export class Transfer {
 
   private sendRaw(buf: Buffer): void {
     this.p.socket.send(buf);
-    this.packetsSent++;
+    this.packetsSentHere++;
     this.lastSendAt = performance.now();
   }
 
@@ -340,7 +422,16 @@ export class Transfer {
     try {
       this.timer = undefined;
       if (this.phase === Phase.Done) return;
-      const idle = performance.now() - this.lastSendAt;
+      if (this.lastAcked !== this.ackedAtTimer) {
+        // acknowledged progress the link made by itself since the last look
+        this.ackedAtTimer = this.lastAcked;
+        this.peerSeen = true;
+        this.retries = 0;
+      }
+      let idle = performance.now() - this.lastSendAt;
+      if ((this.st[AutoAdvanceSlot.Windows] as number) > 0 && this.p.socket.nowMs) {
+        idle = Math.min(idle, this.p.socket.nowMs() - (this.st[AutoAdvanceSlot.LastSendMs] as number));
+      }
       if (idle < this.p.timeoutMs || this.waitingForChunk) {
         // something was sent since the timer was armed: sleep for the remainder
         this.armTimer(Math.max(1, this.p.timeoutMs - idle));
