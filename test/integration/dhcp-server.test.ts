@@ -6,6 +6,9 @@
  * limit, booter "ignore", boot events, counters.
  */
 import dgram from 'node:dgram';
+import os from 'node:os';
+import { constants, performance, PerformanceObserver } from 'node:perf_hooks';
+import v8 from 'node:v8';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode, encode, makeRequest, type DhcpPacket } from '../../src/dhcp/codec.js';
 import * as o from '../../src/dhcp/options.js';
@@ -139,4 +142,69 @@ describe('ProxyDhcpServer (loopback)', () => {
     });
     await expect(other.start()).rejects.toThrow(/cannot bind 127\.0\.0\.1:\d+ \(dhcp\)/);
   });
+});
+
+describe('ProxyDhcpServer idle housekeeping', () => {
+  it('re-reads the interface list and scavenges the young generation between bursts, never in the middle of one', async () => {
+    const reads: number[] = [];
+    const fakeLo: os.NetworkInterfaceInfo = { address: '127.0.0.1', netmask: '255.0.0.0', family: 'IPv4', mac: '00:00:00:00:00:00', internal: false, cidr: '127.0.0.1/8' };
+    const srv = new ProxyDhcpServer({
+      booter: { dhcpBoot: () => ({ action: 'boot', bootFile: 'pxelinux.0', nextServer: '127.0.0.1', reason: 'test' }) },
+      logger: silentLogger,
+      bindAddress: '127.0.0.1',
+      dhcpPort: 0,
+      pxePort: 0,
+      clientPort: client.address().port,
+      // no serverAddress: derived from the interface list per request
+      networkInterfaces: () => {
+        reads.push(Date.now());
+        return { lo: [fakeLo] };
+      },
+    });
+    const minorGcs: number[] = [];
+    const obs = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) if ((e.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MINOR) minorGcs.push(performance.timeOrigin + e.startTime);
+    });
+    obs.observe({ entryTypes: ['gc'] });
+    try {
+      await srv.start();
+      const port = srv.ports.pxe ?? 0;
+      // a 2.6 s burst (longer than the 2 s refresh period): a request every 5 ms
+      const burstStart = Date.now();
+      let xid = 5000;
+      const sent: number[] = [];
+      while (Date.now() - burstStart < 2_600) {
+        client.send(request('52:54:00:00:01:01', xid++, 3), port, '127.0.0.1');
+        sent.push(Date.now());
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const burstEnd = sent[sent.length - 1] ?? Date.now();
+      // garbage left in the young generation by the burst: fill it to 40-100 % (V8 may
+      // scavenge by itself on the way; then keep filling), bounded
+      const youngFill = (): number => {
+        const y = v8.getHeapSpaceStatistics().find((sp) => sp.space_name === 'new_space');
+        return y ? y.space_used_size / y.space_size : 1;
+      };
+      let junk: number[][] = [];
+      for (let round = 0; round < 10_000 && youngFill() < 0.4; round++) for (let i = 0; i < 500; i++) junk.push([i, i, i, i]);
+      junk = [];
+      expect(youngFill()).toBeGreaterThan(0.25);
+      const junkDone = Date.now();
+      // the list is re-read once quiet and at least 2 s old (a stall of this loop may
+      // have let the proxy refresh it during the burst)
+      const due = Math.max(burstEnd, Math.max(...reads.filter((t) => t <= burstEnd)) + 2_000);
+      await new Promise((r) => setTimeout(r, due - Date.now() + 400));
+      expect(srv.stats.acks).toBeGreaterThan(200);
+      // during the burst, a read may only follow a real pause in the requests (this
+      // test's own loop can stall on a loaded machine), never a request 5 ms earlier
+      const readsAfterBusyMoments = reads.filter((t) => t > burstStart + 100 && t <= burstEnd && t - Math.max(...sent.filter((x) => x <= t)) < 40);
+      expect(readsAfterBusyMoments, 'interface reads while requests kept coming').toEqual([]);
+      expect(reads.filter((t) => t > burstEnd && t <= due + 400).length, `an interface read once it went quiet (reads ${JSON.stringify(reads.map((t) => t - burstStart))}, end ${burstEnd - burstStart}, due ${due - burstStart}, now ${Date.now() - burstStart})`).toBeGreaterThan(0);
+      expect(minorGcs.filter((t) => t > junkDone && t <= junkDone + 400).length, 'a scavenge once it went quiet').toBeGreaterThan(0);
+      expect(junk).toEqual([]);
+    } finally {
+      obs.disconnect();
+      await srv.close();
+    }
+  }, 20_000);
 });
