@@ -309,6 +309,40 @@ describe('native UDP socket in namespaces (tbf qdisc for a full socket buffer, v
     await lab.cleanup();
   });
 
+  /**
+   * A native socket on `address`:9999 in namespace `ns`, in a child node: records
+   * `record` (an expression of buf and len, spread into the list) per datagram and, once
+   * `count` values arrived (exit 0) or after `timeoutMs` (exit 1), prints them as JSON.
+   * Resolves once it is listening; seen() waits for its exit and checks it.
+   */
+  async function nsReceiver(ns: string, address: string, count: number, record: string, timeoutMs: number): Promise<{ seen: () => Promise<unknown[]> }> {
+    const rx = lab.spawn(ns, [
+      'node',
+      '--input-type=module',
+      '-e',
+      `
+      const { NativeUdpSocket } = await import(${JSON.stringify(DIST_UDP)});
+      const s = new NativeUdpSocket({ family: 'udp4', recvBufferSize: 8 << 20 });
+      s.bind(9999, ${JSON.stringify(address)});
+      const seen = [];
+      s.start((buf, len) => seen.push(${record}));
+      console.log('ready');
+      const t = setInterval(() => { if (seen.length >= ${count}) { console.log(JSON.stringify(seen)); clearInterval(t); process.exit(0); } }, 20);
+      setTimeout(() => { console.log(JSON.stringify(seen)); process.exit(1); }, ${timeoutMs});
+      `,
+    ]);
+    let out = '';
+    rx.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor(() => out.includes('ready'), 10_000, 'the receiver');
+    return {
+      seen: async () => {
+        await waitFor(() => rx.exitCode !== null, timeoutMs + 5_000, 'the receiver to finish');
+        expect(rx.exitCode, out).toBe(0);
+        return JSON.parse(out.split('\n').find((l) => l.startsWith('[')) ?? '[]') as unknown[];
+      },
+    };
+  }
+
   it('queues on EAGAIN and flushes in order when writable: nothing lost, nothing reordered', async () => {
     const a = await lab.netns('a');
     const b = await lab.netns('b');
@@ -317,24 +351,7 @@ describe('native UDP socket in namespaces (tbf qdisc for a full socket buffer, v
     // send loop, and the small SO_SNDBUF fills after a handful
     const tc = await lab.exec(a, ['tc', 'qdisc', 'add', 'dev', 'a0', 'root', 'tbf', 'rate', '4mbit', 'burst', '8kb', 'latency', '5s'], 5_000);
     expect(tc.code, tc.stderr).toBe(0);
-    const rx = lab.spawn(b, [
-      'node',
-      '--input-type=module',
-      '-e',
-      `
-      const { NativeUdpSocket } = await import(${JSON.stringify(DIST_UDP)});
-      const s = new NativeUdpSocket({ family: 'udp4', recvBufferSize: 8 << 20 });
-      s.bind(9999, '10.77.0.2');
-      const seen = [];
-      s.start((buf, len) => { seen.push(buf.readUInt32BE(4)); if (len !== 1000) seen.push(-len); });
-      console.log('ready');
-      const t = setInterval(() => { if (seen.length >= 600) { console.log(JSON.stringify(seen)); clearInterval(t); process.exit(0); } }, 20);
-      setTimeout(() => { console.log(JSON.stringify(seen)); process.exit(1); }, 15000);
-      `,
-    ]);
-    let rxOut = '';
-    rx.stdout?.on('data', (d: Buffer) => (rxOut += d.toString()));
-    await waitFor(() => rxOut.includes('ready'), 10_000, 'the receiver');
+    const rx = await nsReceiver(b, '10.77.0.2', 600, 'buf.readUInt32BE(4), ...(len !== 1000 ? [-len] : [])', 15_000);
     const tx = await node(
       `
       const { NativeUdpSocket } = await import(${JSON.stringify(DIST_UDP)});
@@ -369,34 +386,14 @@ describe('native UDP socket in namespaces (tbf qdisc for a full socket buffer, v
     expect(report.results.every((r) => r === 0)).toBe(true);
     expect(report.afterSend[0]).toBeGreaterThan(100); // most of the 600 had to wait in the queue
     expect(report.final.slice(0, 3)).toEqual([report.afterSend[0], 0, 0]); // all flushed, none dropped
-    await waitFor(() => rx.exitCode !== null, 15_000, 'the receiver to finish');
-    expect(rx.exitCode).toBe(0);
-    const seen = JSON.parse(rxOut.split('\n').find((l) => l.startsWith('[')) ?? '[]') as number[];
-    expect(seen).toEqual([...Array(600).keys()]);
+    expect(await rx.seen()).toEqual([...Array(600).keys()]);
   }, 60_000);
 
   it('a window the path MTU cannot carry as GSO segments falls back to sendmmsg for good (IP fragments), nothing lost', async () => {
     const a = await lab.netns('ga');
     const b = await lab.netns('gb');
     await lab.veth(a, 'ga0', '10.77.1.1/24', b, 'gb0', '10.77.1.2/24'); // MTU 1500
-    const rx = lab.spawn(b, [
-      'node',
-      '--input-type=module',
-      '-e',
-      `
-      const { NativeUdpSocket } = await import(${JSON.stringify(DIST_UDP)});
-      const s = new NativeUdpSocket({ family: 'udp4', recvBufferSize: 4 << 20 });
-      s.bind(9999, '10.77.1.2');
-      const seen = [];
-      s.start((buf, len) => seen.push([buf.readUInt16BE(2), len]));
-      console.log('ready');
-      const t = setInterval(() => { if (seen.length >= 8) { console.log(JSON.stringify(seen)); clearInterval(t); process.exit(0); } }, 20);
-      setTimeout(() => { console.log(JSON.stringify(seen)); process.exit(1); }, 10000);
-      `,
-    ]);
-    let rxOut = '';
-    rx.stdout?.on('data', (d: Buffer) => (rxOut += d.toString()));
-    await waitFor(() => rxOut.includes('ready'), 10_000, 'the receiver');
+    const rx = await nsReceiver(b, '10.77.1.2', 8, '[buf.readUInt16BE(2), len]', 10_000);
     const tx = await node(
       `
       const { NativeUdpSocket } = await import(${JSON.stringify(DIST_UDP)});
@@ -420,9 +417,6 @@ describe('native UDP socket in namespaces (tbf qdisc for a full socket buffer, v
     const report = JSON.parse(tx.stdout.trim()) as { results: number[]; stats: number[] };
     expect(report.results).toEqual([0, 0]);
     expect(report.stats.slice(3)).toEqual([0, 1]); // no GSO batch went out; GSO off for this socket
-    await waitFor(() => rx.exitCode !== null, 15_000, 'the receiver to finish');
-    expect(rx.exitCode).toBe(0);
-    const seen = JSON.parse(rxOut.split('\n').find((l) => l.startsWith('[')) ?? '[]') as number[][];
-    expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8].map((blk) => [blk, 3004]));
+    expect(await rx.seen()).toEqual([1, 2, 3, 4, 5, 6, 7, 8].map((blk) => [blk, 3004]));
   }, 60_000);
 });
