@@ -38,6 +38,18 @@ function sock(opts: ConstructorParameters<typeof NativeUdpSocket>[0]): NativeUdp
   return s;
 }
 
+/** A sender on 127.0.0.1 connected to a receiver that keeps a copy of every datagram. */
+function connectedPair(recvBufferSize?: number): { tx: NativeUdpSocket; got: Buffer[] } {
+  const rx = sock({ family: 'udp4', recvBufferSize });
+  const rxPort = rx.bind(0, '127.0.0.1');
+  const got: Buffer[] = [];
+  rx.start((buf, len) => got.push(Buffer.from(buf.subarray(0, len))));
+  const tx = sock({ family: 'udp4' });
+  tx.bind(0, '127.0.0.1');
+  tx.connect(rxPort, '127.0.0.1');
+  return { tx, got };
+}
+
 /** Runs an ES module snippet in a child node (optionally inside a namespace); bounded. */
 function node(code: string, timeoutMs: number, netns?: string): Promise<RunResult> {
   const argv = ['node', '--input-type=module', '-e', code];
@@ -107,13 +119,7 @@ describe('native UDP socket', () => {
   });
 
   it('sendFileWindow builds DATA packets from a file held in chunks (blocks across chunk edges, the short last block) and checks bounds', async () => {
-    const rx = sock({ family: 'udp4' });
-    const rxPort = rx.bind(0, '127.0.0.1');
-    const got: Buffer[] = [];
-    rx.start((buf, len) => got.push(Buffer.from(buf.subarray(0, len))));
-    const tx = sock({ family: 'udp4' });
-    tx.bind(0, '127.0.0.1');
-    tx.connect(rxPort, '127.0.0.1');
+    const { tx, got } = connectedPair();
     // a 27-byte file in chunks of 10; blksize 8 -> blocks 1..4, the 4th has 3 bytes
     const file = Buffer.from('abcdefghijklmnopqrstuvwxyz!');
     const chunks = [file.subarray(0, 10), file.subarray(10, 20), file.subarray(20, 27)];
@@ -132,13 +138,7 @@ describe('native UDP socket', () => {
   });
 
   it('a window of up to 64 datagrams goes out as one UDP GSO send and arrives as the same datagrams (ring wrap, short last block)', async () => {
-    const rx = sock({ family: 'udp4', recvBufferSize: 4 << 20 });
-    const rxPort = rx.bind(0, '127.0.0.1');
-    const got: Buffer[] = [];
-    rx.start((buf, len) => got.push(Buffer.from(buf.subarray(0, len))));
-    const tx = sock({ family: 'udp4' });
-    tx.bind(0, '127.0.0.1');
-    tx.connect(rxPort, '127.0.0.1');
+    const { tx, got } = connectedPair(4 << 20);
     // 40 blocks of 1468, the 40th holding 100 bytes; blocks 21..40 sit in slots 21..31
     // then 0..8 of a 32-slot ring, so the GSO buffer is two pieces of the ring
     const file = Buffer.alloc(39 * 1468 + 100);
