@@ -28,6 +28,7 @@ import { interfaceIndex, NativeUdpSocket, nativeUdpStatus, resolveUdpIo, type Ud
 import dns from 'node:dns';
 import { isIPv4 } from 'node:net';
 import os from 'node:os';
+import { performance } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { pino, type Logger } from 'pino';
@@ -201,14 +202,20 @@ const IDLE_SCAVENGE_FILL = 0.25;
  * flag is set at run time and the function taken from a new context, where V8 installs
  * it. Undefined if this V8 refuses (the proxy then simply scavenges when V8 decides).
  */
+let minorGcCached: { fn: ((opts: { type: 'minor' }) => void) | undefined } | undefined;
 function minorGcFunction(): ((opts: { type: 'minor' }) => void) | undefined {
+  // once per process: the flag is process-wide (a `gc` global in every context created
+  // after this, worker threads included; nothing here relies on it elsewhere)
+  if (minorGcCached) return minorGcCached.fn;
+  minorGcCached = { fn: undefined };
   try {
     v8.setFlagsFromString('--expose-gc');
     const gc: unknown = vm.runInNewContext('gc');
-    return typeof gc === 'function' ? (gc as (opts: { type: 'minor' }) => void) : undefined;
+    if (typeof gc === 'function') minorGcCached.fn = gc as (opts: { type: 'minor' }) => void;
   } catch {
-    return undefined;
+    // the proxy then scavenges when V8 decides
   }
+  return minorGcCached.fn;
 }
 
 /** Token bucket per MAC, bounded in memory. */
@@ -523,7 +530,7 @@ export class ProxyDhcpServer {
   /** Never throws: everything is counted. */
   private onMessage(msg: Buffer, rinfo: Source, kind: 'dhcp' | 'pxe', sock: ProxySocket | undefined): void {
     this.stats.received++;
-    this.lastRequestAt = Date.now();
+    this.lastRequestAt = performance.now();
     try {
       this.handle(msg, rinfo, kind, sock);
     } catch (err) {
@@ -727,9 +734,9 @@ export class ProxyDhcpServer {
    */
   private startHousekeeping(): void {
     this.housekeeping = setInterval(() => {
-      const now = Date.now();
+      const now = performance.now();
       const quiet = now - this.lastRequestAt >= IF_QUIET_MS;
-      const age = now - (this.ifCache?.at ?? 0);
+      const age = this.ifCache ? now - this.ifCache.at : Infinity;
       if (age >= IF_MAX_AGE_MS || (quiet && age >= IF_REFRESH_MS)) {
         try {
           this.ifCache = { at: now, list: this.readInterfaces() };
@@ -763,7 +770,7 @@ export class ProxyDhcpServer {
    * missed). Read here only when there is no cache yet, or it is older than `maxAgeMs`.
    */
   private v4Interfaces(maxAgeMs = Infinity): V4If[] {
-    const now = Date.now();
+    const now = performance.now();
     if (this.ifCache && now - this.ifCache.at < maxAgeMs) return this.ifCache.list;
     const list = this.readInterfaces();
     this.ifCache = { at: now, list };

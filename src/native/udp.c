@@ -39,6 +39,15 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <sys/types.h>
+
+/* glibc before 2.29 (RHEL 8, Debian 10) lacks these in <netinet/udp.h> */
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -429,6 +438,13 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->fd = fd;
   s->family = family == 6 ? 6 : 4;
   s->pktinfo = (flags & 8) && family != 6;
+  /* A kernel before 4.18 does not refuse the UDP_SEGMENT control message, it ignores it,
+     and would send a whole window as one oversized datagram: ask the socket first. */
+  {
+    int gso = 0;
+    socklen_t gl = sizeof gso;
+    if (getsockopt(fd, SOL_UDP, UDP_SEGMENT, &gso, &gl) < 0) s->no_gso = 1;
+  }
   s->poll.data = s;
   napi_value ext;
   CHECK(napi_create_external(env, s, NULL, NULL, &ext));

@@ -203,7 +203,8 @@ export class NativeUdpSocket {
   /**
    * Arms TFTP auto-advance (udp.c auto_advance_t): the in-order ACK of the whole
    * outstanding window is answered natively with the next window, built from `chunks`,
-   * as long as it lies inside them and is not the last; the transfer state it reads and
+   * as long as it lies inside them (the ACK that ends the transfer is never answered
+   * here); the transfer state it reads and
    * advances is `state` (AutoAdvanceSlot indexes). Every other datagram still reaches
    * onMessage. `null` disarms; disarm before releasing any chunk given.
    */

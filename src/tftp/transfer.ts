@@ -42,9 +42,10 @@ export interface TransferLink {
   /**
    * Native link only (udp.c auto-advance): from now on the link itself answers the
    * in-order ACK of the whole outstanding window with the next window, built from
-   * `w.chunks` (chunk `w.firstChunk` on), while that window lies inside them and is not
-   * the file's last; it advances `state` (AutoAdvanceSlot) in place, and every other
-   * datagram still reaches onMessage. `null` disarms (before any chunk given is released).
+   * `w.chunks` (chunk `w.firstChunk` on), while that window lies inside them (the
+   * file's last window included; the ACK that ends the transfer always comes here); it
+   * advances `state` (AutoAdvanceSlot) in place, and every other datagram still reaches
+   * onMessage. `null` disarms (before any chunk given is released).
    */
   autoAdvance?(state: Float64Array, w: WindowSpec | null, windowsize: number): void;
   /** the clock of state[AutoAdvanceSlot.LastSendMs] */
@@ -433,8 +434,9 @@ export class Transfer {
         idle = Math.min(idle, this.p.socket.nowMs() - (this.st[AutoAdvanceSlot.LastSendMs] as number));
       }
       if (idle < this.p.timeoutMs || this.waitingForChunk) {
-        // something was sent since the timer was armed: sleep for the remainder
-        this.armTimer(Math.max(1, this.p.timeoutMs - idle));
+        // something was sent since the timer was armed: sleep for the remainder (a
+        // whole period while a chunk read is pending, not a 1 ms spin)
+        this.armTimer(this.waitingForChunk ? this.p.timeoutMs : Math.max(1, this.p.timeoutMs - idle));
         return;
       }
       this.retries++;
