@@ -79,22 +79,29 @@ typedef struct queued {
  * Float64Array, so both sides see one copy. Measured reason (docs/benchmarks.md): JS
  * entry and exit per block cost ~6 us of user CPU, which made lock-step 0.8x atftpd.
  */
-#define AA_MAX_CHUNKS 64
+#define MAX_CHUNKS 64
 enum { AA_LAST_ACKED, AA_SENT_UP_TO, AA_LAST_SEND_MS, AA_WINDOWS, AA_PACKETS, AA_BYTES, AA_STATE_LEN };
+
+/* A file held in equal chunks (cdata[i] is chunk first_chunk+i, byte
+   (first_chunk+i)*chunk_size of the file) and the ring of `slots` slots of `stride`
+   bytes its DATA packets are built in: what sendFileWindow and autoAdvance both take. */
+typedef struct {
+  char *ring;
+  uint32_t stride, slots, blksize;
+  double file_size, chunk_size;
+  uint32_t first_chunk, nchunks;
+  char *cdata[MAX_CHUNKS];
+  size_t clen[MAX_CHUNKS];
+} file_window_t;
 
 typedef struct {
   int armed;
   double *state;
-  napi_ref state_ref;
-  char *ring;
-  size_t ring_len;
-  napi_ref ring_ref;
-  uint32_t stride, slots, windowsize, blksize;
-  double file_size, chunk_size, total_blocks;
-  uint32_t first_chunk, nchunks;
-  char *cdata[AA_MAX_CHUNKS];
-  size_t clen[AA_MAX_CHUNKS];
-  napi_ref cref[AA_MAX_CHUNKS];
+  napi_ref state_ref, ring_ref;
+  napi_ref cref[MAX_CHUNKS];
+  uint32_t windowsize;
+  double total_blocks;
+  file_window_t fw;
 } auto_advance_t;
 
 typedef struct {
@@ -779,19 +786,18 @@ static int send_ring(sock_t *s, void *ring, uint32_t stride, uint32_t slots, uin
 #define BW_SHORT (-2)
 
 /* Writes the TFTP DATA packets (RFC 1350 sec. 5: opcode 3, 16-bit block number,
-   payload) of blocks first_block .. first_block+count-1 of a file held as equal chunks
-   (cdata[i] is chunk first_chunk+i) into their ring slots (slot = block % slots).
-   Returns the length of the last packet (all others are 4 + blksize), or BW_OUTSIDE /
-   BW_SHORT when a block is not inside the chunks given: every copy is bounds-checked. */
-static int64_t build_window(char *ring, uint32_t stride, uint32_t slots, double first_block, uint32_t count, uint32_t blksize, double file_size,
-                            double chunk_size, uint32_t first_chunk, char *const *cdata, const size_t *clen, uint32_t nchunks) {
+   payload) of blocks first_block .. first_block+count-1 of fw's file into their ring
+   slots (slot = block % slots). Returns the length of the last packet (all others are
+   4 + blksize), or BW_OUTSIDE / BW_SHORT when a block is not inside the chunks given:
+   every copy is bounds-checked. */
+static int64_t build_window(const file_window_t *fw, double first_block, uint32_t count) {
   uint32_t last_len = 0;
   for (uint32_t i = 0; i < count; i++) {
     double b = first_block + i;
-    double off = (b - 1) * blksize;
-    double remaining = file_size - off;
-    uint32_t len = remaining <= 0 ? 0 : remaining < blksize ? (uint32_t)remaining : blksize;
-    char *dst = ring + (size_t)((uint64_t)b % slots) * stride;
+    double off = (b - 1) * fw->blksize;
+    double remaining = fw->file_size - off;
+    uint32_t len = remaining <= 0 ? 0 : remaining < fw->blksize ? (uint32_t)remaining : fw->blksize;
+    char *dst = fw->ring + (size_t)((uint64_t)b % fw->slots) * fw->stride;
     uint32_t bn = (uint32_t)((uint64_t)b & 0xffff); /* block numbers roll over (RFC 1350 has 16 bits) */
     dst[0] = 0;
     dst[1] = 3;
@@ -800,14 +806,14 @@ static int64_t build_window(char *ring, uint32_t stride, uint32_t slots, double 
     uint32_t copied = 0;
     while (copied < len) {
       double pos = off + copied;
-      double ci_abs = (double)(uint64_t)(pos / chunk_size);
-      if (ci_abs < first_chunk || ci_abs - first_chunk >= nchunks) return BW_OUTSIDE;
-      uint32_t ci = (uint32_t)(ci_abs - first_chunk);
-      size_t within = (size_t)(pos - ci_abs * chunk_size);
-      if (within >= clen[ci]) return BW_SHORT;
+      double ci_abs = (double)(uint64_t)(pos / fw->chunk_size);
+      if (ci_abs < fw->first_chunk || ci_abs - fw->first_chunk >= fw->nchunks) return BW_OUTSIDE;
+      uint32_t ci = (uint32_t)(ci_abs - fw->first_chunk);
+      size_t within = (size_t)(pos - ci_abs * fw->chunk_size);
+      if (within >= fw->clen[ci]) return BW_SHORT;
       size_t n = len - copied;
-      if (n > clen[ci] - within) n = clen[ci] - within;
-      memcpy(dst + 4 + copied, cdata[ci] + within, n);
+      if (n > fw->clen[ci] - within) n = fw->clen[ci] - within;
+      memcpy(dst + 4 + copied, fw->cdata[ci] + within, n);
       copied += (uint32_t)n;
     }
     last_len = 4 + len;
@@ -815,16 +821,65 @@ static int64_t build_window(char *ring, uint32_t stride, uint32_t slots, double 
   return last_len;
 }
 
+/* Sends `count` DATA packets built by build_window from block first_block (their ring
+   slots are consecutive, wrapping): send_ring's result. */
+static int send_file_window(sock_t *s, const file_window_t *fw, double first_block, uint32_t count, int64_t last_len) {
+  return send_ring(s, fw->ring, fw->stride, fw->slots, (uint32_t)((uint64_t)first_block % fw->slots), count, (uint32_t)last_len);
+}
+
+/* Reads (ring, stride, slots, blksize, fileSize, chunkSize, firstChunk, chunks[]) from
+   v[0..7] into *fw, checked: every slot inside the ring, blksize fits a slot, at most
+   MAX_CHUNKS chunks. With `refs`, takes a reference on each chunk. 0, or -1 after a
+   throw ("bad <what>" for a range that does not fit). */
+static int get_file_window(napi_env env, napi_value *v, file_window_t *fw, napi_ref *refs, const char *what) {
+  memset(fw, 0, sizeof *fw);
+  void *ring;
+  size_t ring_len;
+  if (napi_get_buffer_info(env, v[0], &ring, &ring_len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "udp.node: ring must be a Buffer");
+    return -1;
+  }
+  fw->ring = ring;
+  napi_get_value_uint32(env, v[1], &fw->stride);
+  napi_get_value_uint32(env, v[2], &fw->slots);
+  napi_get_value_uint32(env, v[3], &fw->blksize);
+  napi_get_value_double(env, v[4], &fw->file_size);
+  napi_get_value_double(env, v[5], &fw->chunk_size);
+  napi_get_value_uint32(env, v[6], &fw->first_chunk);
+  if (napi_get_array_length(env, v[7], &fw->nchunks) != napi_ok) {
+    napi_throw_type_error(env, NULL, "udp.node: chunks must be an array of Buffers");
+    return -1;
+  }
+  if (fw->stride < 4 || fw->blksize == 0 || fw->blksize > fw->stride - 4 || fw->slots == 0 || (size_t)fw->stride * fw->slots > ring_len ||
+      fw->chunk_size < 1 || fw->file_size < 0 || fw->nchunks > MAX_CHUNKS) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "udp.node: bad %s", what);
+    napi_throw_range_error(env, NULL, msg);
+    return -1;
+  }
+  for (uint32_t i = 0; i < fw->nchunks; i++) {
+    napi_value c;
+    void *d = NULL;
+    size_t l = 0;
+    if (napi_get_element(env, v[7], i, &c) != napi_ok || napi_get_buffer_info(env, c, &d, &l) != napi_ok) {
+      for (uint32_t j = 0; refs && j < i; j++) napi_delete_reference(env, refs[j]);
+      napi_throw_type_error(env, NULL, "udp.node: chunks must be an array of Buffers");
+      return -1;
+    }
+    fw->cdata[i] = d;
+    fw->clen[i] = l;
+    if (refs) napi_create_reference(env, c, 1, &refs[i]);
+  }
+  return 0;
+}
+
 /*
- * sendFileWindow(h, ring, stride, slots, firstBlock, count, blksize, fileSize, chunkSize,
- *                firstChunk, chunks[]) on a connected socket: builds TFTP DATA packets
- * (RFC 1350 sec. 5: opcode 3, 16-bit block number, payload) for blocks firstBlock ..
- * firstBlock+count-1 of a file held as equal chunks (chunks[i] is chunk firstChunk+i,
- * byte (firstChunk+i)*chunkSize of the file), each into its ring slot, and sends them
- * with sendmmsg. The protocol decisions (which blocks, when) stay in transfer.ts; this
- * only replaces its per-block header write and Buffer#copy (a typed-array allocation
- * and argument checks per block, ~4 % of a lock-step profile). Every copy is
- * bounds-checked against the chunk it reads.
+ * sendFileWindow(h, firstBlock, count, ring, stride, slots, blksize, fileSize, chunkSize,
+ *                firstChunk, chunks[]) on a connected socket: builds the TFTP DATA
+ * packets of blocks firstBlock .. firstBlock+count-1 (build_window), each into its ring
+ * slot, and sends them (send_ring). The protocol decisions (which blocks, when) stay in
+ * transfer.ts; this only replaces its per-block header write and Buffer#copy (a
+ * typed-array allocation and argument checks per block, ~4 % of a lock-step profile).
  */
 static napi_value js_send_file_window(napi_env env, napi_callback_info info) {
   size_t argc = 11;
@@ -836,46 +891,17 @@ static napi_value js_send_file_window(napi_env env, napi_callback_info info) {
   }
   sock_t *s = get_sock(env, argv[0]);
   if (!s) return NULL;
-  void *ring;
-  size_t ring_len;
-  if (napi_get_buffer_info(env, argv[1], &ring, &ring_len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "udp.node: ring must be a Buffer");
-    return NULL;
-  }
-  uint32_t stride = 0, slots = 0, count = 0, blksize = 0, first_chunk = 0;
-  double first_block = 0, file_size = 0, chunk_size = 0;
-  napi_get_value_uint32(env, argv[2], &stride);
-  napi_get_value_uint32(env, argv[3], &slots);
-  napi_get_value_double(env, argv[4], &first_block);
-  napi_get_value_uint32(env, argv[5], &count);
-  napi_get_value_uint32(env, argv[6], &blksize);
-  napi_get_value_double(env, argv[7], &file_size);
-  napi_get_value_double(env, argv[8], &chunk_size);
-  napi_get_value_uint32(env, argv[9], &first_chunk);
-  uint32_t nchunks = 0;
-  if (napi_get_array_length(env, argv[10], &nchunks) != napi_ok) {
-    napi_throw_type_error(env, NULL, "udp.node: chunks must be an array of Buffers");
-    return NULL;
-  }
-  if (stride < 4 || blksize == 0 || blksize > stride - 4 || slots == 0 || (size_t)stride * slots > ring_len || count == 0 ||
-      count > slots || first_block < 1 || chunk_size < 1 || file_size < 0 || nchunks > 64) {
+  double first_block = 0;
+  uint32_t count = 0;
+  napi_get_value_double(env, argv[1], &first_block);
+  napi_get_value_uint32(env, argv[2], &count);
+  file_window_t fw;
+  if (get_file_window(env, argv + 3, &fw, NULL, "window") < 0) return NULL;
+  if (count == 0 || count > fw.slots || first_block < 1) {
     napi_throw_range_error(env, NULL, "udp.node: bad window");
     return NULL;
   }
-  char *cdata[64];
-  size_t clen[64];
-  for (uint32_t i = 0; i < nchunks; i++) {
-    napi_value v;
-    void *d = NULL;
-    size_t l = 0;
-    if (napi_get_element(env, argv[10], i, &v) != napi_ok || napi_get_buffer_info(env, v, &d, &l) != napi_ok) {
-      napi_throw_type_error(env, NULL, "udp.node: chunks must be an array of Buffers");
-      return NULL;
-    }
-    cdata[i] = d;
-    clen[i] = l;
-  }
-  int64_t last_len = build_window((char *)ring, stride, slots, first_block, count, blksize, file_size, chunk_size, first_chunk, cdata, clen, nchunks);
+  int64_t last_len = build_window(&fw, first_block, count);
   if (last_len == BW_OUTSIDE) {
     napi_throw_range_error(env, NULL, "udp.node: block outside the chunks given");
     return NULL;
@@ -884,17 +910,15 @@ static napi_value js_send_file_window(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "udp.node: chunk shorter than the file");
     return NULL;
   }
-  /* the slots are consecutive in the ring (wrapping) */
-  return result_int(env, send_ring(s, ring, stride, slots, (uint32_t)((uint64_t)first_block % slots), count, (uint32_t)last_len));
+  return result_int(env, send_file_window(s, &fw, first_block, count, last_len));
 }
-
 
 static void aa_disarm(sock_t *s) {
   auto_advance_t *a = &s->aa;
   napi_env env = s->env;
   if (a->state_ref) napi_delete_reference(env, a->state_ref);
   if (a->ring_ref) napi_delete_reference(env, a->ring_ref);
-  for (uint32_t i = 0; i < a->nchunks; i++)
+  for (uint32_t i = 0; i < a->fw.nchunks; i++)
     if (a->cref[i]) napi_delete_reference(env, a->cref[i]);
   memset(a, 0, sizeof *a);
 }
@@ -909,26 +933,27 @@ static int aa_try(sock_t *s, ssize_t n) {
   if (!a->armed || n != 4) return 0;
   const uint8_t *d = (const uint8_t *)s->recv_data;
   if (d[0] != 0 || d[1] != 4) return 0;
+  const file_window_t *fw = &a->fw;
   double *st = a->state;
   double acked = st[AA_LAST_ACKED], sent = st[AA_SENT_UP_TO];
-  /* only the ACK of the highest block sent, when it is new; and never the last window's
-     (the end of the transfer is transfer.ts's business) */
+  /* only the ACK of the highest block sent, when it is new and more is left to send
+     (the ACK that ends the transfer is transfer.ts's business) */
   if (!(acked < sent) || sent >= a->total_blocks) return 0;
   if ((((uint32_t)d[2] << 8) | d[3]) != (uint32_t)((uint64_t)sent & 0xffff)) return 0;
   double first = sent + 1;
   double last = sent + a->windowsize < a->total_blocks ? sent + a->windowsize : a->total_blocks;
   uint32_t count = (uint32_t)(last - first + 1);
-  if (count > a->slots) return 0;
-  double start_off = (first - 1) * a->blksize;
-  double end_off = last * a->blksize < a->file_size ? last * a->blksize : a->file_size;
+  if (count > fw->slots) return 0;
+  double start_off = (first - 1) * fw->blksize;
+  double end_off = last * fw->blksize < fw->file_size ? last * fw->blksize : fw->file_size;
   if (end_off > start_off) {
-    double c0 = (double)(uint64_t)(start_off / a->chunk_size), c1 = (double)(uint64_t)((end_off - 1) / a->chunk_size);
-    if (c0 < a->first_chunk || c1 >= (double)a->first_chunk + a->nchunks) return 0; /* a chunk JS has not armed */
+    double c0 = (double)(uint64_t)(start_off / fw->chunk_size), c1 = (double)(uint64_t)((end_off - 1) / fw->chunk_size);
+    if (c0 < fw->first_chunk || c1 >= (double)fw->first_chunk + fw->nchunks) return 0; /* a chunk JS has not armed */
   }
-  int64_t last_len = build_window(a->ring, a->stride, a->slots, first, count, a->blksize, a->file_size, a->chunk_size, a->first_chunk, a->cdata, a->clen, a->nchunks);
+  int64_t last_len = build_window(fw, first, count);
   if (last_len < 0) return 0; /* cannot happen after the range check; JS reports it */
   /* a send error (ICMP refused...) is the timer's business, as on the JS path */
-  send_ring(s, a->ring, a->stride, a->slots, (uint32_t)((uint64_t)first % a->slots), count, (uint32_t)last_len);
+  send_file_window(s, fw, first, count, last_len);
   st[AA_LAST_ACKED] = sent;
   st[AA_SENT_UP_TO] = last;
   st[AA_LAST_SEND_MS] = now_ms(s->loop);
@@ -939,10 +964,11 @@ static int aa_try(sock_t *s, ssize_t n) {
 }
 
 /*
- * autoAdvance(h, state: Float64Array(6), ring, stride, slots, windowsize, blksize, fileSize,
- *             chunkSize, firstChunk, chunks[]) arms the socket (see auto_advance_t);
- * autoAdvance(h, null) disarms it. The caller must disarm before it lets go of any
- * chunk given (references are kept, but the chunk cache recycles released buffers).
+ * autoAdvance(h, state: Float64Array(6), windowsize, ring, stride, slots, blksize,
+ *             fileSize, chunkSize, firstChunk, chunks[]) arms the socket (see
+ * auto_advance_t); autoAdvance(h, null) disarms it. The caller must disarm before it
+ * lets go of any chunk given (references are kept, but the chunk cache recycles
+ * released buffers).
  */
 static napi_value js_auto_advance(napi_env env, napi_callback_info info) {
   size_t argc = 11;
@@ -965,52 +991,18 @@ static napi_value js_auto_advance(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "udp.node: state must be a Float64Array of 6");
     return NULL;
   }
-  void *ring;
-  size_t ring_len;
-  if (napi_get_buffer_info(env, argv[2], &ring, &ring_len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "udp.node: ring must be a Buffer");
-    return NULL;
-  }
   auto_advance_t a;
   memset(&a, 0, sizeof a);
-  uint32_t first_chunk = 0, nchunks = 0;
-  napi_get_value_uint32(env, argv[3], &a.stride);
-  napi_get_value_uint32(env, argv[4], &a.slots);
-  napi_get_value_uint32(env, argv[5], &a.windowsize);
-  napi_get_value_uint32(env, argv[6], &a.blksize);
-  napi_get_value_double(env, argv[7], &a.file_size);
-  napi_get_value_double(env, argv[8], &a.chunk_size);
-  napi_get_value_uint32(env, argv[9], &first_chunk);
-  if (napi_get_array_length(env, argv[10], &nchunks) != napi_ok) {
-    napi_throw_type_error(env, NULL, "udp.node: chunks must be an array of Buffers");
-    return NULL;
-  }
-  if (a.stride < 4 || a.blksize == 0 || a.blksize > a.stride - 4 || a.slots == 0 || (size_t)a.stride * a.slots > ring_len || a.windowsize == 0 ||
-      a.chunk_size < 1 || a.file_size < 0 || nchunks > AA_MAX_CHUNKS) {
+  napi_get_value_uint32(env, argv[2], &a.windowsize);
+  if (a.windowsize == 0) {
     napi_throw_range_error(env, NULL, "udp.node: bad auto-advance window");
     return NULL;
   }
-  for (uint32_t i = 0; i < nchunks; i++) {
-    napi_value v;
-    void *d = NULL;
-    size_t l = 0;
-    if (napi_get_element(env, argv[10], i, &v) != napi_ok || napi_get_buffer_info(env, v, &d, &l) != napi_ok) {
-      for (uint32_t j = 0; j < i; j++) napi_delete_reference(env, a.cref[j]);
-      napi_throw_type_error(env, NULL, "udp.node: chunks must be an array of Buffers");
-      return NULL;
-    }
-    a.cdata[i] = d;
-    a.clen[i] = l;
-    napi_create_reference(env, v, 1, &a.cref[i]);
-  }
-  a.first_chunk = first_chunk;
-  a.nchunks = nchunks;
-  a.total_blocks = (double)(uint64_t)(a.file_size / a.blksize) + 1;
+  if (get_file_window(env, argv + 3, &a.fw, a.cref, "auto-advance window") < 0) return NULL;
+  a.total_blocks = (double)(uint64_t)(a.fw.file_size / a.fw.blksize) + 1;
   a.state = st_data;
-  a.ring = ring;
-  a.ring_len = ring_len;
   napi_create_reference(env, argv[1], 1, &a.state_ref);
-  napi_create_reference(env, argv[2], 1, &a.ring_ref);
+  napi_create_reference(env, argv[3], 1, &a.ring_ref);
   a.armed = 1;
   s->aa = a;
   return NULL;

@@ -13,6 +13,9 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { PACKAGE_DIR } from '../config.js';
 
+/** ring, stride, slots, blksize, fileSize, chunkSize, firstChunk, chunks */
+type FileWindowArgs = [Buffer, number, number, number, number, number, number, Buffer[]];
+
 interface UdpAddon {
   open(family: 4 | 6, flags: number, rcvbuf: number, sndbuf: number): unknown;
   bind(h: unknown, host: string, port: number): number;
@@ -23,32 +26,9 @@ interface UdpAddon {
   close(h: unknown): void;
   stats(h: unknown): [number, number, number, number, number];
   nameToIndex(name: string): number;
-  sendFileWindow(
-    h: unknown,
-    ring: Buffer,
-    stride: number,
-    slots: number,
-    firstBlock: number,
-    count: number,
-    blksize: number,
-    fileSize: number,
-    chunkSize: number,
-    firstChunk: number,
-    chunks: Buffer[],
-  ): number;
-  autoAdvance(
-    h: unknown,
-    state: Float64Array | null,
-    ring?: Buffer,
-    stride?: number,
-    slots?: number,
-    windowsize?: number,
-    blksize?: number,
-    fileSize?: number,
-    chunkSize?: number,
-    firstChunk?: number,
-    chunks?: Buffer[],
-  ): void;
+  // the file window (ring .. chunks) is the same trailing arguments for both (udp.c get_file_window)
+  sendFileWindow(h: unknown, firstBlock: number, count: number, ...window: FileWindowArgs): number;
+  autoAdvance(h: unknown, state: Float64Array | null, windowsize?: number, ...window: Partial<FileWindowArgs>): void;
   nowMs(): number;
 }
 
@@ -197,7 +177,7 @@ export class NativeUdpSocket {
    * sendmmsg (see udp.c): transfer.ts's window loop without a Buffer#copy per block.
    */
   sendFileWindow(ring: Buffer, stride: number, slots: number, firstBlock: number, count: number, blksize: number, fileSize: number, chunkSize: number, firstChunk: number, chunks: Buffer[]): number {
-    return (addon as UdpAddon).sendFileWindow(this.handle, ring, stride, slots, firstBlock, count, blksize, fileSize, chunkSize, firstChunk, chunks);
+    return (addon as UdpAddon).sendFileWindow(this.handle, firstBlock, count, ring, stride, slots, blksize, fileSize, chunkSize, firstChunk, chunks);
   }
 
   /**
@@ -209,7 +189,7 @@ export class NativeUdpSocket {
    * onMessage. `null` disarms; disarm before releasing any chunk given.
    */
   autoAdvance(state: Float64Array | null, ring?: Buffer, stride?: number, slots?: number, windowsize?: number, blksize?: number, fileSize?: number, chunkSize?: number, firstChunk?: number, chunks?: Buffer[]): void {
-    (addon as UdpAddon).autoAdvance(this.handle, state, ring, stride, slots, windowsize, blksize, fileSize, chunkSize, firstChunk, chunks);
+    (addon as UdpAddon).autoAdvance(this.handle, state, windowsize, ring, stride, slots, blksize, fileSize, chunkSize, firstChunk, chunks);
   }
 
   /**
