@@ -739,7 +739,7 @@ export class ProxyDhcpServer {
       const age = this.ifCache ? now - this.ifCache.at : Infinity;
       if (age >= IF_MAX_AGE_MS || (quiet && age >= IF_REFRESH_MS)) {
         try {
-          this.ifCache = { at: now, list: this.readInterfaces() };
+          this.v4Interfaces(0);
         } catch (err) {
           this.log.warn({ err }, 'cannot list network interfaces');
         }
