@@ -76,12 +76,14 @@ export async function loadApp(config: Config, logger?: Logger): Promise<LoadedAp
     hostInstalled: (mac: string) => installState.isInstalled(mac),
   };
 
+  // What the proxyDHCP learnt per client MAC, bounded (rememberBounded): a flood of
+  // forged MACs cannot grow these without limit.
   const firmwareByMac = new Map<string, FirmwareClass>();
   const firmwareOf = (mac: string | undefined): FirmwareClass => (mac ? (firmwareByMac.get(mac) ?? 'bios') : 'bios');
 
   // Multi-homed hosts: each client's files carry the address the proxyDHCP advertised to
-  // it (its arrival interface), not one address for every segment. Bounded like the
-  // firmware map; a configured serverAddress always wins.
+  // it (its arrival interface), not one address for every segment. A configured
+  // serverAddress always wins.
   const serverByMac = new Map<string, string>();
   const contextByAddress = new Map<string, RenderContext>();
   const renderContextFor = (mac: string | undefined): RenderContext => {
@@ -115,14 +117,10 @@ export async function loadApp(config: Config, logger?: Logger): Promise<LoadedAp
     catalog,
     hosts,
     renderContext,
-    noteFirmware: (mac, fw) => {
-      if (firmwareByMac.size > 100_000) firmwareByMac.clear();
-      firmwareByMac.set(mac, fw);
-    },
+    noteFirmware: (mac, fw) => rememberBounded(firmwareByMac, mac, fw, MAX_CLIENTS_REMEMBERED),
     noteServerAddress: (mac, address) => {
-      if (serverByMac.size > 100_000) serverByMac.clear();
       if (contextByAddress.size > 1_000) contextByAddress.clear();
-      serverByMac.set(mac.toLowerCase(), address);
+      rememberBounded(serverByMac, mac.toLowerCase(), address, MAX_CLIENTS_REMEMBERED);
     },
     renderContextFor,
     async unattended(mac, file) {
@@ -143,4 +141,12 @@ export async function loadApp(config: Config, logger?: Logger): Promise<LoadedAp
       }
     },
   };
+}
+
+const MAX_CLIENTS_REMEMBERED = 100_000;
+
+/** map.set(key, value), but first forgets everything once the map holds more than `max`. */
+function rememberBounded<V>(map: Map<string, V>, key: string, value: V, max: number): void {
+  if (map.size > max) map.clear();
+  map.set(key, value);
 }
