@@ -163,6 +163,16 @@ static sock_t *get_sock(napi_env env, napi_value v) {
   return s;
 }
 
+/* The arguments of a call on a socket handle (argv[0], up to *argc of them): the
+   socket, or NULL after a throw. */
+static sock_t *sock_args(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
+  if (napi_get_cb_info(env, info, argc, argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, NULL, "udp.node: N-API call failed: napi_get_cb_info");
+    return NULL;
+  }
+  return get_sock(env, argv[0]);
+}
+
 static int parse_addr(int family, const char *host, int port, struct sockaddr_storage *ss, socklen_t *len) {
   memset(ss, 0, sizeof *ss);
   if (family == 6) {
@@ -467,8 +477,7 @@ fail: {
 static napi_value addr_call(napi_env env, napi_callback_info info, int do_connect) {
   size_t argc = 3;
   napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = get_sock(env, argv[0]);
+  sock_t *s = sock_args(env, info, &argc, argv);
   if (!s) return NULL;
   char host[64];
   size_t hl = 0;
@@ -494,12 +503,11 @@ static napi_value addr_call(napi_env env, napi_callback_info info, int do_connec
 static napi_value js_bind(napi_env env, napi_callback_info info) { return addr_call(env, info, 0); }
 static napi_value js_connect(napi_env env, napi_callback_info info) { return addr_call(env, info, 1); }
 
-/* start(h, recvBuffer, infoBuffer(20 bytes) | null, onMessage(len)) */
+/* start(h, recvBuffer, infoBuffer(24 bytes) | null, onMessage(len)) */
 static napi_value js_start(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = get_sock(env, argv[0]);
+  sock_t *s = sock_args(env, info, &argc, argv);
   if (!s) return NULL;
   if (s->on_message) {
     napi_throw_error(env, NULL, "udp.node: already started");
@@ -599,10 +607,10 @@ static int send_or_queue(sock_t *s, const char *p, size_t n, const struct sockad
 }
 
 /* The socket and the byte range (argv[0..3]) every send starts with; NULL after a throw. */
-static sock_t *sock_and_bytes(napi_env env, napi_value *argv, size_t argc, size_t need, char **p, size_t *n) {
-  sock_t *s = get_sock(env, argv[0]);
+static sock_t *sock_and_bytes(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv, size_t need, char **p, size_t *n) {
+  sock_t *s = sock_args(env, info, argc, argv);
   if (!s) return NULL;
-  if (argc < need || get_bytes(env, argv[1], argv[2], argv[3], p, n) < 0) {
+  if (*argc < need || get_bytes(env, argv[1], argv[2], argv[3], p, n) < 0) {
     napi_throw_range_error(env, NULL, "udp.node: bad buffer range");
     return NULL;
   }
@@ -613,10 +621,9 @@ static sock_t *sock_and_bytes(napi_env env, napi_value *argv, size_t argc, size_
 static napi_value js_send(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char *p;
   size_t n;
-  sock_t *s = sock_and_bytes(env, argv, argc, 4, &p, &n);
+  sock_t *s = sock_and_bytes(env, info, &argc, argv, 4, &p, &n);
   if (!s) return NULL;
   return result_int(env, send_or_queue(s, p, n, NULL, 0, 0));
 }
@@ -625,10 +632,9 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
 static napi_value js_send_to(napi_env env, napi_callback_info info) {
   size_t argc = 7;
   napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char *p;
   size_t n;
-  sock_t *s = sock_and_bytes(env, argv, argc, 6, &p, &n);
+  sock_t *s = sock_and_bytes(env, info, &argc, argv, 6, &p, &n);
   if (!s) return NULL;
   int32_t port = 0;
   napi_get_value_int32(env, argv[4], &port);
@@ -884,13 +890,12 @@ static int get_file_window(napi_env env, napi_value *v, file_window_t *fw, napi_
 static napi_value js_send_file_window(napi_env env, napi_callback_info info) {
   size_t argc = 11;
   napi_value argv[11];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = sock_args(env, info, &argc, argv);
+  if (!s) return NULL;
   if (argc < 11) {
     napi_throw_type_error(env, NULL, "udp.node: sendFileWindow needs 11 arguments");
     return NULL;
   }
-  sock_t *s = get_sock(env, argv[0]);
-  if (!s) return NULL;
   double first_block = 0;
   uint32_t count = 0;
   napi_get_value_double(env, argv[1], &first_block);
@@ -973,8 +978,7 @@ static int aa_try(sock_t *s, ssize_t n) {
 static napi_value js_auto_advance(napi_env env, napi_callback_info info) {
   size_t argc = 11;
   napi_value argv[11];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = get_sock(env, argv[0]);
+  sock_t *s = sock_args(env, info, &argc, argv);
   if (!s) return NULL;
   aa_disarm(s);
   napi_valuetype t = napi_null;
@@ -1047,8 +1051,7 @@ static napi_value js_name_to_index(napi_env env, napi_callback_info info) {
 static napi_value js_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  sock_t *s = get_sock(env, argv[0]);
+  sock_t *s = sock_args(env, info, &argc, argv);
   if (!s) return NULL;
   napi_value arr, v;
   CHECK(napi_create_array_with_length(env, 5, &arr));
