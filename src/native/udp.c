@@ -949,14 +949,12 @@ static int aa_try(sock_t *s, ssize_t n) {
   double last = sent + a->windowsize < a->total_blocks ? sent + a->windowsize : a->total_blocks;
   uint32_t count = (uint32_t)(last - first + 1);
   if (count > fw->slots) return 0;
+  /* a block outside the armed chunks: JS loads the next ones and sends this window
+     itself (rebuilding the slots build_window may have begun to fill) */
+  int64_t last_len = build_window(fw, first, count);
+  if (last_len < 0) return 0;
   double start_off = (first - 1) * fw->blksize;
   double end_off = last * fw->blksize < fw->file_size ? last * fw->blksize : fw->file_size;
-  if (end_off > start_off) {
-    double c0 = (double)(uint64_t)(start_off / fw->chunk_size), c1 = (double)(uint64_t)((end_off - 1) / fw->chunk_size);
-    if (c0 < fw->first_chunk || c1 >= (double)fw->first_chunk + fw->nchunks) return 0; /* a chunk JS has not armed */
-  }
-  int64_t last_len = build_window(fw, first, count);
-  if (last_len < 0) return 0; /* cannot happen after the range check; JS reports it */
   /* a send error (ICMP refused...) is the timer's business, as on the JS path */
   send_file_window(s, fw, first, count, last_len);
   st[AA_LAST_ACKED] = sent;
