@@ -47,6 +47,11 @@ export const configSchema = z
         maxWindowsize: z.number().int().min(1).max(65535).default(64),
         timeoutMs: z.number().int().min(100).max(255_000).default(1000),
         maxRetries: z.number().int().min(0).max(50).default(5),
+        /**
+         * microseconds to busy-poll for the next ACK after a window, while a single
+         * transfer runs (backs off by itself on slow peers); 0 = always sleep
+         */
+        busyPollUs: z.number().int().min(0).max(1000).default(50),
         maxTransfers: z.number().int().min(1).max(100_000).default(500),
         maxTransfersPerClient: z.number().int().min(1).max(10_000).default(16),
         /** worker threads running transfers (default: one per CPU); 0 = all in the main thread */

@@ -120,6 +120,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
         maxWindowsize: config.tftp.maxWindowsize,
         defaultTimeoutMs: config.tftp.timeoutMs,
         maxRetries: config.tftp.maxRetries,
+        busyPollUs: config.tftp.busyPollUs,
         maxTransfers: config.tftp.maxTransfers,
         maxTransfersPerClient: config.tftp.maxTransfersPerClient,
         ...(config.tftp.workers === undefined ? {} : { workers: config.tftp.workers }),

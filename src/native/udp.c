@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_BATCH_RECV 64 /* datagrams per readable event before yielding to the loop */
@@ -80,7 +81,28 @@ typedef struct queued {
  * entry and exit per block cost ~6 us of user CPU, which made lock-step 0.8x atftpd.
  */
 #define MAX_CHUNKS 64
-enum { AA_LAST_ACKED, AA_SENT_UP_TO, AA_LAST_SEND_MS, AA_WINDOWS, AA_PACKETS, AA_BYTES, AA_STATE_LEN };
+/* state slots; AA_BUSY_POLL_US is set by the transfer, the rest are advanced here */
+enum { AA_LAST_ACKED, AA_SENT_UP_TO, AA_LAST_SEND_MS, AA_WINDOWS, AA_PACKETS, AA_BYTES, AA_BUSY_POLL_US, AA_POLL_HITS, AA_POLL_MISSES, AA_STATE_LEN };
+/*
+ * Busy-poll (AA_BUSY_POLL_US > 0): after auto-advance sent a window, the socket polls
+ * for the peer's ACK with non-blocking recv() for up to that many microseconds before
+ * it goes back to the event loop, the way the kernel's net.core.busy_read does for NICs
+ * (it does nothing for loopback or veth). Why: when the thread goes to sleep in
+ * epoll_wait its CPU idles, and the ACK then has to wake it; on a VM that wake-up (an
+ * IPI to a halted vCPU) costs more than the whole exchange. Measured on the 2-vCPU VM,
+ * lock-step atftp over loopback: 0.94-1.00x atftpd sleeping, 1.32-1.51x polling
+ * (docs/benchmarks.md). Bounded three ways, so it costs nothing where it cannot help:
+ *   - only while this is the one armed transfer in the process (armed_transfers == 1):
+ *     with several, the loop has other sockets to serve and is not idle anyway;
+ *   - a poll that times out makes the socket skip polling for the next 16 windows,
+ *     doubling up to 1024 while the peer stays slower than the budget (a firmware
+ *     client over a real NIC answers in 100s of microseconds): steady state, one
+ *     wasted budget per 1024 windows;
+ *   - at most MAX_BATCH_RECV datagrams per turn of the loop, as without polling.
+ */
+#define POLL_SKIP_FIRST 16
+#define POLL_SKIP_MAX 1024
+static int armed_transfers; /* process-wide (every worker's sockets), atomic */
 
 /* A file held in equal chunks (cdata[i] is chunk first_chunk+i, byte
    (first_chunk+i)*chunk_size of the file) and the ring of `slots` slots of `stride`
@@ -130,6 +152,7 @@ typedef struct {
   size_t qbytes;
   double queued_total, dropped_total;
   int no_gso; /* UDP GSO refused once on this socket: sendmmsg from then on */
+  uint32_t poll_skip, poll_backoff; /* busy-poll backoff: windows left to skip, next skip */
   double gso_batches;
   auto_advance_t aa;
 } sock_t;
@@ -304,6 +327,56 @@ static void call_js(sock_t *s, double len) {
   }
 }
 
+static int64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* After auto-advance sent a window: until when to poll for the ACK (0 = do not). */
+static int64_t busy_poll_deadline(sock_t *s) {
+  if (!s->aa.armed) return 0;
+  double us = s->aa.state[AA_BUSY_POLL_US];
+  if (!(us > 0)) return 0;
+  if (__atomic_load_n(&armed_transfers, __ATOMIC_RELAXED) != 1) return 0;
+  if (s->poll_skip > 0) {
+    s->poll_skip--;
+    return 0;
+  }
+  return mono_ns() + (int64_t)(us * 1000);
+}
+
+/* recv() for a connected transfer socket, polling until `deadline` (if any) while it
+   is empty; a timeout backs the socket off (busy-poll above). */
+static ssize_t recv_transfer(sock_t *s, int64_t deadline) {
+  for (;;) {
+    ssize_t n = recv(s->fd, s->recv_data, s->recv_cap, MSG_DONTWAIT | MSG_TRUNC);
+    if (!deadline || n >= 0 || errno != EAGAIN || !s->aa.armed) {
+      if (deadline && n >= 0 && s->aa.armed) {
+        s->aa.state[AA_POLL_HITS] += 1;
+        s->poll_backoff = 0;
+      }
+      return n;
+    }
+    if (mono_ns() >= deadline) {
+      s->aa.state[AA_POLL_MISSES] += 1;
+      s->poll_backoff = s->poll_backoff == 0 ? POLL_SKIP_FIRST : s->poll_backoff >= POLL_SKIP_MAX ? POLL_SKIP_MAX : s->poll_backoff * 2;
+      s->poll_skip = s->poll_backoff;
+      errno = EAGAIN;
+      return -1;
+    }
+    cpu_relax();
+  }
+}
+
 static void on_poll(uv_poll_t *h, int status, int events) {
   sock_t *s = (sock_t *)h->data;
   if (s->closing) return;
@@ -325,6 +398,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   }
   if (!(events & UV_READABLE)) return;
   napi_handle_scope scope = NULL; /* opened on the first datagram that goes to JS */
+  int64_t poll_until = 0; /* busy-poll deadline after a window auto-advance sent */
   for (int i = 0; i < MAX_BATCH_RECV && !s->closing; i++) {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
@@ -348,7 +422,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
       n = recvfrom(s->fd, s->recv_data, s->recv_cap, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&ss, &sl);
     } else {
       /* nobody reads the source (a connected TFTP transfer socket): skip copying it */
-      n = recv(s->fd, s->recv_data, s->recv_cap, MSG_DONTWAIT | MSG_TRUNC);
+      n = recv_transfer(s, poll_until);
       ss.ss_family = AF_UNSPEC;
     }
     if (n < 0) {
@@ -361,11 +435,14 @@ static void on_poll(uv_poll_t *h, int status, int events) {
       continue;
     }
     if (aa_try(s, n)) {
+      poll_until = busy_poll_deadline(s);
+      if (poll_until) continue;
       /* the peer waits for this window before it sends anything else worth reading: the
          recvfrom that would only return EAGAIN is left out (the poll is level-triggered,
          so a datagram already queued is read on the next turn of the loop) */
       break;
     }
+    poll_until = 0;
     if (!scope) napi_open_handle_scope(s->env, &scope);
     write_info(s, &ss);
     call_js(s, (double)n);
@@ -921,6 +998,7 @@ static napi_value js_send_file_window(napi_env env, napi_callback_info info) {
 static void aa_disarm(sock_t *s) {
   auto_advance_t *a = &s->aa;
   napi_env env = s->env;
+  if (a->armed) __atomic_sub_fetch(&armed_transfers, 1, __ATOMIC_RELAXED);
   if (a->state_ref) napi_delete_reference(env, a->state_ref);
   if (a->ring_ref) napi_delete_reference(env, a->ring_ref);
   for (uint32_t i = 0; i < a->fw.nchunks; i++)
@@ -967,7 +1045,7 @@ static int aa_try(sock_t *s, ssize_t n) {
 }
 
 /*
- * autoAdvance(h, state: Float64Array(6), windowsize, ring, stride, slots, blksize,
+ * autoAdvance(h, state: Float64Array(9), windowsize, ring, stride, slots, blksize,
  *             fileSize, chunkSize, firstChunk, chunks[]) arms the socket (see
  * auto_advance_t); autoAdvance(h, null) disarms it. The caller must disarm before it
  * lets go of any chunk given (references are kept, but the chunk cache recycles
@@ -990,7 +1068,7 @@ static napi_value js_auto_advance(napi_env env, napi_callback_info info) {
   size_t st_len = 0;
   void *st_data = NULL;
   if (napi_get_typedarray_info(env, argv[1], &tt, &st_len, &st_data, NULL, NULL) != napi_ok || tt != napi_float64_array || st_len < AA_STATE_LEN) {
-    napi_throw_type_error(env, NULL, "udp.node: state must be a Float64Array of 6");
+    napi_throw_type_error(env, NULL, "udp.node: state must be a Float64Array of 9");
     return NULL;
   }
   auto_advance_t a;
@@ -1007,6 +1085,7 @@ static napi_value js_auto_advance(napi_env env, napi_callback_info info) {
   napi_create_reference(env, argv[3], 1, &a.ring_ref);
   a.armed = 1;
   s->aa = a;
+  __atomic_add_fetch(&armed_transfers, 1, __ATOMIC_RELAXED);
   return NULL;
 }
 

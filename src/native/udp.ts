@@ -220,7 +220,12 @@ export const enum AutoAdvanceSlot {
   Windows = 3,
   Packets = 4,
   Bytes = 5,
-  Length = 6,
+  /** set by the transfer: busy-poll budget after each auto-advanced window (udp.c), 0 = off */
+  BusyPollUs = 6,
+  /** ACKs that arrived while busy-polling / polls that timed out */
+  PollHits = 7,
+  PollMisses = 8,
+  Length = 9,
 }
 
 /** The monotonic clock (ms) auto-advance stamps its sends with. */

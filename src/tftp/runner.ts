@@ -27,6 +27,7 @@ export interface RunnerStart {
   blksize: number;
   windowsize: number;
   timeoutMs: number;
+  busyPollUs: number;
   maxRetries: number;
   maxRetriesBeforeAck: number;
   oack: Uint8Array | null;
@@ -47,6 +48,8 @@ export interface RunnerEnd {
   retransmits: number;
   /** windows that waited for a chunk read */
   stalls: number;
+  /** ACKs caught by busy-polling / polls that timed out (native link only) */
+  busyPolls: { hits: number; misses: number };
   durationMs: number;
   outcome: TransferOutcome;
 }
@@ -234,7 +237,7 @@ export class TransferRunner {
       source.close();
       this.internalError(err, m.clientAddress);
       this.flush();
-      this.post({ t: 'end', id: m.id, bytesSent: 0, retransmits: 0, stalls: 0, durationMs: performance.now() - started, outcome: { kind: 'error', code: 0, reason: `socket: ${(err as Error).message}` } });
+      this.post({ t: 'end', id: m.id, bytesSent: 0, retransmits: 0, stalls: 0, busyPolls: { hits: 0, misses: 0 }, durationMs: performance.now() - started, outcome: { kind: 'error', code: 0, reason: `socket: ${(err as Error).message}` } });
       return;
     }
     const transfer = new Transfer({
@@ -243,6 +246,7 @@ export class TransferRunner {
       blksize: m.blksize,
       windowsize: m.windowsize,
       timeoutMs: m.timeoutMs,
+      busyPollUs: m.busyPollUs,
       maxRetries: m.maxRetries,
       maxRetriesBeforeAck: m.maxRetriesBeforeAck,
       oack: m.oack ? Buffer.from(m.oack.buffer, m.oack.byteOffset, m.oack.byteLength) : null,
@@ -254,7 +258,7 @@ export class TransferRunner {
         // close after the current tick so a final ERROR queued by abort() goes out first
         setImmediate(() => socket.close());
         this.flush();
-        this.post({ t: 'end', id: m.id, bytesSent: t.bytesSent, retransmits: t.retransmits, stalls: t.stalls, durationMs: performance.now() - t.startedAt, outcome });
+        this.post({ t: 'end', id: m.id, bytesSent: t.bytesSent, retransmits: t.retransmits, stalls: t.stalls, busyPolls: t.busyPolls, durationMs: performance.now() - t.startedAt, outcome });
       },
     });
     entry.transfer = transfer;

@@ -56,6 +56,8 @@ export interface TransferSummary {
   /** payload bytes put on the wire, retransmissions included */
   bytesSent: number;
   retransmits: number;
+  /** ACKs the native socket caught by busy-polling, and polls that timed out (TftpServerOptions.busyPollUs) */
+  busyPolls: { hits: number; misses: number };
   durationMs: number;
   outcome: 'ok' | 'error' | 'timeout' | 'aborted';
   errorCode?: number;
@@ -71,6 +73,11 @@ export interface TftpServerOptions {
   maxWindowsize?: number;
   /** retransmission timeout when the client did not negotiate one (default 1000 ms) */
   defaultTimeoutMs?: number;
+  /**
+   * busy-poll budget (microseconds) after each window the native socket sent by itself,
+   * while one transfer is running (default 50; 0 = off). See udp.c "Busy-poll".
+   */
+  busyPollUs?: number;
   /** retransmissions of one window before giving up (default 5) */
   maxRetries?: number;
   /** retransmissions before the client acknowledged anything (default 2; amplification bound) */
@@ -130,7 +137,7 @@ interface Active {
   exec: Executor;
   catcher: dgram.Socket;
   localPort: number;
-  summary: Omit<TransferSummary, 'bytesSent' | 'retransmits' | 'durationMs' | 'outcome'>;
+  summary: Omit<TransferSummary, 'bytesSent' | 'retransmits' | 'busyPolls' | 'durationMs' | 'outcome'>;
 }
 
 /** Where transfers run: a worker thread, or a runner in this thread (workers: 0). */
@@ -194,6 +201,7 @@ export class TftpServer {
       defaultTimeoutMs: 1000,
       maxRetries: 5,
       maxRetriesBeforeAck: 2,
+      busyPollUs: 50,
       maxTransfers: 512,
       maxTransfersPerClient: 16,
       maxNameBytes: DEFAULT_MAX_NAME_BYTES,
@@ -207,6 +215,7 @@ export class TftpServer {
     this.opt.maxBlksize = Math.max(8, Math.min(65464, this.opt.maxBlksize));
     this.opt.maxWindowsize = Math.max(1, Math.min(65535, this.opt.maxWindowsize));
     this.opt.workers = Math.max(0, Math.min(64, Math.floor(this.opt.workers)));
+    this.opt.busyPollUs = Math.max(0, Math.min(1000, this.opt.busyPollUs));
     this.log = options.logger;
     this.io = resolveUdpIo(options.io);
   }
@@ -249,7 +258,7 @@ export class TftpServer {
       for (const [id, key] of [...this.byId]) {
         const a = this.active.get(key);
         if (a !== undefined && a !== 'preparing' && a.exec === exec) {
-          this.onRunnerEnd({ t: 'end', id, bytesSent: 0, retransmits: 0, stalls: 0, durationMs: 0, outcome: { kind: 'error', code: 0, reason: 'worker exited' } });
+          this.onRunnerEnd({ t: 'end', id, bytesSent: 0, retransmits: 0, stalls: 0, busyPolls: { hits: 0, misses: 0 }, durationMs: 0, outcome: { kind: 'error', code: 0, reason: 'worker exited' } });
         }
       }
       const i = this.executors.indexOf(exec);
@@ -444,6 +453,7 @@ export class TftpServer {
       size: 0,
       bytesSent: 0,
       retransmits: 0,
+      busyPolls: { hits: 0, misses: 0 },
       durationMs: 0,
       outcome: 'error',
       errorCode: code,
@@ -562,6 +572,7 @@ export class TftpServer {
       blksize,
       windowsize,
       timeoutMs,
+      busyPollUs: this.opt.busyPollUs,
       maxRetries: this.opt.maxRetries,
       maxRetriesBeforeAck: this.opt.maxRetriesBeforeAck,
       oack,
@@ -633,6 +644,7 @@ export class TftpServer {
       ...a.summary,
       bytesSent: m.bytesSent,
       retransmits: m.retransmits,
+      busyPolls: m.busyPolls,
       durationMs: Math.round(m.durationMs * 10) / 10,
       outcome: outcome.kind === 'ok' ? 'ok' : outcome.kind === 'timeout' ? 'timeout' : outcome.kind === 'aborted' ? 'aborted' : 'error',
     };

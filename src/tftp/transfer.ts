@@ -98,6 +98,12 @@ export interface TransferParams {
   blksize: number;
   windowsize: number;
   timeoutMs: number;
+  /**
+   * microseconds the native link may busy-poll for the ACK after a window it sent by
+   * itself (udp.c busy-poll; only while this is the one armed transfer in the process,
+   * backing off while the peer answers slower than this); 0 = never
+   */
+  busyPollUs: number;
   maxRetries: number;
   /** retransmissions allowed before the peer acknowledged anything (amplification bound) */
   maxRetriesBeforeAck: number;
@@ -166,6 +172,12 @@ export class Transfer {
   constructor(private readonly p: TransferParams) {
     this.totalBlocks = Math.floor(p.source.size / p.blksize) + 1;
     this.phase = p.oack ? Phase.Oack : Phase.Data;
+    this.st[AutoAdvanceSlot.BusyPollUs] = p.busyPollUs;
+  }
+
+  /** ACKs the link caught by busy-polling, and polls that timed out */
+  get busyPolls(): { hits: number; misses: number } {
+    return { hits: this.st[AutoAdvanceSlot.PollHits] as number, misses: this.st[AutoAdvanceSlot.PollMisses] as number };
   }
 
   /** absolute number of the last block acknowledged (0 = none) */

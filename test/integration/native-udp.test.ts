@@ -225,7 +225,106 @@ describe('native UDP socket', () => {
     expect([st[AutoAdvanceSlot.LastAcked], st[AutoAdvanceSlot.SentUpTo]]).toEqual([8, 10]);
     // arming checks its arguments like sendFileWindow
     expect(() => server.autoAdvance(st, ring, 12, 3, 2, 8, 77, 16, 0, chunks)).toThrow(/bad auto-advance window/); // 3 slots of 12 > 24 bytes
-    expect(() => server.autoAdvance(new Float64Array(2), ring, 12, 2, 2, 8, 77, 16, 0, chunks)).toThrow(/Float64Array/);
+    expect(() => server.autoAdvance(new Float64Array(2), ring, 12, 2, 2, 8, 77, 16, 0, chunks)).toThrow(/Float64Array of 9/);
+  });
+
+  /**
+   * What reaches JS on a transfer socket: the block of an ACK, -length for anything else.
+   */
+  function startTransferSocket(server: NativeUdpSocket): number[] {
+    const toJs: number[] = [];
+    server.start((buf, len) => toJs.push(len === 4 ? buf.readUInt16BE(2) : -len));
+    return toJs;
+  }
+
+  /**
+   * A lock-step file of `blocks` blocks of 8 bytes from `server` (connected; started
+   * here unless `toJs` is given), block 1 sent the way transfer.ts sends it and the rest
+   * auto-advanced with the busy-poll budget `us`; resolves with the state once the final
+   * ACK reached JS.
+   */
+  async function lockStepFile(server: NativeUdpSocket, blocks: number, us: number, toJs = startTransferSocket(server)): Promise<Float64Array> {
+    const before = toJs.length;
+    const file = Buffer.alloc(blocks * 8 - 3, 'x');
+    const ring = Buffer.alloc(12);
+    const st = new Float64Array(AutoAdvanceSlot.Length);
+    st[AutoAdvanceSlot.BusyPollUs] = us;
+    server.sendFileWindow(ring, 12, 1, 1, 1, 8, file.length, file.length, 0, [file]);
+    st[AutoAdvanceSlot.SentUpTo] = 1;
+    server.autoAdvance(st, ring, 12, 1, 1, 8, file.length, file.length, 0, [file]);
+    await waitFor(() => toJs.includes(blocks), 10_000, `the final ACK (${blocks})`, 2);
+    server.autoAdvance(null);
+    expect(toJs.slice(before)).toEqual([blocks]);
+    expect(st[AutoAdvanceSlot.Windows]).toBe(blocks - 1);
+    return st;
+  }
+
+  it('busy-poll: an ACK from another process is caught by polling instead of a turn of the loop', async () => {
+    const probe = sock({ family: 'udp4' });
+    const clientPort = probe.bind(0, '127.0.0.1');
+    probe.close();
+    const server = sock({ family: 'udp4' });
+    const serverPort = server.bind(0, '127.0.0.1');
+    server.connect(clientPort, '127.0.0.1');
+    const toJs = startTransferSocket(server);
+    // a lock-step TFTP client in its own process: ACKs every DATA at once, prints the
+    // count after the short last block
+    const client = node(
+      `import dgram from 'node:dgram';
+       const s = dgram.createSocket('udp4');
+       let n = 0;
+       s.on('message', (m) => {
+         n++;
+         s.send(Buffer.from([0, 4, m[2], m[3]]));
+         if (m.length < 12) { console.log(n); s.close(); }
+       });
+       s.bind(${clientPort}, '127.0.0.1', () => s.connect(${serverPort}, '127.0.0.1', () => s.send('ready')));
+       setTimeout(() => process.exit(3), 20000).unref();`,
+      30_000,
+    );
+    await waitFor(() => toJs.length > 0, 10_000, 'the client process', 5);
+    expect(toJs).toEqual([-5]);
+    // 1 ms: the child answers from node:dgram in tens of microseconds when not preempted
+    const st = await lockStepFile(server, 300, 1000, toJs);
+    const r = await client;
+    expect(r.stdout.trim(), r.stderr).toBe('300');
+    const hits = st[AutoAdvanceSlot.PollHits] as number;
+    const misses = st[AutoAdvanceSlot.PollMisses] as number;
+    // every poll ends as one or the other, at most one per window
+    expect(hits + misses).toBeLessThanOrEqual(299);
+    expect(hits).toBeGreaterThanOrEqual(50);
+  });
+
+  it('busy-poll backs off while the peer is slower than the budget, and stays off while another transfer is armed', async () => {
+    const pair = (): NativeUdpSocket => {
+      // the peer answers from this thread's loop: never within a poll, so every poll times out
+      const client = sock({ family: 'udp4' });
+      const clientPort = client.bind(0, '127.0.0.1');
+      const server = sock({ family: 'udp4' });
+      const serverPort = server.bind(0, '127.0.0.1');
+      server.connect(clientPort, '127.0.0.1');
+      client.connect(serverPort, '127.0.0.1');
+      client.start((buf) => client.send(Buffer.from([0, 4, buf[2] as number, buf[3] as number])));
+      return server;
+    };
+    // 61 auto-advanced windows: polls at the 1st, then after skipping 16 (the 18th),
+    // then after skipping 32 (the 51st)
+    let st = await lockStepFile(pair(), 62, 50);
+    expect([st[AutoAdvanceSlot.PollHits], st[AutoAdvanceSlot.PollMisses]]).toEqual([0, 3]);
+    // budget 0: never
+    st = await lockStepFile(pair(), 20, 0);
+    expect([st[AutoAdvanceSlot.PollHits], st[AutoAdvanceSlot.PollMisses]]).toEqual([0, 0]);
+    // a second armed transfer in the process (any thread): nobody polls
+    const other = pair();
+    const otherRing = Buffer.alloc(12);
+    const otherFile = Buffer.alloc(100);
+    other.autoAdvance(new Float64Array(AutoAdvanceSlot.Length), otherRing, 12, 1, 1, 8, 100, 100, 0, [otherFile]);
+    try {
+      st = await lockStepFile(pair(), 20, 50);
+      expect([st[AutoAdvanceSlot.PollHits], st[AutoAdvanceSlot.PollMisses]]).toEqual([0, 0]);
+    } finally {
+      other.autoAdvance(null);
+    }
   });
 
   it('a datagram longer than maxDatagram arrives with length 0; an ICMP error is counted, not thrown', async () => {
