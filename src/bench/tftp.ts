@@ -1,8 +1,8 @@
 /**
  * TFTP throughput benchmark: pxe's server (as a separate process, dist/tftp/standalone.js)
  * against tftpd-hpa and atftpd on loopback high ports, same machine, same run, with the
- * atftp client. Single-client rows take runs+2 samples, concurrent rows `runs`, interleaved
- * across servers. Prints a markdown table of median MB/s, pxe / best peer, server CPU
+ * atftp client. Every row takes runs+2 samples per server, interleaved across servers
+ * (the order reversed every other run). Prints a markdown table of median MB/s, pxe / best peer, server CPU
  * seconds and peak RSS of the server process tree.
  *
  *   node dist/bench/tftp.js [--runs 3] [--quick] [--with-dgram]
@@ -157,18 +157,20 @@ export async function runTftpBench(
     if (hpa) servers.push(hpa);
     const at = await startAtftpd(root);
     if (at) servers.push(at);
-    log(`tftp bench: servers ${servers.map((s) => `${s.name}:${s.port}`).join(', ')}; ${runs} runs per cell`);
+    log(`tftp bench: servers ${servers.map((s) => `${s.name}:${s.port}`).join(', ')}; ${runs + 2} runs per cell`);
 
     const names = servers.map((s) => s.name);
     const result: TftpBenchResult = { table: '', rows: [], rss50: undefined };
     for (const row of rows) {
       const results: Record<string, Measure> = {};
       const inRow = servers.filter((s) => !(row.windowed && s.name === 'tftpd-hpa')); // tftpd-hpa has no RFC 7440
-      // runs are interleaved (pxe, peer, peer, pxe, ...) so a load swing on this shared
-      // machine hits every server alike instead of one server's whole cell
-      const rowRuns = row.clients === 1 ? runs + 2 : runs;
+      // runs are interleaved (pxe, peer, peer, then peer, peer, pxe, ...) so a load swing
+      // on this shared machine hits every server alike instead of one server's whole
+      // cell, and no server always goes first. The concurrent rows are as noisy as the
+      // single ones (2 vCPUs shared by 20 clients and the server): as many samples.
+      const rowRuns = runs + 2;
       for (let run = 0; run < rowRuns; run++) {
-        for (const s of inRow) {
+        for (const s of run % 2 ? [...inRow].reverse() : inRow) {
           const one = await measure(s, row, 1, outDir, run === 0 ? sums[row.file] : undefined);
           const acc = results[s.name] ?? { mbps: [], cpu: [], rssMiB: 0, failures: 0 };
           acc.mbps.push(...one.mbps);
