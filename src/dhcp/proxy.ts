@@ -715,9 +715,16 @@ export class ProxyDhcpServer {
 
   private ifCache: { at: number; list: V4If[] } | undefined;
   private housekeeping: NodeJS.Timeout | undefined;
-  private lastRequestAt = 0;
+  // Both hold performance.now() values (doubles). They start as a double too (-Infinity,
+  // not 0): V8 stores a field that only ever held small integers as a Smi, and the
+  // first double written into it changes the representation and with it the hidden
+  // class of the whole server object. When that happened after the warm-up (the first
+  // idle scavenge sets scavengedAfter), every function optimised during the warm-up
+  // deoptimised ("wrong map") on the first request of the first boot storm, and
+  // TurboFan recompiled them during it.
+  private lastRequestAt = Number.NEGATIVE_INFINITY;
   /** lastRequestAt of the burst the idle-time scavenge last ran after */
-  private scavengedAfter = 0;
+  private scavengedAfter = Number.NEGATIVE_INFINITY;
   private readonly minorGc = minorGcFunction();
 
   /**
