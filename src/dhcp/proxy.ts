@@ -251,15 +251,20 @@ export class ProxyDhcpServer {
     internalErrors: 0,
   };
 
-  private dhcpSocket: ProxySocket | undefined;
-  private pxeSocket: ProxySocket | undefined;
+  // null, not undefined, before the ports open: V8 gives a field defined as undefined
+  // no representation yet, and the first object stored into it (after the warm-up)
+  // changes the hidden class of the whole server object, which deoptimised every
+  // function the warm-up had optimised on the first request of the first boot storm
+  // (--trace-deopt: "wrong map"). The same holds for `housekeeping`.
+  private dhcpSocket: ProxySocket | null = null;
+  private pxeSocket: ProxySocket | null = null;
   private log: Logger;
   private warming = false;
   /** where replies go during the loopback warm-up (never a real destination) */
   private warmSink: { address: string; port: number } | undefined;
   private readonly limiter: RateLimiter | undefined;
   private readonly warmLimiter: RateLimiter | undefined;
-  private templates = new ReplyTemplates();
+  private readonly templates = new ReplyTemplates();
   private warnedAmbiguous = false;
   private warnedNoRoute = false;
   private readonly logWindow = { sec: 0, lines: 0, suppressed: 0 };
@@ -292,7 +297,7 @@ export class ProxyDhcpServer {
         this.pxeSocket = await this.open(pxePort, bind, 'pxe');
       } catch (e) {
         this.dhcpSocket.close();
-        this.dhcpSocket = undefined;
+        this.dhcpSocket = null;
         throw e;
       }
     }
@@ -381,7 +386,7 @@ export class ProxyDhcpServer {
       this.warming = false;
       this.warmSink = undefined;
       // The warm-up's shapes (fake boot file and next-server) never match real traffic.
-      this.templates = new ReplyTemplates();
+      this.templates.clear();
       this.log = saved.log;
       this.logWindow.sec = 0;
       this.logWindow.lines = 0;
@@ -450,10 +455,10 @@ export class ProxyDhcpServer {
 
   async close(): Promise<void> {
     if (this.housekeeping) clearInterval(this.housekeeping);
-    this.housekeeping = undefined;
-    const socks = [this.dhcpSocket, this.pxeSocket].filter((s): s is ProxySocket => s !== undefined);
-    this.dhcpSocket = undefined;
-    this.pxeSocket = undefined;
+    this.housekeeping = null;
+    const socks = [this.dhcpSocket, this.pxeSocket].filter((s): s is ProxySocket => s !== null);
+    this.dhcpSocket = null;
+    this.pxeSocket = null;
     await Promise.all(socks.map((s) => s.close()));
   }
 
@@ -714,7 +719,7 @@ export class ProxyDhcpServer {
   }
 
   private ifCache: { at: number; list: V4If[] } | undefined;
-  private housekeeping: NodeJS.Timeout | undefined;
+  private housekeeping: NodeJS.Timeout | null = null;
   // Both hold performance.now() values (doubles). They start as a double too (-Infinity,
   // not 0): V8 stores a field that only ever held small integers as a Smi, and the
   // first double written into it changes the representation and with it the hidden

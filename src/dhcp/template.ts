@@ -79,6 +79,16 @@ export const MAX_TEMPLATES = 32;
 export class ReplyTemplates {
   private readonly list: Template[] = [];
   private next = 0;
+
+  /**
+   * Forgets every template, keeping this object and its array: a new instance after
+   * the warm-up started from an empty array of another elements kind, and the
+   * optimised encodeReply deoptimised ("wrong map") on the first real request.
+   */
+  clear(): void {
+    this.list.length = 0;
+    this.next = 0;
+  }
   /** counters for tests and the benchmark notes */
   hits = 0;
   misses = 0;
