@@ -264,6 +264,13 @@ export class ProxyDhcpServer {
   private warmSink: { address: string; port: number } | undefined;
   private readonly limiter: RateLimiter | undefined;
   private readonly warmLimiter: RateLimiter | undefined;
+  /**
+   * The limiter handle() uses: warmLimiter while warming, limiter after. One field
+   * read at one site, so the warm-up leaves type feedback for the read real traffic
+   * makes (a `warming ? warmLimiter : limiter` branch left the second arm without
+   * any, and it deoptimised handle() at the first real request: --trace-deopt).
+   */
+  private activeLimiter: RateLimiter | undefined;
   private readonly templates = new ReplyTemplates();
   private warnedAmbiguous = false;
   private warnedNoRoute = false;
@@ -279,6 +286,7 @@ export class ProxyDhcpServer {
       opts.ratePerMacPerSecond && opts.ratePerMacPerSecond > 0 ? new RateLimiter(opts.ratePerMacPerSecond) : undefined;
     // same class, never limiting: the warm-up exercises the limiter's code, not its state
     this.warmLimiter = this.limiter ? new RateLimiter(1e9) : undefined;
+    this.activeLimiter = this.limiter;
   }
 
   /** Bound ports (useful when 0 was requested). */
@@ -353,14 +361,19 @@ export class ProxyDhcpServer {
     // by real traffic deoptimises the code around it ("insufficient type feedback").
     const near = this.v4Interfaces()[0]?.address ?? '0.0.0.0';
     // the native socket's source shape ({address, port, ifindex}): one hidden class;
-    // one source arrives on a known interface (the per-interface branch is warmed)
+    // sources arrive on a known interface (the per-interface branch is warmed), one of
+    // them from an address inside that interface's subnet (a client that already has
+    // an address, as iPXE after its own DHCP: arrivalAddress's subnet match, whose
+    // first real use deoptimised it in the first storm: --trace-deopt)
     const nearIf = this.v4Interfaces()[0]?.ifindex ?? 0;
     const sources: Source[] = [
       { address: '0.0.0.0', port: 68, ifindex: nearIf },
       { address: near, port: 68, ifindex: 0 },
+      { address: near, port: 68, ifindex: nearIf },
     ];
     const saved = { stats: { ...this.stats }, log: this.log };
     this.warming = true;
+    this.activeLimiter = this.warmLimiter;
     // A throw-away info-level logger writing nowhere: the same pino code paths
     // (JSON serialisation, child bindings) get optimised as for the real logger.
     this.log = pino({ level: 'info', base: undefined }, { write: () => {} }).child({ component: 'dhcp' });
@@ -375,7 +388,7 @@ export class ProxyDhcpServer {
           this.logWindow.sec = 0;
         }
         const r = reqs[i % reqs.length];
-        const rinfo = sources[(i >> 2) & 1];
+        const rinfo = sources[(i >> 2) % sources.length];
         if (r && rinfo) this.onMessage(varyRequest(r[0], i), rinfo, r[1], undefined);
       }
       await this.warmUpSockets(reqs);
@@ -384,6 +397,7 @@ export class ProxyDhcpServer {
       saved.log.warn({ err }, 'proxyDHCP warm-up over loopback failed (first boot storm will be slower)');
     } finally {
       this.warming = false;
+      this.activeLimiter = this.limiter;
       this.warmSink = undefined;
       // The warm-up's shapes (fake boot file and next-server) never match real traffic.
       this.templates.clear();
@@ -576,7 +590,7 @@ export class ProxyDhcpServer {
       if (wantEvents) this.emit({ ...this.eventBase(mac, kind, req, rinfo), reply: 'none', reason: 'denied by allow list' });
       return;
     }
-    const limiter = this.warming ? this.warmLimiter : this.limiter;
+    const limiter = this.activeLimiter;
     if (limiter && !limiter.allow(mac, Date.now())) {
       this.stats.rateLimited++;
       this.log.debug({ mac }, 'rate limited');
