@@ -341,9 +341,9 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-/* After auto-advance sent a window: until when to poll for the ACK (0 = do not). */
+/* Right after auto-advance sent a window (so armed): until when to poll for the ACK
+   (0 = do not). */
 static int64_t busy_poll_deadline(sock_t *s) {
-  if (!s->aa.armed) return 0;
   double us = s->aa.state[AA_BUSY_POLL_US];
   if (!(us > 0)) return 0;
   if (__atomic_load_n(&armed_transfers, __ATOMIC_RELAXED) != 1) return 0;
@@ -354,18 +354,19 @@ static int64_t busy_poll_deadline(sock_t *s) {
   return mono_ns() + (int64_t)(us * 1000);
 }
 
-/* recv() for a connected transfer socket, polling until `deadline` (if any) while it
-   is empty; a timeout backs the socket off (busy-poll above). */
+/* recv() for a connected transfer socket, polling until `deadline` (if any: only set
+   while armed, and nothing can disarm during the poll) while it is empty; a timeout
+   backs the socket off (busy-poll above). */
 static ssize_t recv_transfer(sock_t *s, int64_t deadline) {
   for (;;) {
     ssize_t n = recv(s->fd, s->recv_data, s->recv_cap, MSG_DONTWAIT | MSG_TRUNC);
-    if (!deadline || n >= 0 || errno != EAGAIN || !s->aa.armed) {
-      if (deadline && n >= 0 && s->aa.armed) {
-        s->aa.state[AA_POLL_HITS] += 1;
-        s->poll_backoff = 0;
-      }
+    if (!deadline) return n;
+    if (n >= 0) {
+      s->aa.state[AA_POLL_HITS] += 1;
+      s->poll_backoff = 0;
       return n;
     }
+    if (errno != EAGAIN) return n;
     if (mono_ns() >= deadline) {
       s->aa.state[AA_POLL_MISSES] += 1;
       s->poll_backoff = s->poll_backoff == 0 ? POLL_SKIP_FIRST : s->poll_backoff >= POLL_SKIP_MAX ? POLL_SKIP_MAX : s->poll_backoff * 2;
@@ -398,7 +399,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   }
   if (!(events & UV_READABLE)) return;
   napi_handle_scope scope = NULL; /* opened on the first datagram that goes to JS */
-  int64_t poll_until = 0; /* busy-poll deadline after a window auto-advance sent */
+  int64_t poll_until = 0; /* busy-poll deadline for the next recv only (set right after auto-advance sent a window) */
   for (int i = 0; i < MAX_BATCH_RECV && !s->closing; i++) {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
@@ -425,6 +426,9 @@ static void on_poll(uv_poll_t *h, int status, int events) {
       n = recv_transfer(s, poll_until);
       ss.ss_family = AF_UNSPEC;
     }
+    /* one recv per deadline: whatever comes next (JS, which may disarm, included)
+       starts without one unless auto-advance sends another window */
+    poll_until = 0;
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       if (errno == EINTR) continue;
@@ -442,7 +446,6 @@ static void on_poll(uv_poll_t *h, int status, int events) {
          so a datagram already queued is read on the next turn of the loop) */
       break;
     }
-    poll_until = 0;
     if (!scope) napi_open_handle_scope(s->env, &scope);
     write_info(s, &ss);
     call_js(s, (double)n);
