@@ -80,6 +80,10 @@ export class ReplyTemplates {
   private readonly list: Template[] = [];
   private next = 0;
 
+  /** counters for tests and the benchmark notes */
+  hits = 0;
+  misses = 0;
+
   /**
    * Forgets every template, keeping this object and its array: a new instance after
    * the warm-up started from an empty array of another elements kind, and the
@@ -89,9 +93,6 @@ export class ReplyTemplates {
     this.list.length = 0;
     this.next = 0;
   }
-  /** counters for tests and the benchmark notes */
-  hits = 0;
-  misses = 0;
 
   /**
    * Same bytes as `encode(buildReply(req, d, ctx), { maxSize })`. `raw` is the
