@@ -32,6 +32,7 @@ import { performance } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { pino, type Logger } from 'pino';
+import { logOutputOf, type LogOutput } from '../log.js';
 import type { Booter, DhcpBootDecision, DhcpClient } from '../policy/types.js';
 import { FLAG_BROADCAST, decode, encode, ipv4ToInt, macString, makeRequest, type DhcpPacket } from './codec.js';
 import { messageType } from './options.js';
@@ -259,6 +260,8 @@ export class ProxyDhcpServer {
   private dhcpSocket: ProxySocket | null = null;
   private pxeSocket: ProxySocket | null = null;
   private log: Logger;
+  /** the process log output when the logger came from createLogger (the warm-up drops its lines there) */
+  private readonly logOutput: LogOutput | undefined;
   private warming = false;
   /** where replies go during the loopback warm-up (never a real destination) */
   private warmSink: { address: string; port: number } | undefined;
@@ -281,6 +284,7 @@ export class ProxyDhcpServer {
 
   constructor(private readonly opts: ProxyDhcpOptions) {
     this.log = opts.logger.child({ component: 'dhcp' });
+    this.logOutput = logOutputOf(opts.logger);
     this.io = resolveUdpIo(opts.io);
     this.limiter =
       opts.ratePerMacPerSecond && opts.ratePerMacPerSecond > 0 ? new RateLimiter(opts.ratePerMacPerSecond) : undefined;
@@ -340,14 +344,28 @@ export class ProxyDhcpServer {
    * Bounded: 5000 rounds / 400 ms for stage 1, 4000 datagrams / 600 ms for stage 2.
    */
   private async warmUp(): Promise<void> {
+    // Sources both without an address and inside one of our subnets (a client that
+    // already has an address, as in the lab and the bench): a branch first taken
+    // by real traffic deoptimises the code around it ("insufficient type feedback").
+    const near = this.v4Interfaces()[0]?.address ?? '0.0.0.0';
     const reqs: Array<[Buffer, 'dhcp' | 'pxe']> = [];
-    for (const [arch, mt, kind] of [
-      [0, 1, 'dhcp'],
-      [7, 1, 'dhcp'],
-      [7, 3, 'pxe'],
-      [0, 3, 'dhcp'],
+    // Requests with and without ciaddr: a client that has its address (every 4011
+    // REQUEST, and iPXE's DISCOVERs after its own DHCP) takes the ciaddr branches of
+    // decode and replyDestination (test/integration/log-output.test.ts).
+    for (const [arch, mt, kind, ciaddr] of [
+      [0, 1, 'dhcp', false],
+      [7, 1, 'dhcp', false],
+      [7, 3, 'pxe', true],
+      [0, 3, 'dhcp', false],
+      [0, 1, 'dhcp', true],
+      [0, 3, 'pxe', true],
     ] as const) {
-      const req = makeRequest({ xid: 1, chaddr: Buffer.from([2, 0, 0, 0, 0, arch]), flags: FLAG_BROADCAST });
+      const req = makeRequest({
+        xid: 1,
+        chaddr: Buffer.from([2, 0, 0, 0, 0, arch]),
+        flags: ciaddr ? 0 : FLAG_BROADCAST,
+        ciaddr: !ciaddr ? '0.0.0.0' : near !== '0.0.0.0' ? near : '10.0.0.1',
+      });
       req.options.set(53, Buffer.from([mt]));
       req.options.set(93, Buffer.from([0, arch]));
       req.options.set(94, Buffer.from([1, 3, 0]));
@@ -356,10 +374,6 @@ export class ProxyDhcpServer {
       const enc = encode(req);
       if (enc.ok) reqs.push([enc.data, kind]);
     }
-    // Sources both without an address and inside one of our subnets (a client that
-    // already has an address, as in the lab and the bench): a branch first taken
-    // by real traffic deoptimises the code around it ("insufficient type feedback").
-    const near = this.v4Interfaces()[0]?.address ?? '0.0.0.0';
     // the native socket's source shape ({address, port, ifindex}): one hidden class;
     // sources arrive on a known interface (the per-interface branch is warmed), one of
     // them from an address inside that interface's subnet (a client that already has
@@ -374,23 +388,35 @@ export class ProxyDhcpServer {
     const saved = { stats: { ...this.stats }, log: this.log };
     this.warming = true;
     this.activeLimiter = this.warmLimiter;
-    // A throw-away info-level logger writing nowhere: the same pino code paths
-    // (JSON serialisation, child bindings) get optimised as for the real logger.
-    this.log = pino({ level: 'info', base: undefined }, { write: () => {} }).child({ component: 'dhcp' });
+    // Log lines: with the process logger (createLogger), the warm-up logs through the
+    // very logger objects real traffic uses and the output drops its lines (see
+    // LogOutput: a stand-in logger has another hidden class, and the first real reply
+    // deoptimised handle() at its log call). Any other logger (tests, pretty output)
+    // is replaced by a throw-away info-level one writing nowhere, which still warms
+    // pino's JSON paths.
+    const output = this.logOutput;
+    if (!output) this.log = pino({ level: 'info', base: undefined }, { write: () => {} }).child({ component: 'dhcp' });
     const deadline = Date.now() + 400;
-    try {
+    const stage1 = (): void => {
       for (let i = 0; i < 5000 && Date.now() < deadline; i++) {
         // Also take the rarely-taken branches real traffic will take (each one first
         // taken in a storm deoptimised handle(), into which they are inlined): the
-        // interface-cache refresh and the log-budget summary at a new second.
+        // interface-cache refresh, the log-budget summary at a new second, and a reply
+        // template built from scratch (the first ones are built before V8 collects
+        // type feedback, so a template miss in a storm deoptimised encodeReply).
         if (i % 500 === 499) {
           this.ifCache = undefined;
           this.logWindow.sec = 0;
+          this.templates.clear();
         }
         const r = reqs[i % reqs.length];
         const rinfo = sources[(i >> 2) % sources.length];
         if (r && rinfo) this.onMessage(varyRequest(r[0], i), rinfo, r[1], undefined);
       }
+    };
+    try {
+      if (output) output.discard(stage1);
+      else stage1();
       await this.warmUpSockets(reqs);
     } catch (err) {
       // Warm-up is an optimisation: a host without a usable loopback still serves.
@@ -443,8 +469,8 @@ export class ProxyDhcpServer {
       });
       this.warmSink = { address: '127.0.0.1', port: sink.address().port };
       const byKind = {
-        dhcp: await this.open(0, '127.0.0.1', 'dhcp'),
-        pxe: await this.open(0, '127.0.0.1', 'pxe'),
+        dhcp: await this.open(0, '127.0.0.1', 'dhcp', true),
+        pxe: await this.open(0, '127.0.0.1', 'pxe', true),
       };
       socks.push(byKind.dhcp, byKind.pxe);
       const ports = { dhcp: byKind.dhcp.port, pxe: byKind.pxe.port };
@@ -476,18 +502,19 @@ export class ProxyDhcpServer {
     await Promise.all(socks.map((s) => s.close()));
   }
 
-  private open(port: number, address: string, kind: 'dhcp' | 'pxe'): Promise<ProxySocket> {
+  /** `warmUp`: a socket of the warm-up, whose datagrams are handled with log output dropped. */
+  private open(port: number, address: string, kind: 'dhcp' | 'pxe', warmUp = false): Promise<ProxySocket> {
     // A boot storm (a rack powering on) delivers hundreds of DISCOVERs within
     // milliseconds; the default 208 KiB receive buffer holds only ~150-300 small
     // datagrams (skb truesize), and a cold JIT needs >100 µs per packet, so the
     // kernel drops most of a storm (measured: 75 % lost). Ask for 4 MiB; the kernel
     // caps it at net.core.rmem_max without error.
     const recvBufferSize = this.opts.recvBufferSize ?? DEFAULT_RECV_BUFFER;
-    if (this.io === 'native') return Promise.resolve(this.openNative(port, address, kind, recvBufferSize));
-    return this.openDgram(port, address, kind, recvBufferSize);
+    if (this.io === 'native') return Promise.resolve(this.openNative(port, address, kind, recvBufferSize, warmUp));
+    return this.openDgram(port, address, kind, recvBufferSize, warmUp);
   }
 
-  private openNative(port: number, address: string, kind: 'dhcp' | 'pxe', recvBufferSize: number): ProxySocket {
+  private openNative(port: number, address: string, kind: 'dhcp' | 'pxe', recvBufferSize: number, warmUp: boolean): ProxySocket {
     const s = new NativeUdpSocket({ family: 'udp4', broadcast: true, pktinfo: true, recvBufferSize, maxDatagram: 65536 });
     let bound: number;
     try {
@@ -507,15 +534,18 @@ export class ProxyDhcpServer {
     // The receive buffer is reused for the next datagram and decode() keeps views
     // into it (the boot-event sink may hold them), so each request gets its own copy
     // (a pooled small allocation, not dgram's 64 KiB one).
+    // One closure site for the warm-up's sockets and the real ones: a separate wrapper
+    // for the warm-up made the first real datagram deoptimise NativeUdpSocket's
+    // dispatch ("wrong feedback cell", --trace-deopt).
     s.start((buf, len) => {
       const msg = Buffer.allocUnsafe(len);
       buf.copy(msg, 0, 0, len);
-      this.onMessage(msg, s.source, kind, ps);
+      this.receive(msg, s.source, kind, ps, warmUp);
     }, true);
     return ps;
   }
 
-  private openDgram(port: number, address: string, kind: 'dhcp' | 'pxe', recvBufferSize: number): Promise<ProxySocket> {
+  private openDgram(port: number, address: string, kind: 'dhcp' | 'pxe', recvBufferSize: number, warmUp: boolean): Promise<ProxySocket> {
     return new Promise((resolve, reject) => {
       const s = dgram.createSocket({ type: 'udp4', recvBufferSize, lookup: literalLookup });
       const onError = (err: Error): void => {
@@ -540,10 +570,21 @@ export class ProxyDhcpServer {
             }),
           close: () => new Promise<void>((res) => s.close(() => res())),
         };
-        s.on('message', (msg, rinfo) => this.onMessage(msg, rinfo, kind, ps));
+        s.on('message', (msg, rinfo) => this.receive(msg, rinfo, kind, ps, warmUp));
         resolve(ps);
       });
     });
+  }
+
+  /**
+   * A datagram from a socket. The warm-up's sockets (`warmUp`) have their log lines
+   * dropped by the process log output. The same calls either way, and no branch: code
+   * only the real traffic reached would deoptimise at its first datagram.
+   */
+  private receive(msg: Buffer, rinfo: Source, kind: 'dhcp' | 'pxe', sock: ProxySocket, warmUp: boolean): void {
+    this.logOutput?.setDiscarding(warmUp);
+    this.onMessage(msg, rinfo, kind, sock); // never throws
+    this.logOutput?.setDiscarding(false);
   }
 
   /** Never throws: everything is counted. */
