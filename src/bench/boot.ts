@@ -14,7 +14,7 @@
  * `npm run bench` or `node dist/bench/boot.js [runs]`.
  */
 import { join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
   dnsmasqProxyArgs,
@@ -37,6 +37,20 @@ export interface BootBenchResult {
   pxeMedian: number;
   /** pxe / dnsmasq, target <= 1.0 */
   ratio: number;
+  /** CPU seconds (user + system, all threads) each server used during each boot */
+  dnsmasqCpuSeconds: number[];
+  pxeCpuSeconds: number[];
+}
+
+/** utime + stime of a process, all its threads, in seconds (/proc/PID/stat; NaN once it is gone). */
+function cpuSeconds(pid: number): number {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN;
+  }
 }
 
 const MAC = '52:54:00:be:0c:01';
@@ -59,12 +73,15 @@ const PHASES: Record<string, RegExp> = {
 };
 let phaseLog: (l: string) => void = () => undefined;
 
-async function oneBoot(lab: Lab, server: 'dnsmasq' | 'pxe', tftpRoot: string, i: number): Promise<number> {
+async function oneBoot(lab: Lab, server: 'dnsmasq' | 'pxe', tftpRoot: string, i: number): Promise<{ seconds: number; cpuSeconds: number }> {
   const p =
     server === 'dnsmasq'
       ? await lab.runServer('dnsmasq', dnsmasqProxyArgs(lab, tftpRoot), { name: `bench-dnsmasq-${i}`, udpPorts: [67, 4011, 69] })
       : await lab.runServer('node', pxeServeArgs(lab, tftpRoot, { logLevel: 'warn' }), { name: `bench-pxe-${i}`, udpPorts: PXE_UDP_PORTS, readyTimeoutMs: 30_000 });
   try {
+    // the server's CPU during the boot (its start-up, e.g. pxe's proxyDHCP warm-up, is
+    // before this): on 2 vCPUs, whatever it burns is taken from QEMU's threads
+    const cpu0 = cpuSeconds(p.pid);
     const r = await lab.bootVm({ firmware: 'bios', mac: MAC, expect: MARKER, failFast: FAIL_FAST, timeoutMs: 120_000, name: `bench-${server}-${i}`, phases: PHASES });
     if (!r.ok || r.markerMs === undefined || r.match?.[1] !== 'mac') {
       throw new Error(`${server} boot ${i} failed: ${r.reason} (cfg=${r.match?.[1]})\n${r.serialLog.slice(-2000)}`);
@@ -72,8 +89,9 @@ async function oneBoot(lab: Lab, server: 'dnsmasq' | 'pxe', tftpRoot: string, i:
     const ph = Object.entries(r.phaseMs)
       .map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}`)
       .join(', ');
-    phaseLog(`boot: ${server} run ${i + 1} milestones (s from QEMU start): ${ph}, marker ${(r.markerMs / 1000).toFixed(1)}`);
-    return r.markerMs / 1000;
+    const cpu = cpuSeconds(p.pid) - cpu0;
+    phaseLog(`boot: ${server} run ${i + 1} milestones (s from QEMU start): ${ph}, marker ${(r.markerMs / 1000).toFixed(1)}; server CPU ${cpu.toFixed(2)} s`);
+    return { seconds: r.markerMs / 1000, cpuSeconds: cpu };
   } finally {
     await p.stop();
   }
@@ -89,6 +107,8 @@ export async function runBootBench(opts: { runs?: number; log?: (line: string) =
   const lab = await startLab({ sitePing: false });
   const dnsmasqSeconds: number[] = [];
   const pxeSeconds: number[] = [];
+  const dnsmasqCpuSeconds: number[] = [];
+  const pxeCpuSeconds: number[] = [];
   try {
     const tftpRoot = writeTftpRoot(join(lab.runDir, 'tftproot'), assets, [MAC]);
     for (let i = 0; i < runs; i++) {
@@ -96,8 +116,9 @@ export async function runBootBench(opts: { runs?: number; log?: (line: string) =
       // the other (the previous QEMU's teardown, page cache, other jobs on the host)
       const order = i % 2 === 0 ? (['dnsmasq', 'pxe'] as const) : (['pxe', 'dnsmasq'] as const);
       for (const server of order) {
-        const seconds = await oneBoot(lab, server, tftpRoot, i);
+        const { seconds, cpuSeconds: cpu } = await oneBoot(lab, server, tftpRoot, i);
         (server === 'pxe' ? pxeSeconds : dnsmasqSeconds).push(seconds);
+        (server === 'pxe' ? pxeCpuSeconds : dnsmasqCpuSeconds).push(cpu);
         log(`boot: ${server.padEnd(7)} run ${i + 1}/${runs}: ${seconds.toFixed(2)} s`);
       }
     }
@@ -115,16 +136,16 @@ export async function runBootBench(opts: { runs?: number; log?: (line: string) =
       '',
       // best-of is printed too: on a shared 2-core host, load from other work inflates
       // single runs by 2-3x, and the minimum is the least disturbed one.
-      '| server | runs (s) | median (s) | best (s) |',
-      '|---|---|---|---|',
-      `| dnsmasq (proxy + TFTP) | ${fmt(dnsmasqSeconds)} | ${dnsmasqMedian.toFixed(2)} | ${Math.min(...dnsmasqSeconds).toFixed(2)} |`,
-      `| pxe serve | ${fmt(pxeSeconds)} | ${pxeMedian.toFixed(2)} | ${Math.min(...pxeSeconds).toFixed(2)} |`,
+      '| server | runs (s) | median (s) | best (s) | server CPU during the boot, median (s) |',
+      '|---|---|---|---|---|',
+      `| dnsmasq (proxy + TFTP) | ${fmt(dnsmasqSeconds)} | ${dnsmasqMedian.toFixed(2)} | ${Math.min(...dnsmasqSeconds).toFixed(2)} | ${median(dnsmasqCpuSeconds).toFixed(2)} |`,
+      `| pxe serve | ${fmt(pxeSeconds)} | ${pxeMedian.toFixed(2)} | ${Math.min(...pxeSeconds).toFixed(2)} | ${median(pxeCpuSeconds).toFixed(2)} |`,
       '',
       `ratio pxe/dnsmasq: **${ratio.toFixed(3)}** (medians; target <= 1.0; ${runs} runs each, interleaved, order alternating; best-of ratio ${(Math.min(...pxeSeconds) / Math.min(...dnsmasqSeconds)).toFixed(3)})`,
       '',
     ].join('\n'),
   );
-  return { runs, dnsmasqSeconds, pxeSeconds, dnsmasqMedian, pxeMedian, ratio };
+  return { runs, dnsmasqSeconds, pxeSeconds, dnsmasqMedian, pxeMedian, ratio, dnsmasqCpuSeconds, pxeCpuSeconds };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
