@@ -284,15 +284,18 @@ describe('native UDP socket', () => {
     );
     await waitFor(() => toJs.length > 0, 10_000, 'the client process', 5);
     expect(toJs).toEqual([-5]);
-    // 1 ms: the child answers from node:dgram in tens of microseconds when not preempted
-    const st = await lockStepFile(server, 300, 1000, toJs);
+    // The child answers from node:dgram in tens of microseconds when it runs. The budget
+    // is 20 ms, not the 50 µs default: on a loaded CI machine the child is preempted now
+    // and then, and a poll that times out backs off (16, 32, ... windows), so a 1 ms
+    // budget failed with 0 hits while other work held both vCPUs.
+    const st = await lockStepFile(server, 300, 20_000, toJs);
     const r = await client;
     expect(r.stdout.trim(), r.stderr).toBe('300');
     const hits = st[AutoAdvanceSlot.PollHits] as number;
     const misses = st[AutoAdvanceSlot.PollMisses] as number;
     // every poll ends as one or the other, at most one per window
     expect(hits + misses).toBeLessThanOrEqual(299);
-    expect(hits).toBeGreaterThanOrEqual(50);
+    expect(hits, `hits ${hits}, misses ${misses}`).toBeGreaterThanOrEqual(50);
   });
 
   it('busy-poll backs off while the peer is slower than the budget, and stays off while another transfer is armed', async () => {
