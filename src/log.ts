@@ -8,7 +8,7 @@ type Destination = ReturnType<typeof pino.destination>;
 
 /**
  * The process's log output: pino's own SonicBoom on stdout, plus a second SonicBoom
- * of the same kind on /dev/null that the output switches to while `discard()` runs.
+ * of the same kind on /dev/null that the output switches to while discarding.
  *
  * Why: the proxyDHCP warm-up (src/dhcp/proxy.ts) runs the real request path before
  * its ports open, log calls included. With a throw-away logger, V8 optimised the
@@ -16,8 +16,8 @@ type Destination = ReturnType<typeof pino.destination>;
  * handle() ("wrong map" at the `this.log.info` call, --trace-deopt) in the middle of
  * the first boot storm. Discarding at the stream keeps the very logger objects real
  * traffic uses, and writing to an identical SonicBoom keeps its code warm as well.
- * Only what is logged synchronously inside `discard(fn)` (or between
- * `setDiscarding(true)` and `setDiscarding(false)`) is dropped.
+ * Only what is logged between `setDiscarding(true)` and `setDiscarding(false)` is
+ * dropped (the proxy sets it around each warm-up request it handles).
  */
 export class LogOutput {
   private discarding = false;
@@ -46,16 +46,6 @@ export class LogOutput {
     this.discarding = on;
   }
 
-  /** Runs fn with its log lines dropped (fn must be synchronous). */
-  discard<T>(fn: () => T): T {
-    const was = this.discarding;
-    this.discarding = true;
-    try {
-      return fn();
-    } finally {
-      this.discarding = was;
-    }
-  }
 }
 
 /** The LogOutput behind a logger (or a child of it) made by createLogger, if any. */

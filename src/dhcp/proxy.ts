@@ -361,6 +361,7 @@ export class ProxyDhcpServer {
     // already has an address, as in the lab and the bench): a branch first taken
     // by real traffic deoptimises the code around it ("insufficient type feedback").
     const near = this.v4Interfaces()[0]?.address ?? '0.0.0.0';
+    const clientAddress = near !== '0.0.0.0' ? near : '10.0.0.1';
     const reqs: Array<[Buffer, 'dhcp' | 'pxe']> = [];
     // Requests with and without ciaddr: a client that has its address (every 4011
     // REQUEST, and iPXE's DISCOVERs after its own DHCP) takes the ciaddr branches of
@@ -377,7 +378,7 @@ export class ProxyDhcpServer {
         xid: 1,
         chaddr: Buffer.from([2, 0, 0, 0, 0, arch]),
         flags: ciaddr ? 0 : FLAG_BROADCAST,
-        ciaddr: !ciaddr ? '0.0.0.0' : near !== '0.0.0.0' ? near : '10.0.0.1',
+        ciaddr: ciaddr ? clientAddress : '0.0.0.0',
       });
       req.options.set(53, Buffer.from([mt]));
       req.options.set(93, Buffer.from([0, arch]));
@@ -402,15 +403,14 @@ export class ProxyDhcpServer {
     this.warming = true;
     this.activeLimiter = this.warmLimiter;
     // Log lines: with the process logger (createLogger), the warm-up logs through the
-    // very logger objects real traffic uses and the output drops its lines (see
-    // LogOutput: a stand-in logger has another hidden class, and the first real reply
-    // deoptimised handle() at its log call). Any other logger (tests, pretty output)
-    // is replaced by a throw-away info-level one writing nowhere, which still warms
-    // pino's JSON paths.
-    const output = this.logOutput;
-    if (!output) this.log = pino({ level: 'info', base: undefined }, { write: () => {} }).child({ component: 'dhcp' });
+    // very logger objects real traffic uses, and the output drops what is logged while
+    // a warm-up request is handled (onMessage, flushReplyLogs; see LogOutput: a
+    // stand-in logger has another hidden class, and the first real reply deoptimised
+    // handle() at its log call). Any other logger (tests, pretty output) is replaced
+    // by a throw-away info-level one writing nowhere, which still warms pino's JSON paths.
+    if (!this.logOutput) this.log = pino({ level: 'info', base: undefined }, { write: () => {} }).child({ component: 'dhcp' });
     const deadline = Date.now() + 400;
-    const stage1 = (): void => {
+    try {
       for (let i = 0; i < 5000 && Date.now() < deadline; i++) {
         // Also take the rarely-taken branches real traffic will take (each one first
         // taken in a storm deoptimised handle(), into which they are inlined): the
@@ -426,10 +426,6 @@ export class ProxyDhcpServer {
         const rinfo = sources[(i >> 2) % sources.length];
         if (r && rinfo) this.onMessage(varyRequest(r[0], i), rinfo, r[1], undefined);
       }
-    };
-    try {
-      if (output) output.discard(stage1);
-      else stage1();
       await this.warmUpSockets(reqs);
     } catch (err) {
       // Warm-up is an optimisation: a host without a usable loopback still serves.
@@ -484,8 +480,8 @@ export class ProxyDhcpServer {
       });
       this.warmSink = { address: '127.0.0.1', port: sink.address().port };
       const byKind = {
-        dhcp: await this.open(0, '127.0.0.1', 'dhcp', true),
-        pxe: await this.open(0, '127.0.0.1', 'pxe', true),
+        dhcp: await this.open(0, '127.0.0.1', 'dhcp'),
+        pxe: await this.open(0, '127.0.0.1', 'pxe'),
       };
       socks.push(byKind.dhcp, byKind.pxe);
       const ports = { dhcp: byKind.dhcp.port, pxe: byKind.pxe.port };
@@ -517,19 +513,18 @@ export class ProxyDhcpServer {
     await Promise.all(socks.map((s) => s.close()));
   }
 
-  /** `warmUp`: a socket of the warm-up, whose datagrams are handled with log output dropped. */
-  private open(port: number, address: string, kind: 'dhcp' | 'pxe', warmUp = false): Promise<ProxySocket> {
+  private open(port: number, address: string, kind: 'dhcp' | 'pxe'): Promise<ProxySocket> {
     // A boot storm (a rack powering on) delivers hundreds of DISCOVERs within
     // milliseconds; the default 208 KiB receive buffer holds only ~150-300 small
     // datagrams (skb truesize), and a cold JIT needs >100 µs per packet, so the
     // kernel drops most of a storm (measured: 75 % lost). Ask for 4 MiB; the kernel
     // caps it at net.core.rmem_max without error.
     const recvBufferSize = this.opts.recvBufferSize ?? DEFAULT_RECV_BUFFER;
-    if (this.io === 'native') return Promise.resolve(this.openNative(port, address, kind, recvBufferSize, warmUp));
-    return this.openDgram(port, address, kind, recvBufferSize, warmUp);
+    if (this.io === 'native') return Promise.resolve(this.openNative(port, address, kind, recvBufferSize));
+    return this.openDgram(port, address, kind, recvBufferSize);
   }
 
-  private openNative(port: number, address: string, kind: 'dhcp' | 'pxe', recvBufferSize: number, warmUp: boolean): ProxySocket {
+  private openNative(port: number, address: string, kind: 'dhcp' | 'pxe', recvBufferSize: number): ProxySocket {
     const s = new NativeUdpSocket({ family: 'udp4', broadcast: true, pktinfo: true, recvBufferSize, maxDatagram: 65536 });
     let bound: number;
     try {
@@ -549,18 +544,15 @@ export class ProxyDhcpServer {
     // The receive buffer is reused for the next datagram and decode() keeps views
     // into it (the boot-event sink may hold them), so each request gets its own copy
     // (a pooled small allocation, not dgram's 64 KiB one).
-    // One closure site for the warm-up's sockets and the real ones: a separate wrapper
-    // for the warm-up made the first real datagram deoptimise NativeUdpSocket's
-    // dispatch ("wrong feedback cell", --trace-deopt).
     s.start((buf, len) => {
       const msg = Buffer.allocUnsafe(len);
       buf.copy(msg, 0, 0, len);
-      this.receive(msg, s.source, kind, ps, warmUp);
+      this.onMessage(msg, s.source, kind, ps);
     }, true);
     return ps;
   }
 
-  private openDgram(port: number, address: string, kind: 'dhcp' | 'pxe', recvBufferSize: number, warmUp: boolean): Promise<ProxySocket> {
+  private openDgram(port: number, address: string, kind: 'dhcp' | 'pxe', recvBufferSize: number): Promise<ProxySocket> {
     return new Promise((resolve, reject) => {
       const s = dgram.createSocket({ type: 'udp4', recvBufferSize, lookup: literalLookup });
       const onError = (err: Error): void => {
@@ -585,33 +577,28 @@ export class ProxyDhcpServer {
             }),
           close: () => new Promise<void>((res) => s.close(() => res())),
         };
-        s.on('message', (msg, rinfo) => this.receive(msg, rinfo, kind, ps, warmUp));
+        s.on('message', (msg, rinfo) => this.onMessage(msg, rinfo, kind, ps));
         resolve(ps);
       });
     });
   }
 
   /**
-   * A datagram from a socket. The warm-up's sockets (`warmUp`) have their log lines
-   * dropped by the process log output. The same calls either way, and no branch: code
-   * only the real traffic reached would deoptimise at its first datagram.
+   * Never throws: everything is counted. While warming, what the request logs is
+   * dropped at the process log output (the same calls either way, no branch: code only
+   * real traffic reached would deoptimise at its first datagram).
    */
-  private receive(msg: Buffer, rinfo: Source, kind: 'dhcp' | 'pxe', sock: ProxySocket, warmUp: boolean): void {
-    this.logOutput?.setDiscarding(warmUp);
-    this.onMessage(msg, rinfo, kind, sock); // never throws
-    this.logOutput?.setDiscarding(false);
-  }
-
-  /** Never throws: everything is counted. */
   private onMessage(msg: Buffer, rinfo: Source, kind: 'dhcp' | 'pxe', sock: ProxySocket | undefined): void {
     this.stats.received++;
     this.lastRequestAt = performance.now();
+    this.logOutput?.setDiscarding(this.warming);
     try {
       this.handle(msg, rinfo, kind, sock);
     } catch (err) {
       this.stats.internalErrors++;
       this.log.error({ err, from: `${rinfo.address}:${rinfo.port}` }, 'internal error handling DHCP packet');
     }
+    this.logOutput?.setDiscarding(false);
   }
 
   private handle(msg: Buffer, rinfo: Source, kind: 'dhcp' | 'pxe', sock: ProxySocket | undefined): void {
