@@ -14,7 +14,7 @@
  * `npm run bench` or `node dist/bench/boot.js [runs]`.
  */
 import { join } from 'node:path';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
   dnsmasqProxyArgs,
@@ -28,6 +28,7 @@ import {
   writeTftpRoot,
   type Lab,
 } from './lab.js';
+import { cpuSeconds, median } from './peers.js';
 
 export interface BootBenchResult {
   runs: number;
@@ -42,24 +43,9 @@ export interface BootBenchResult {
   pxeCpuSeconds: number[];
 }
 
-/** utime + stime of a process, all its threads, in seconds (/proc/PID/stat; NaN once it is gone). */
-function cpuSeconds(pid: number): number {
-  try {
-    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
 
 const MAC = '52:54:00:be:0c:01';
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 /**
  * Serial-console milestones, to see where the time goes: the iPXE ROM is up, the NBP
@@ -105,10 +91,9 @@ export async function runBootBench(opts: { runs?: number; log?: (line: string) =
   if (!existsSync(join(REPO_ROOT, 'dist', 'cli.js'))) throw new Error('dist/cli.js missing: npm run build');
   const assets = await ensureAssets();
   const lab = await startLab({ sitePing: false });
-  const dnsmasqSeconds: number[] = [];
-  const pxeSeconds: number[] = [];
-  const dnsmasqCpuSeconds: number[] = [];
-  const pxeCpuSeconds: number[] = [];
+  // per server: boot times and the server's CPU during each boot
+  const seconds = { dnsmasq: [] as number[], pxe: [] as number[] };
+  const cpu = { dnsmasq: [] as number[], pxe: [] as number[] };
   try {
     const tftpRoot = writeTftpRoot(join(lab.runDir, 'tftproot'), assets, [MAC]);
     for (let i = 0; i < runs; i++) {
@@ -116,19 +101,21 @@ export async function runBootBench(opts: { runs?: number; log?: (line: string) =
       // the other (the previous QEMU's teardown, page cache, other jobs on the host)
       const order = i % 2 === 0 ? (['dnsmasq', 'pxe'] as const) : (['pxe', 'dnsmasq'] as const);
       for (const server of order) {
-        const { seconds, cpuSeconds: cpu } = await oneBoot(lab, server, tftpRoot, i);
-        (server === 'pxe' ? pxeSeconds : dnsmasqSeconds).push(seconds);
-        (server === 'pxe' ? pxeCpuSeconds : dnsmasqCpuSeconds).push(cpu);
-        log(`boot: ${server.padEnd(7)} run ${i + 1}/${runs}: ${seconds.toFixed(2)} s`);
+        const r = await oneBoot(lab, server, tftpRoot, i);
+        seconds[server].push(r.seconds);
+        cpu[server].push(r.cpuSeconds);
+        log(`boot: ${server.padEnd(7)} run ${i + 1}/${runs}: ${r.seconds.toFixed(2)} s`);
       }
     }
   } finally {
     await lab.stop();
   }
-  const dnsmasqMedian = median(dnsmasqSeconds);
-  const pxeMedian = median(pxeSeconds);
+  const dnsmasqMedian = median(seconds.dnsmasq);
+  const pxeMedian = median(seconds.pxe);
   const ratio = pxeMedian / dnsmasqMedian;
   const fmt = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' / ');
+  const row = (label: string, server: 'dnsmasq' | 'pxe'): string =>
+    `| ${label} | ${fmt(seconds[server])} | ${median(seconds[server]).toFixed(2)} | ${Math.min(...seconds[server]).toFixed(2)} | ${median(cpu[server]).toFixed(2)} |`;
   const out = opts.out ?? ((l: string) => process.stdout.write(`${l}\n`));
   out(
     [
@@ -138,14 +125,14 @@ export async function runBootBench(opts: { runs?: number; log?: (line: string) =
       // single runs by 2-3x, and the minimum is the least disturbed one.
       '| server | runs (s) | median (s) | best (s) | server CPU during the boot, median (s) |',
       '|---|---|---|---|---|',
-      `| dnsmasq (proxy + TFTP) | ${fmt(dnsmasqSeconds)} | ${dnsmasqMedian.toFixed(2)} | ${Math.min(...dnsmasqSeconds).toFixed(2)} | ${median(dnsmasqCpuSeconds).toFixed(2)} |`,
-      `| pxe serve | ${fmt(pxeSeconds)} | ${pxeMedian.toFixed(2)} | ${Math.min(...pxeSeconds).toFixed(2)} | ${median(pxeCpuSeconds).toFixed(2)} |`,
+      row('dnsmasq (proxy + TFTP)', 'dnsmasq'),
+      row('pxe serve', 'pxe'),
       '',
-      `ratio pxe/dnsmasq: **${ratio.toFixed(3)}** (medians; target <= 1.0; ${runs} runs each, interleaved, order alternating; best-of ratio ${(Math.min(...pxeSeconds) / Math.min(...dnsmasqSeconds)).toFixed(3)})`,
+      `ratio pxe/dnsmasq: **${ratio.toFixed(3)}** (medians; target <= 1.0; ${runs} runs each, interleaved, order alternating; best-of ratio ${(Math.min(...seconds.pxe) / Math.min(...seconds.dnsmasq)).toFixed(3)})`,
       '',
     ].join('\n'),
   );
-  return { runs, dnsmasqSeconds, pxeSeconds, dnsmasqMedian, pxeMedian, ratio, dnsmasqCpuSeconds, pxeCpuSeconds };
+  return { runs, dnsmasqSeconds: seconds.dnsmasq, pxeSeconds: seconds.pxe, dnsmasqMedian, pxeMedian, ratio, dnsmasqCpuSeconds: cpu.dnsmasq, pxeCpuSeconds: cpu.pxe };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

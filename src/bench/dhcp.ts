@@ -21,6 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { decode, encode, makeRequest } from '../dhcp/codec.js';
+import { median } from './peers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '..', '..');
@@ -51,11 +52,8 @@ export interface PhaseSummary {
   /** the round with the median wire p99, per server */
   pxe: StormResult;
   dnsmasq: StormResult;
-  /** each wire percentile's median over the rounds (ms) */
+  /** each wire percentile's median over the rounds (ms); the ratios pxe/dnsmasq are taken from these */
   medians: { pxeP50: number; pxeP99: number; dnsmasqP50: number; dnsmasqP99: number };
-  /** pxe / dnsmasq of those medians */
-  ratioP50: number;
-  ratioP99: number;
 }
 
 export interface DhcpBenchResult {
@@ -405,7 +403,7 @@ export async function runDhcpBench(opts: { clients?: number; windowMs?: number; 
         while (udpBound(srv, 67) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
       }
     }
-    const median = (name: 'pxe' | 'dnsmasq', phase: 'cold' | 'warm'): StormResult => {
+    const medianRound = (name: 'pxe' | 'dnsmasq', phase: 'cold' | 'warm'): StormResult => {
       const rs = rounds
         .filter((r) => r.server === name && r.phase === phase)
         .sort((a, b) => (a.wire?.p99Ms ?? a.p99Ms) - (b.wire?.p99Ms ?? b.p99Ms));
@@ -416,24 +414,16 @@ export async function runDhcpBench(opts: { clients?: number; windowMs?: number; 
     const w = (x: StormResult, k: 'p50Ms' | 'p99Ms'): number => x.wire?.[k] ?? x[k];
     // Each percentile's own median over the rounds: the p50 of the round with the median
     // p99 (what the table row shows) is one storm's p50, as noisy as any single storm.
-    const medianOver = (name: 'pxe' | 'dnsmasq', phase: 'cold' | 'warm', k: 'p50Ms' | 'p99Ms'): number => {
-      const xs = rounds
-        .filter((r) => r.server === name && r.phase === phase)
-        .map((r) => w(r, k))
-        .sort((a, b) => a - b);
-      const mid = Math.floor(xs.length / 2);
-      return xs.length % 2 ? (xs[mid] ?? NaN) : ((xs[mid - 1] ?? NaN) + (xs[mid] ?? NaN)) / 2;
-    };
+    const medianOver = (name: 'pxe' | 'dnsmasq', phase: 'cold' | 'warm', k: 'p50Ms' | 'p99Ms'): number =>
+      median(rounds.filter((r) => r.server === name && r.phase === phase).map((r) => w(r, k)));
     const summary = (phase: 'cold' | 'warm'): PhaseSummary => {
-      const pxe = median('pxe', phase);
-      const dnsmasq = median('dnsmasq', phase);
-      const m = {
+      const medians = {
         pxeP50: medianOver('pxe', phase, 'p50Ms'),
         pxeP99: medianOver('pxe', phase, 'p99Ms'),
         dnsmasqP50: medianOver('dnsmasq', phase, 'p50Ms'),
         dnsmasqP99: medianOver('dnsmasq', phase, 'p99Ms'),
       };
-      return { pxe, dnsmasq, medians: m, ratioP50: m.pxeP50 / m.dnsmasqP50, ratioP99: m.pxeP99 / m.dnsmasqP99 };
+      return { pxe: medianRound('pxe', phase), dnsmasq: medianRound('dnsmasq', phase), medians };
     };
     return { clients, windowMs, rounds, cold: summary('cold'), warm: summary('warm'), loadAvg: [load0, os.loadavg()[0] ?? NaN] };
   } finally {
@@ -441,6 +431,11 @@ export async function runDhcpBench(opts: { clients?: number; windowMs?: number; 
     process.off('SIGTERM', onSignal);
     await cleanup();
   }
+}
+
+/** pxe / dnsmasq of a phase's median wire percentile */
+function ratio(p: PhaseSummary, k: 'P50' | 'P99'): number {
+  return p.medians[`pxe${k}`] / p.medians[`dnsmasq${k}`];
 }
 
 export function formatDhcpBench(r: DhcpBenchResult): string {
@@ -465,7 +460,7 @@ export function formatDhcpBench(r: DhcpBenchResult): string {
     `wire medians over the rounds (ms): cold p50 ${f(r.cold.medians.pxeP50)} vs ${f(r.cold.medians.dnsmasqP50)}, p99 ${f(r.cold.medians.pxeP99)} vs ${f(r.cold.medians.dnsmasqP99)}; ` +
       `warm p50 ${f(r.warm.medians.pxeP50)} vs ${f(r.warm.medians.dnsmasqP50)}, p99 ${f(r.warm.medians.pxeP99)} vs ${f(r.warm.medians.dnsmasqP99)} (pxe vs dnsmasq)`,
     '',
-    `latency ratio pxe/dnsmasq (wire, those medians): cold p50 ${f(r.cold.ratioP50)} p99 ${f(r.cold.ratioP99)}; warm p50 ${f(r.warm.ratioP50)} p99 ${f(r.warm.ratioP99)}`,
+    `latency ratio pxe/dnsmasq (wire, those medians): cold p50 ${f(ratio(r.cold, 'P50'))} p99 ${f(ratio(r.cold, 'P99'))}; warm p50 ${f(ratio(r.warm, 'P50'))} p99 ${f(ratio(r.warm, 'P99'))}`,
     '',
     'all rounds: ' +
       r.rounds

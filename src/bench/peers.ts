@@ -165,6 +165,14 @@ export async function startAtftpd(root: string): Promise<PeerServer | null> {
   return p;
 }
 
+/** Median of a sample (the mean of the two middle values for an even count; NaN if empty). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  if (s.length === 0) return NaN;
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
 const CLK_TCK = 100;
 
 /** CPU seconds of a process including its reaped children (utime+stime+cutime+cstime). */

@@ -28,6 +28,7 @@ import { loadCatalog } from '../catalog/load.js';
 import { expandCatalog, type ExpandedTarget } from '../catalog/schema.js';
 import { runSync, type SyncConfig } from '../sync/engine.js';
 import { LocalMirror } from '../sync/localmirror.js';
+import { median } from './peers.js';
 
 const run = promisify(execFile);
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -145,11 +146,6 @@ function zipStored(members: Array<{ name: string; data: Buffer }>): Buffer {
   return Buffer.concat([...parts, cd, end]);
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 const pathOf = (url: string) => decodeURIComponent(new URL(url).pathname).replace(/^\/+/, '');
 
