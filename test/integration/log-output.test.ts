@@ -11,21 +11,49 @@ import { describe, expect, it } from 'vitest';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** Runs an ES module (source text) in a child node; returns its stdout lines parsed as JSON. */
-function runChild(source: string): Array<Record<string, unknown>> {
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', source], {
+/** Runs an ES module (source text) in a child node with extra node flags; returns its stdout (exit 0 asserted). */
+function runNode(source: string, flags: string[] = []): string {
+  const r = spawnSync(process.execPath, [...flags, '--input-type=module', '-e', source], {
     cwd: REPO_ROOT,
     encoding: 'utf8',
-    timeout: 30_000,
+    timeout: 60_000,
+    maxBuffer: 64 * 1024 * 1024,
   });
   expect(r.status, r.stderr).toBe(0);
-  return r.stdout
+  return r.stdout;
+}
+
+/** runNode, with its stdout lines parsed as JSON (pino lines). */
+function runChild(source: string): Array<Record<string, unknown>> {
+  return runNode(source)
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 const dist = (p: string): string => JSON.stringify(join(REPO_ROOT, 'dist', p));
+
+/**
+ * Child-script prelude: the process logger, a client socket on 127.0.0.1 (`client`)
+ * and a started proxy (`server`) on ephemeral loopback ports whose booter is
+ * `booter` (a JS expression). Replies to a client with ciaddr and no broadcast flag
+ * are unicast back to it, so nothing is broadcast.
+ */
+const loopbackProxy = (booter: string): string => `
+  import dgram from 'node:dgram';
+  import { createLogger } from ${dist('log.js')};
+  import { ProxyDhcpServer } from ${dist('dhcp/proxy.js')};
+  import { decode, encode, makeRequest } from ${dist('dhcp/codec.js')};
+  const logger = createLogger('info', false);
+  const client = dgram.createSocket('udp4');
+  await new Promise((r) => client.bind(0, '127.0.0.1', r));
+  const server = new ProxyDhcpServer({
+    booter: ${booter},
+    logger, bindAddress: '127.0.0.1', dhcpPort: 0, pxePort: 0, serverAddress: '127.0.0.1',
+    clientPort: client.address().port,
+  });
+  await server.start();
+`;
 
 describe('LogOutput', () => {
   it('drops exactly what is logged between setDiscarding(true) and (false), writes the rest in order', () => {
@@ -60,20 +88,7 @@ describe('proxyDHCP warm-up with the process logger', () => {
   it('logs nothing of its ~9000 synthetic requests; the first real request after start is logged', () => {
     // Loopback only: ephemeral ports, the client has an address (ciaddr) and no
     // broadcast flag, so the OFFER is unicast back to it.
-    const lines = runChild(`
-      import dgram from 'node:dgram';
-      import { createLogger } from ${dist('log.js')};
-      import { ProxyDhcpServer } from ${dist('dhcp/proxy.js')};
-      import { decode, encode, makeRequest } from ${dist('dhcp/codec.js')};
-      const logger = createLogger('info', false);
-      const client = dgram.createSocket('udp4');
-      await new Promise((r) => client.bind(0, '127.0.0.1', r));
-      const server = new ProxyDhcpServer({
-        booter: { dhcpBoot: () => ({ action: 'boot', bootFile: 'real.0', nextServer: '127.0.0.5', reason: 'test' }) },
-        logger, bindAddress: '127.0.0.1', dhcpPort: 0, pxePort: 0, serverAddress: '127.0.0.1',
-        clientPort: client.address().port,
-      });
-      await server.start();
+    const lines = runChild(`${loopbackProxy("{ dhcpBoot: () => ({ action: 'boot', bootFile: 'real.0', nextServer: '127.0.0.5', reason: 'test' }) }")}
       const req = makeRequest({ xid: 0x5eed, chaddr: Buffer.from('525400aa0001', 'hex'), ciaddr: '127.0.0.1' });
       req.options.set(53, Buffer.from([1]));
       req.options.set(60, Buffer.from('PXEClient:Arch:00000:UNDI:002001'));
@@ -110,26 +125,8 @@ describe('proxyDHCP warm-up leaves nothing to deoptimise', () => {
     // boot storm (23-28 ms of compiler time each, measured), which was the cold-storm
     // tail in the bench. Deopts inside Node's own code are not asserted: they depend on
     // the Node version, not on this project.
-    const r = spawnSync(
-      process.execPath,
-      [
-        '--trace-deopt-verbose',
-        '--input-type=module',
-        '-e',
-        `
-      import dgram from 'node:dgram';
-      import { createLogger } from ${dist('log.js')};
-      import { ProxyDhcpServer } from ${dist('dhcp/proxy.js')};
-      import { encode, makeRequest } from ${dist('dhcp/codec.js')};
-      const logger = createLogger('info', false);
-      const client = dgram.createSocket('udp4');
-      await new Promise((r) => client.bind(0, '127.0.0.1', r));
-      const server = new ProxyDhcpServer({
-        booter: { dhcpBoot: (c) => ({ action: 'boot', bootFile: c.firmware === 'bios' ? 'pxelinux.0' : 'syslinux.efi', nextServer: '127.0.0.5', reason: 'test' }) },
-        logger, bindAddress: '127.0.0.1', dhcpPort: 0, pxePort: 0, serverAddress: '127.0.0.1',
-        clientPort: client.address().port,
-      });
-      await server.start();
+    const out = runNode(
+      `${loopbackProxy("{ dhcpBoot: (c) => ({ action: 'boot', bootFile: c.firmware === 'bios' ? 'pxelinux.0' : 'syslinux.efi', nextServer: '127.0.0.5', reason: 'test' }) }")}
       console.log('REAL-TRAFFIC-STARTS');
       let answered = 0;
       // replies are counted, not decoded: decode() on the client's node:dgram buffers
@@ -153,11 +150,8 @@ describe('proxyDHCP warm-up leaves nothing to deoptimise', () => {
       await server.close();
       client.close();
     `,
-      ],
-      { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000, maxBuffer: 64 * 1024 * 1024 },
+      ['--trace-deopt-verbose'],
     );
-    expect(r.status, r.stderr).toBe(0);
-    const out = r.stdout;
     const start = out.indexOf('REAL-TRAFFIC-STARTS');
     expect(start).toBeGreaterThan(0);
     expect(out).toMatch(/ANSWERED 300/);
