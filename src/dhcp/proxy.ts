@@ -366,13 +366,17 @@ export class ProxyDhcpServer {
     // Requests with and without ciaddr: a client that has its address (every 4011
     // REQUEST, and iPXE's DISCOVERs after its own DHCP) takes the ciaddr branches of
     // decode and replyDestination (test/integration/log-output.test.ts).
-    for (const [arch, mt, kind, ciaddr] of [
-      [0, 1, 'dhcp', false],
-      [7, 1, 'dhcp', false],
-      [7, 3, 'pxe', true],
-      [0, 3, 'dhcp', false],
-      [0, 1, 'dhcp', true],
-      [0, 3, 'pxe', true],
+    // iPXE (option 77) too: its BIOS clients take the policy's HTTP boot-file branch.
+    for (const [arch, mt, kind, ciaddr, ipxe] of [
+      [0, 1, 'dhcp', false, false],
+      [7, 1, 'dhcp', false, false],
+      [7, 3, 'pxe', true, false],
+      [0, 3, 'dhcp', false, false],
+      [0, 1, 'dhcp', true, false],
+      [0, 3, 'pxe', true, false],
+      [0, 1, 'dhcp', false, true],
+      [7, 1, 'dhcp', false, true],
+      [0, 3, 'pxe', true, true],
     ] as const) {
       const req = makeRequest({
         xid: 1,
@@ -385,6 +389,7 @@ export class ProxyDhcpServer {
       req.options.set(94, Buffer.from([1, 3, 0]));
       req.options.set(60, Buffer.from(`PXEClient:Arch:0000${arch}:UNDI:003000`));
       req.options.set(97, Buffer.alloc(17));
+      if (ipxe) req.options.set(77, Buffer.from('iPXE'));
       const enc = encode(req);
       if (enc.ok) reqs.push([enc.data, kind]);
     }

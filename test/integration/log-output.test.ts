@@ -126,7 +126,8 @@ describe('proxyDHCP warm-up leaves nothing to deoptimise', () => {
     // tail in the bench. Deopts inside Node's own code are not asserted: they depend on
     // the Node version, not on this project.
     const out = runNode(
-      `${loopbackProxy("{ dhcpBoot: (c) => ({ action: 'boot', bootFile: c.firmware === 'bios' ? 'pxelinux.0' : 'syslinux.efi', nextServer: '127.0.0.5', reason: 'test' }) }")}
+      // the real policy with the defaults of \`pxe serve\` (HTTP on: BIOS iPXE gets an HTTP URL)
+      `${loopbackProxy(`new (await import(${dist('policy/booter.js')})).PolicyBooter({ dhcp: (await import(${dist('config.js')})).loadConfig(undefined, '/nonexistent-dir-for-defaults').dhcp, ipxeHttpPort: 8080 })`)}
       console.log('REAL-TRAFFIC-STARTS');
       let answered = 0;
       // replies are counted, not decoded: decode() on the client's node:dgram buffers
@@ -140,6 +141,7 @@ describe('proxyDHCP warm-up leaves nothing to deoptimise', () => {
         req.options.set(93, Buffer.from([0, arch]));
         req.options.set(94, Buffer.from([1, 2, 1]));
         req.options.set(60, Buffer.from('PXEClient:Arch:0000' + arch + ':UNDI:002001'));
+        if (i % 5 === 1) req.options.set(77, Buffer.from('iPXE'));
         const e = encode(req);
         client.send(e.data, i % 4 === 3 ? server.ports.pxe : server.ports.dhcp, '127.0.0.1');
         if (i % 20 === 19) await new Promise((r) => setTimeout(r, 2));
