@@ -3,6 +3,8 @@ import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { Logger } from '../log.js';
+import type { FileClient, VirtualFile } from '../policy/types.js';
+import { normalizeRequestPath } from '../tftp/paths.js';
 
 /** Why a rendered file could not be produced: mapped to 404 (unknown) or 500 (broken template). */
 export class RenderError extends Error {
@@ -23,6 +25,12 @@ export interface HttpDeps {
   filesRoot: string;
   /** unattended-install file for a host: preseed, kickstart, autoyast, user-data, meta-data… */
   unattended?: (mac: string, file: string, clientAddress: string) => Promise<RenderedFile>;
+  /**
+   * Files produced on demand (per-host pxelinux.cfg/01-<mac>, rendered menus), asked
+   * before the disk, as TFTP does: pxelinux.0 loaded over HTTP makes the same lookups
+   * under /files/.
+   */
+  virtualFile?: (relPath: string, client: FileClient) => Promise<VirtualFile | null>;
   /** iPXE script for a client (mac may be unknown) */
   ipxeScript?: (mac: string | undefined, clientAddress: string) => Promise<RenderedFile>;
   /** false: the request gets nothing at all (the connection is dropped) */
@@ -77,11 +85,15 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
 
   app.addHook('onResponse', async (req, reply) => {
     const bytes = Number(reply.getHeader('content-length') ?? 0);
-    const reason = (reply as unknown as { pxeReason?: string }).pxeReason;
+    const { pxeReason: reason, pxeVirtual: virtual } = reply as unknown as { pxeReason?: string; pxeVirtual?: boolean };
     const ev = { client: clientAddress(req.ip), method: req.method, url: req.url, status: reply.statusCode, bytes, ...(reason ? { reason } : {}) };
     deps.onRequest?.(ev);
-    const line = { ...ev, ms: Math.round(reply.elapsedTime) };
+    // `virtual` as on TFTP's "transfer finished": rendered on demand or read from disk
+    const line = { ...ev, ...(virtual === undefined ? {} : { virtual }), ms: Math.round(reply.elapsedTime) };
     if (reply.statusCode >= 500) log.error(line, 'http request failed');
+    // a missing file under /files/ is routine (pxelinux tries uuid, MAC and IP names
+    // before `default`): info, as TFTP logs its "file not found"
+    else if (reply.statusCode === 404 && req.url.startsWith('/files/')) log.info(line, 'http request refused');
     else if (reply.statusCode >= 400) log.warn(line, 'http request refused');
     else log.info(line, 'http request');
   });
@@ -131,10 +143,27 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
   });
 
   app.get<{ Params: { '*': string } }>('/files/*', async (req, reply) => {
+    if (deps.virtualFile) {
+      const norm = normalizeRequestPath(req.params['*']);
+      let file: VirtualFile | null = null;
+      try {
+        file = norm.ok ? await deps.virtualFile(norm.rel, { address: clientAddress(req.ip) }) : null;
+      } catch (err) {
+        log.error({ err, file: req.params['*'] }, 'virtual file render crashed');
+        return fail(reply, 500, `render failed: ${(err as Error).message}`);
+      }
+      if (file) {
+        (reply as unknown as { pxeVirtual?: boolean }).pxeVirtual = true;
+        reply.header('content-length', file.content.length);
+        reply.type('application/octet-stream');
+        return reply.send(file.content);
+      }
+    }
     const path = await safeResolve(deps.filesRoot, req.params['*']);
     if (!path) return fail(reply, 403, `path escapes the root: ${req.params['*']}`);
     const st = await stat(path).catch(() => null);
     if (!st?.isFile()) return fail(reply, 404, `no such file: ${req.params['*']}`);
+    (reply as unknown as { pxeVirtual?: boolean }).pxeVirtual = false;
     reply.header('content-length', st.size);
     reply.type('application/octet-stream');
     return reply.send(createReadStream(path));
