@@ -24,6 +24,7 @@ export function buildApp(config: Config, parts: AppParts = {}): App {
   const deps: ConstructorParameters<typeof PolicyBooter>[0] = { dhcp: config.dhcp };
   if (parts.hostAccess) deps.hostAccess = parts.hostAccess;
   if (parts.providers) deps.providers = parts.providers;
+  if (config.http.enabled && config.dhcp.ipxeHttp) deps.ipxeHttpPort = config.http.port;
   return { config, booter: new PolicyBooter(deps) };
 }
 

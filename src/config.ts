@@ -71,6 +71,14 @@ export const configSchema = z
         ratePerMac: z.number().positive().default(10),
         /** header `sname`, when a site wants it */
         serverName: z.string().max(63).optional(),
+        /**
+         * BIOS clients running iPXE (option 77 "iPXE", the iPXE ROM of most hypervisors
+         * and many NICs) get their boot file as http://<server>:<http.port>/files/<file>
+         * when the HTTP server runs. pxelinux.0 loaded over HTTP takes that URL as its
+         * path prefix and fetches ldlinux.c32, its config, kernels and initrds through
+         * iPXE's file API (PXENV_FILE_*) over TCP instead of lock-step TFTP.
+         */
+        ipxeHttp: z.boolean().default(true),
         /** what to do with clients that are not in the hosts file */
         unknownClients: z.enum(['boot', 'ignore']).default('boot'),
         /** Boot file per firmware (option 93, IANA processor architecture). null: do not answer. */

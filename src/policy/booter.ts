@@ -12,7 +12,15 @@ export interface BooterDeps {
   hostAccess?: (mac: string) => HostAccess;
   /** Virtual-file providers asked in order (per-host pxelinux configs, rendered menus…). */
   providers?: VirtualFileProvider[];
+  /**
+   * Port of the HTTP server that serves the TFTP root under /files/, when it runs and
+   * `dhcp.ipxeHttp` is on: BIOS iPXE clients then get their boot file over HTTP.
+   */
+  ipxeHttpPort?: number;
 }
+
+/** The header `file` holds 127 bytes + NUL; pxelinux takes its path prefix from there. */
+const MAX_HEADER_FILE = 127;
 
 type BootFileKey = keyof Config['dhcp']['bootFiles'];
 
@@ -44,7 +52,25 @@ export class PolicyBooter implements Booter {
     if (!file) {
       return { action: 'ignore', reason: `no boot file configured for ${FIRMWARE_LABEL[client.firmware]} (dhcp.bootFiles.${key})` };
     }
-    return this.bootDecision(client, file, `${FIRMWARE_LABEL[client.firmware]} -> bootFiles.${key}`);
+    const reason = `${FIRMWARE_LABEL[client.firmware]} -> bootFiles.${key}`;
+    const url = this.ipxeHttpUrl(client, file);
+    if (url) return this.bootDecision(client, url, `${reason} over HTTP (iPXE client, option 77)`);
+    return this.bootDecision(client, file, reason);
+  }
+
+  /**
+   * BIOS iPXE only: pxelinux.0 loaded over HTTP uses the URL's directory as its prefix
+   * and reads every later file through iPXE's PXENV_FILE_* API (syslinux
+   * core/fs/pxe/gpxeurl.c): one TCP stream per file instead of one round trip per
+   * 1408-byte TFTP block, which a slow (or emulated) client pays for in full. UEFI
+   * loaders keep TFTP: syslinux.efi under iPXE sees only the PXE base-code protocol,
+   * whose MTFTP is TFTP. A name that is already a URL, or one whose URL would not fit
+   * in the header `file` (pxelinux reads its prefix there), stays as it is.
+   */
+  private ipxeHttpUrl(client: DhcpClient, file: string): string | null {
+    const port = this.deps.ipxeHttpPort;
+    if (port === undefined || !client.isIpxe || client.firmware !== 'bios') return null;
+    return ipxeHttpBootFile(file, client.serverAddress, port);
   }
 
   private bootDecision(client: DhcpClient, bootFile: string, reason: string): DhcpBootDecision {
@@ -60,4 +86,15 @@ export class PolicyBooter implements Booter {
     }
     return null;
   }
+}
+
+/**
+ * `file` from the TFTP root as the URL the HTTP server serves it at (/files/…), or null
+ * when it is already a URL or the URL would not fit in the header `file`. Shared with
+ * `pxe dhcp-config`, which must print what the proxy answers.
+ */
+export function ipxeHttpBootFile(file: string, serverAddress: string, httpPort: number): string | null {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(file)) return null;
+  const url = `http://${serverAddress}:${httpPort}/files/${file.replace(/^\/+/, '')}`;
+  return Buffer.byteLength(url, 'latin1') <= MAX_HEADER_FILE ? url : null;
 }

@@ -10,7 +10,7 @@
  * lab's site server sends option 6.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import {
@@ -39,10 +39,11 @@ describe('e2e: Debian 12 installer from the catalog (pxe sync + hosts.yaml + ren
   let mirror: LocalMirror | undefined;
   let server: LabProcess;
   let cfgFile: string;
+  let assets: Awaited<ReturnType<typeof ensureAssets>>;
 
   beforeAll(async () => {
     const cli = pxeCli();
-    const assets = await ensureAssets({ installer: true });
+    assets = await ensureAssets({ installer: true });
     lab = await startLab();
     const site = join(lab.runDir, 'site');
     const root = join(site, 'tftproot');
@@ -114,14 +115,20 @@ describe('e2e: Debian 12 installer from the catalog (pxe sync + hosts.yaml + ren
     });
     const why = explainBoot(r, server, undefined, 3000);
     expect(r.reason, why).toBe('marker');
+    // The VM's iPXE ROM gets pxelinux.0 as an HTTP URL (dhcp.ipxeHttp, the default), so
+    // pxelinux reads its config and d-i's kernel and initrd over HTTP.
     const served = (suffix: string) =>
-      server.jsonLines().filter((l) => l.msg === 'tftp transfer finished' && l.outcome === 'ok' && typeof l.file === 'string' && l.file.endsWith(suffix));
-    // the per-host config was the rendered (virtual) one, and it pointed at the synced files
+      server.jsonLines().filter((l) => l.msg === 'http request' && l.status === 200 && typeof l.url === 'string' && l.url.startsWith('/files/') && l.url.endsWith(suffix));
+    // the per-host config was the rendered one (there is no pxelinux.cfg/ on disk), and it pointed at the synced files
+    expect(existsSync(join(lab!.runDir, 'site', 'tftproot', 'pxelinux.cfg')), why).toBe(false);
     const cfg = served(`pxelinux.cfg/01-${HOST_MAC.replace(/:/g, '-')}`);
     expect(cfg, why).not.toHaveLength(0);
     expect(cfg[0]!.virtual, why).toBe(true);
-    expect(served('images/debian/12/x86_64/linux'), why).not.toHaveLength(0);
-    expect(served('images/debian/12/x86_64/initrd.gz'), why).not.toHaveLength(0);
+    const linux = served('images/debian/12/x86_64/linux');
+    const initrd = served('images/debian/12/x86_64/initrd.gz');
+    expect(linux, why).not.toHaveLength(0);
+    expect(initrd, why).not.toHaveLength(0);
+    expect(Number(initrd[0]!.bytes), why).toBe(statSync(assets.installer!.initrd).size);
     expect(Number(preseedFetched()[0]!.bytes)).toBeGreaterThan(0);
   }, 240_000);
 });

@@ -7,6 +7,9 @@
  *
  * Both ROM flavours: the BIOS iPXE and the 2019 EFI iPXE, which needs `initrd=<name>` on
  * the kernel line or the kernel finds no initramfs ("VFS: Unable to mount root fs").
+ *
+ * Last, the default for BIOS iPXE without a script (dhcp.ipxeHttp): pxelinux.0 as an
+ * HTTP URL, after which pxelinux fetches everything through iPXE over HTTP.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -108,4 +111,30 @@ describe('e2e: iPXE script over HTTP (bootFiles.ipxe, rendered per host, files o
   it('OVMF + iPXE EFI ROM boots the rendered host script (initrd= quirk)', async () => {
     await bootAndCheck('uefi', MAC_UEFI);
   }, 180_000);
+
+  it('SeaBIOS + iPXE ROM with the defaults (no bootFiles.ipxe): pxelinux.0 over HTTP, then its per-host config, kernel and initrd over HTTP too, nothing over TFTP', async () => {
+    // the same site without the script URL: dhcp.ipxeHttp (on by default) applies
+    await server.stop();
+    const site = join(lab!.runDir, 'site');
+    const cfgFile = writeSiteConfig(site, join(site, 'tftproot'));
+    server = await startPxeServe(lab!, pxeCli(), cfgFile);
+
+    const r = await lab!.bootVm({ firmware: 'bios', mac: MAC_BIOS, expect: MARKER, failFast: FAIL_FAST, timeoutMs: 90_000 });
+    expect(r.reason, explain(r)).toBe('marker');
+    expect(r.exitedByItself, explain(r)).toBe(true);
+    expect(r.match?.[2]).toBe('bios');
+    // pxelinux ran (the config it read is the host's, rendered from pxelinux-host.njk)
+    expect(r.serialLog, explain(r)).toMatch(/PXELINUX \d/);
+    const offers = server.jsonLines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('proxyDHCP ') && isMac(l.mac, MAC_BIOS));
+    expect(offers.length, explain(r)).toBeGreaterThan(0);
+    expect(offers.every((l) => l.file === `http://${lab!.serverAddress}:${E2E_HTTP_PORT}/files/pxelinux.0`), explain(r)).toBe(true);
+    const hostCfg = `/files/pxelinux.cfg/01-${MAC_BIOS.replace(/:/g, '-')}`;
+    for (const url of ['/files/pxelinux.0', '/files/ldlinux.c32', hostCfg]) {
+      expect(http((u) => u === url), `${url} over HTTP\n${explain(r)}`).not.toHaveLength(0);
+    }
+    expect(http((u) => u.startsWith('/files/') && u.endsWith('/vmlinuz')).length, explain(r)).toBeGreaterThan(0);
+    expect(http((u) => u.startsWith('/files/') && u.endsWith('/initrd.gz')).length, explain(r)).toBeGreaterThan(0);
+    // TFTP carried nothing for this boot
+    expect(server.jsonLines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('tftp transfer')), explain(r)).toHaveLength(0);
+  }, 120_000);
 });

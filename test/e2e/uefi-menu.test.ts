@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify as toYaml } from 'yaml';
 import { ensureAssets, FAIL_FAST, MARKER, startLab, type BootResult, type Lab, type LabProcess } from '../../src/bench/lab.js';
-import { isMac, pxeCli, pxeSync, type LogLine, writeSiteConfig, startPxeServe, explainBoot } from '../helpers/e2e.js';
+import { isMac, pxeCli, pxeSync, type LogLine, writeSiteConfig, startPxeServe, explainBoot, E2E_HTTP_PORT } from '../helpers/e2e.js';
 import { startLocalMirror, type LocalMirror } from '../helpers/mirror.js';
 
 const MAC_UEFI = '52:54:00:e2:e0:41';
@@ -88,12 +88,21 @@ describe('e2e: rendered catalog menu (pxelinux.cfg/default) for a client not in 
 
   const explain = (r: BootResult) => explainBoot(r, server, lab?.runDir);
 
-  /** TFTP transfers completed OK since `from` (an index into the log) for `file`. */
+  /**
+   * Files served OK since `from` (an index into the log): TFTP transfers, or HTTP
+   * requests under /files/ (BIOS iPXE gets pxelinux.0 over HTTP, dhcp.ipxeHttp, and
+   * pxelinux then fetches over HTTP). Both log lines carry `virtual`.
+   */
   const served = (from: number, file: string): LogLine[] =>
     server
       .jsonLines()
       .slice(from)
-      .filter((l) => l.msg === 'tftp transfer finished' && l.outcome === 'ok' && l.file === file);
+      .filter(
+        (l) =>
+          (l.msg === 'tftp transfer finished' && l.outcome === 'ok' && l.file === file) ||
+          (l.msg === 'http request' && l.status === 200 && l.url === `/files/${file}`),
+      );
+  const overHttp = (lines: LogLine[]) => lines.length > 0 && lines.every((l) => l.msg === 'http request');
   const offers = (mac: string) =>
     server.jsonLines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('proxyDHCP ') && isMac(l.mac, mac));
 
@@ -117,6 +126,7 @@ describe('e2e: rendered catalog menu (pxelinux.cfg/default) for a client not in 
   it("OVMF's own PXE -> root syslinux.efi -> rendered menu with the efi64 COM32 modules -> menu.default entry", async () => {
     const { r, from } = await bootMenu('uefi', 'native', MAC_UEFI);
     expect(offers(MAC_UEFI).map((l) => l.file), explain(r)).toContain('syslinux.efi');
+    expect(served(from, 'pxelinux.cfg/default').every((l) => l.msg === 'tftp transfer finished'), explain(r)).toBe(true);
     expect(offers(MAC_UEFI).every((l) => l.firmware === 'efi-x64'), explain(r)).toBe(true);
     // the UI module and its libraries came from efi64/, not the BIOS files at the root
     for (const m of LOADED) {
@@ -128,7 +138,9 @@ describe('e2e: rendered catalog menu (pxelinux.cfg/default) for a client not in 
 
   it('SeaBIOS + iPXE -> pxelinux.0 -> the same rendered menu with the root (BIOS) modules', async () => {
     const { r, from } = await bootMenu('bios', 'ipxe', MAC_BIOS);
-    expect(offers(MAC_BIOS).map((l) => l.file), explain(r)).toContain('pxelinux.0');
+    expect(offers(MAC_BIOS).map((l) => l.file), explain(r)).toContain(`http://${lab!.serverAddress}:${E2E_HTTP_PORT}/files/pxelinux.0`);
+    expect(overHttp(served(from, 'pxelinux.cfg/default')), explain(r)).toBe(true);
+    expect(overHttp(served(from, 'images/e2e-marker/1/x86_64/vmlinuz')), explain(r)).toBe(true);
     for (const m of LOADED) {
       const got = served(from, m);
       expect(got, `${m}\n${explain(r)}`).not.toHaveLength(0);

@@ -14,8 +14,8 @@ const run = promisify(execFile);
 const CLI = resolve('dist/cli.js');
 let dir: string;
 
-async function generate(format: string): Promise<string> {
-  const { stdout } = await run('node', [CLI, 'dhcp-config', '--format', format, '--config', join(dir, 'pxe.yaml')], { timeout: 20_000 });
+async function generate(format: string, cfg = 'pxe.yaml'): Promise<string> {
+  const { stdout } = await run('node', [CLI, 'dhcp-config', '--format', format, '--config', join(dir, cfg)], { timeout: 20_000 });
   return stdout;
 }
 
@@ -65,6 +65,41 @@ describe('pxe dhcp-config', () => {
     const { stderr } = await run('dnsmasq', ['--test', '-C', file], { timeout: 20_000 });
     expect(stderr).toMatch(/syntax check OK/);
     expect(readFileSync(file, 'utf8')).toBe(out);
+  });
+
+  it('with the defaults (dhcp.ipxeHttp), BIOS iPXE clients get pxelinux.0 as an HTTP URL, as from the proxy; every checker accepts it', async () => {
+    writeFileSync(join(dir, 'defaults.yaml'), 'serverAddress: 10.77.0.10\n');
+    const url = 'http://10.77.0.10:8080/files/pxelinux.0';
+
+    const isc = await generate('isc', 'defaults.yaml');
+    // the iPXE rule comes first: dhcpd takes the first matching if/elsif branch
+    expect(isc).toMatch(new RegExp(`if exists user-class and option user-class = "iPXE" and option arch = 00:00 \\{\\s+filename "${url}";\\s+\\}\\s+elsif option arch = 00:00 \\{\\s+filename "pxelinux\\.0";`));
+    const conf = join(dir, 'dhcpd-defaults.conf');
+    writeFileSync(conf, `subnet 10.77.0.0 netmask 255.255.255.0 { range 10.77.0.100 10.77.0.150; }\n${isc}`);
+    await run('dhcpd', ['-t', '-cf', conf], { timeout: 20_000 });
+
+    const kea = JSON.parse(await generate('kea', 'defaults.yaml')) as { Dhcp4: { 'client-classes': Array<Record<string, string>> } };
+    const classes = kea.Dhcp4['client-classes'];
+    expect(classes.find((c) => c.name === 'pxe-bios-ipxe')).toMatchObject({ 'boot-file-name': url, test: "option[77].text == 'iPXE' and option[93].hex == 0x0000" });
+    // mutually exclusive with the plain BIOS class; UEFI classes are untouched
+    expect(classes.find((c) => c.name === 'pxe-bios')?.test).toBe("not option[77].text == 'iPXE' and (option[93].hex == 0x0000)");
+    expect(classes.find((c) => c.name === 'pxe-efi-x64')?.test).not.toContain('iPXE');
+    const keaFile = join(dir, 'kea-defaults.json');
+    writeFileSync(keaFile, JSON.stringify({ Dhcp4: { ...kea.Dhcp4, 'interfaces-config': { interfaces: [] }, subnet4: [{ id: 1, subnet: '10.77.0.0/24', pools: [{ pool: '10.77.0.100-10.77.0.150' }] }] } }));
+    await run('kea-dhcp4', ['-t', keaFile], { timeout: 20_000 });
+
+    const dnsmasq = await generate('dnsmasq', 'defaults.yaml');
+    expect(dnsmasq).toContain('dhcp-userclass=set:ipxe,iPXE');
+    expect(dnsmasq).toContain(`dhcp-boot=tag:ipxe,tag:bios,${url},,10.77.0.10`);
+    expect(dnsmasq).toContain('dhcp-boot=tag:!ipxe,tag:bios,pxelinux.0,,10.77.0.10');
+    expect(dnsmasq).toContain('dhcp-boot=tag:efi-x64,syslinux.efi,,10.77.0.10');
+    const dnsmasqFile = join(dir, 'dnsmasq-defaults.conf');
+    writeFileSync(dnsmasqFile, dnsmasq);
+    expect((await run('dnsmasq', ['--test', '-C', dnsmasqFile], { timeout: 20_000 })).stderr).toMatch(/syntax check OK/);
+
+    // with the HTTP server off the plain rules stay
+    writeFileSync(join(dir, 'nohttp.yaml'), 'serverAddress: 10.77.0.10\nhttp: { enabled: false }\n');
+    expect(await generate('dnsmasq', 'nohttp.yaml')).not.toContain('http://');
   });
 
   it('needs a server address', async () => {

@@ -87,7 +87,8 @@ process.stdout.write(JSON.stringify(offers));
       }
       return '';
     };
-    expect(await events(LISTED)).toMatch(/dhcp\s+02:00:00:00:00:0a\s+.*offer pxelinux\.0 via 10\.78\.0\.1/);
+    // the fixture is an iPXE BIOS DISCOVER and HTTP is on: pxelinux.0 as an HTTP URL (dhcp.ipxeHttp)
+    expect(await events(LISTED)).toMatch(/dhcp\s+02:00:00:00:00:0a\s+.*offer http:\/\/10\.78\.0\.1:8080\/files\/pxelinux\.0 via 10\.78\.0\.1/);
     expect(await events(DENIED)).toMatch(/no reply: host 02:00:00:00:00:0b is denied in the hosts file/);
     expect(await events(UNKNOWN)).toMatch(/no reply: host 02:00:00:00:00:0c is not in the hosts file and unknownClients is "ignore"/);
   });

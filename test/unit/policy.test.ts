@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createAllowlist } from '../../src/policy/allow.js';
 import { PolicyBooter } from '../../src/policy/booter.js';
@@ -68,6 +69,35 @@ describe('PolicyBooter.dhcpBoot', () => {
     const b2 = new PolicyBooter({ dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, ipxe: 'http://10.77.0.10:8080/boot.ipxe' } } });
     expect(b2.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: 'http://10.77.0.10:8080/boot.ipxe' });
     expect(b2.dhcpBoot(client({ isIpxe: false }))).toMatchObject({ bootFile: 'pxelinux.0' });
+  });
+  it('hands BIOS iPXE clients their boot file over HTTP when the HTTP server runs (dhcp.ipxeHttp)', () => {
+    const b = new PolicyBooter({ dhcp: cfg.dhcp, ipxeHttpPort: 8080 });
+    const ipxeBios = b.dhcpBoot(client({ isIpxe: true }));
+    expect(ipxeBios).toMatchObject({ action: 'boot', bootFile: 'http://10.77.0.10:8080/files/pxelinux.0', nextServer: '10.77.0.10' });
+    expect(ipxeBios.action === 'boot' && ipxeBios.reason).toMatch(/over HTTP/);
+    // the URL names the server on the client's own network
+    expect(b.dhcpBoot(client({ isIpxe: true, serverAddress: '192.0.2.5' }))).toMatchObject({ bootFile: 'http://192.0.2.5:8080/files/pxelinux.0' });
+    // the PXE ROM itself (no option 77) and UEFI loaders keep TFTP
+    expect(b.dhcpBoot(client({ isIpxe: false }))).toMatchObject({ bootFile: 'pxelinux.0' });
+    expect(b.dhcpBoot(client({ isIpxe: true, arch: 7, firmware: 'efi-x64' }))).toMatchObject({ bootFile: 'syslinux.efi' });
+    // an explicit bootFiles.ipxe wins; a bios file that is already a URL stays as it is
+    const withScript = new PolicyBooter({ dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, ipxe: 'http://10.77.0.10:8080/boot.ipxe' } }, ipxeHttpPort: 8080 });
+    expect(withScript.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: 'http://10.77.0.10:8080/boot.ipxe' });
+    const urlFile = new PolicyBooter({ dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, bios: 'tftp://10.0.0.1/pxelinux.0' } }, ipxeHttpPort: 8080 });
+    expect(urlFile.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: 'tftp://10.0.0.1/pxelinux.0' });
+    // a leading '/' does not double the slash; a URL over the header's 127 bytes falls back to TFTP
+    const abs = new PolicyBooter({ dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, bios: '/boot/pxelinux.0' } }, ipxeHttpPort: 8080 });
+    expect(abs.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: 'http://10.77.0.10:8080/files/boot/pxelinux.0' });
+    const long = `${'d/'.repeat(48)}pxelinux.0`;
+    const longB = new PolicyBooter({ dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, bios: long } }, ipxeHttpPort: 8080 });
+    expect(longB.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: long });
+  });
+  it('builds the HTTP hand-off from the config: on by default with the HTTP server, off with --no-http or dhcp.ipxeHttp: false', () => {
+    expect(cfg.dhcp.ipxeHttp).toBe(true);
+    const on = buildApp(cfg).booter.dhcpBoot(client({ isIpxe: true }));
+    expect(on).toMatchObject({ bootFile: `http://10.77.0.10:${cfg.http.port}/files/pxelinux.0` });
+    expect(buildApp({ ...cfg, http: { ...cfg.http, enabled: false } }).booter.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: 'pxelinux.0' });
+    expect(buildApp({ ...cfg, dhcp: { ...cfg.dhcp, ipxeHttp: false } }).booter.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: 'pxelinux.0' });
   });
   it('honours the hosts file: denied hosts and unknown clients when set to ignore', () => {
     const b = new PolicyBooter({ dhcp: { ...cfg.dhcp, unknownClients: 'ignore' }, hostAccess: (m) => (m === '52:54:00:12:34:56' ? 'allowed' : m === '52:54:00:00:00:01' ? 'denied' : 'unknown') });
