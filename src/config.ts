@@ -76,7 +76,8 @@ export const configSchema = z
          * and many NICs) get their boot file as http://<server>:<http.port>/files/<file>
          * when the HTTP server runs. pxelinux.0 loaded over HTTP takes that URL as its
          * path prefix and fetches ldlinux.c32, its config, kernels and initrds through
-         * iPXE's file API (PXENV_FILE_*) over TCP instead of lock-step TFTP.
+         * iPXE's file API (PXENV_FILE_*) over TCP instead of lock-step TFTP. Only for
+         * pxelinux.0 (and lpxelinux.0/gpxelinux.0); other NBPs keep TFTP.
          */
         ipxeHttp: z.boolean().default(true),
         /** what to do with clients that are not in the hosts file */

@@ -65,7 +65,8 @@ export class PolicyBooter implements Booter {
    * 1408-byte TFTP block, which a slow (or emulated) client pays for in full. UEFI
    * loaders keep TFTP: syslinux.efi under iPXE sees only the PXE base-code protocol,
    * whose MTFTP is TFTP. A name that is already a URL, or one whose URL would not fit
-   * in the header `file` (pxelinux reads its prefix there), stays as it is.
+   * in the header `file` (pxelinux reads its prefix there), and every NBP other than
+   * pxelinux, stays as it is.
    */
   private ipxeHttpUrl(client: DhcpClient, file: string): string | null {
     const port = this.deps.ipxeHttpPort;
@@ -90,11 +91,14 @@ export class PolicyBooter implements Booter {
 
 /**
  * `file` from the TFTP root as the URL the HTTP server serves it at (/files/…), or null
- * when it is already a URL or the URL would not fit in the header `file`. Shared with
+ * when it is not pxelinux or the URL would not fit in the header `file`. Shared with
  * `pxe dhcp-config`, which must print what the proxy answers.
  */
 export function ipxeHttpBootFile(file: string, serverAddress: string, httpPort: number): string | null {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(file)) return null;
+  // Only syslinux's pxelinux.0 (and lpxelinux.0/gpxelinux.0) is known to take its
+  // prefix from an http:// boot file and read on through iPXE. Other NBPs (WDS's
+  // wdsnbp.com, an iPXE .kpxe) derive TFTP paths from the name, or would chain back.
+  if (!/(^|\/)[lg]?pxelinux\.0$/i.test(file) || /^[a-z][a-z0-9+.-]*:\/\//i.test(file)) return null;
   const url = `http://${serverAddress}:${httpPort}/files/${file.replace(/^\/+/, '')}`;
   return Buffer.byteLength(url, 'latin1') <= MAX_HEADER_FILE ? url : null;
 }

@@ -85,6 +85,13 @@ describe('PolicyBooter.dhcpBoot', () => {
     expect(withScript.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: 'http://10.77.0.10:8080/boot.ipxe' });
     const urlFile = new PolicyBooter({ dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, bios: 'tftp://10.0.0.1/pxelinux.0' } }, ipxeHttpPort: 8080 });
     expect(urlFile.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: 'tftp://10.0.0.1/pxelinux.0' });
+    // other NBPs keep TFTP: an iPXE .kpxe would chain back into iPXE, WDS derives TFTP paths from its name
+    for (const nbp of ['undionly.kpxe', 'boot/wdsnbp.com', 'pxelinux.0.bak']) {
+      const other = new PolicyBooter({ dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, bios: nbp } }, ipxeHttpPort: 8080 });
+      expect(other.dhcpBoot(client({ isIpxe: true })), nbp).toMatchObject({ bootFile: nbp });
+    }
+    const lpx = new PolicyBooter({ dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, bios: 'bios/lpxelinux.0' } }, ipxeHttpPort: 8080 });
+    expect(lpx.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: 'http://10.77.0.10:8080/files/bios/lpxelinux.0' });
     // a leading '/' does not double the slash; a URL over the header's 127 bytes falls back to TFTP
     const abs = new PolicyBooter({ dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, bios: '/boot/pxelinux.0' } }, ipxeHttpPort: 8080 });
     expect(abs.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: 'http://10.77.0.10:8080/files/boot/pxelinux.0' });
