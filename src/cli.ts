@@ -106,13 +106,14 @@ export function buildProgram(): Command {
       if (opts.ip) client.ip = opts.ip;
       if (uuid) client.uuid = uuid;
       const report = await whichConfig(app, client);
-      const firmwares: Firmware[] = ['bios', 'efi-x64', 'efi-ia32', 'efi-arm64'];
-      const dhcp = firmwares.map((fw) => {
+      // the PXE ROMs, and iPXE (option 77) on BIOS and x64 UEFI, which may get another file
+      const clients: Array<[Firmware, boolean]> = [['bios', false], ['bios', true], ['efi-x64', false], ['efi-x64', true], ['efi-ia32', false], ['efi-arm64', false]];
+      const dhcp = clients.map(([fw, ipxe]) => {
         const d = app.booter.dhcpBoot({
-          mac, arch: undefined, firmware: fw, isIpxe: false, vendorClass: 'PXEClient', uuid,
+          mac, arch: undefined, firmware: fw, isIpxe: ipxe, vendorClass: 'PXEClient', uuid,
           sourceAddress: opts.ip ?? '0.0.0.0', relayAddress: undefined, serverAddress: app.config.serverAddress ?? '(server address)',
         });
-        return { firmware: fw, ...d };
+        return { firmware: fw, ipxe, ...d };
       });
       if (opts.json) {
         process.stdout.write(`${JSON.stringify({ mac, ip: opts.ip, uuid, dhcp, ...report }, null, 2)}\n`);
@@ -120,7 +121,8 @@ export function buildProgram(): Command {
       }
       const out: string[] = [`client ${mac}${opts.ip ? ` ip ${opts.ip}` : ''}${uuid ? ` uuid ${uuid}` : ''}`, '', 'proxyDHCP boot file:'];
       for (const d of dhcp) {
-        out.push(`  ${FIRMWARE_LABEL[d.firmware].padEnd(28)} ${d.action === 'boot' ? d.bootFile : `(no answer: ${d.reason})`}`);
+        const label = `${FIRMWARE_LABEL[d.firmware]}${d.ipxe ? ' + iPXE' : ''}`;
+        out.push(`  ${label.padEnd(35)} ${d.action === 'boot' ? d.bootFile : `(no answer: ${d.reason})`}`);
       }
       out.push('', 'pxelinux config lookup (in order):');
       for (const s of report.steps) {

@@ -61,6 +61,10 @@ describe('pxe which', () => {
     expect(stdout).toMatch(/=> pxelinux\.cfg\/01-52-54-00-12-34-56\s+virtual/);
     expect(stdout).toMatch(/x86 BIOS \(93=0\)\s+pxelinux\.0/);
     expect(stdout).toMatch(/x64 UEFI \(93=7\/9\)\s+syslinux\.efi/);
+    // iPXE on BIOS gets pxelinux.0 over HTTP (dhcp.ipxeHttp), iPXE on UEFI keeps syslinux.efi
+    expect(stdout).toMatch(/x86 BIOS \(93=0\) \+ iPXE\s+http:\/\/10\.77\.0\.10:8080\/files\/pxelinux\.0/);
+    expect(stdout).toMatch(/x64 UEFI \(93=7\/9\) \+ iPXE\s+syslinux\.efi/);
+    expect(json.dhcp.find((d: { firmware: string; ipxe: boolean }) => d.firmware === 'bios' && d.ipxe)).toMatchObject({ action: 'boot', bootFile: 'http://10.77.0.10:8080/files/pxelinux.0' });
   });
 
   it('walks the hex IP shortened digit by digit and stops at the first static file', async () => {
