@@ -87,7 +87,6 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     const bytes = Number(reply.getHeader('content-length') ?? 0);
     const { pxeReason: reason, pxeVirtual: virtual } = reply as unknown as { pxeReason?: string; pxeVirtual?: boolean };
     const ev = { client: clientAddress(req.ip), method: req.method, url: req.url, status: reply.statusCode, bytes, ...(reason ? { reason } : {}) };
-    deps.onRequest?.(ev);
     // `virtual` as on TFTP's "transfer finished": rendered on demand or read from disk
     const line = { ...ev, ...(virtual === undefined ? {} : { virtual }), ms: Math.round(reply.elapsedTime) };
     if (reply.statusCode >= 500) log.error(line, 'http request failed');
@@ -96,6 +95,12 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     else if (reply.statusCode === 404 && req.url.startsWith('/files/')) log.info(line, 'http request refused');
     else if (reply.statusCode >= 400) log.warn(line, 'http request refused');
     else log.info(line, 'http request');
+    // after the log line: whatever the boot-event log does, the request is logged
+    try {
+      deps.onRequest?.(ev);
+    } catch (err) {
+      log.error({ err }, 'boot-event log failed');
+    }
   });
 
   const fail = (reply: { code: (n: number) => unknown; type: (t: string) => unknown; send: (b: string) => unknown }, status: number, reason: string) => {

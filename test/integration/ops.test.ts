@@ -138,9 +138,9 @@ describe('HTTP /files/: what pxelinux.0 loaded over HTTP by iPXE asks for', () =
     expect((await curl('big.bin', join(site, 'big.http'))).stdout).toBe('200');
     expect(sha256File(join(site, 'big.http'))).toBe(sha256File(join(site, 'tftproot', 'big.bin')));
     // the log says which was rendered, as TFTP's "transfer finished" does
-    const logged = async (url: string) => (await child.waitLine((l) => l.msg === 'http request' && l.url === url, 5_000))?.virtual;
-    expect(await logged(`/files/${HOSTCFG}`)).toBe(true);
-    expect(await logged('/files/big.bin')).toBe(false);
+    const logged = async (url: string) => (await child.waitLine((l) => l.msg === 'http request' && l.url === url, 10_000))?.virtual;
+    expect(await logged(`/files/${HOSTCFG}`), child.stdout.slice(-3000)).toBe(true);
+    expect(await logged('/files/big.bin'), child.stdout.slice(-3000)).toBe(false);
 
     // pxelinux's probes before its own file (uuid, hex IP): 404, logged at info like TFTP's misses
     const mark = child.lines.length;
