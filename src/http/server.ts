@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
@@ -74,21 +74,24 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
   const app = Fastify({ logger: false, return503OnClosing: true });
   const log = deps.logger.child({ svc: 'http' });
 
-  app.addHook('onRequest', async (req, reply) => {
-    if (deps.allow && !deps.allow(clientAddress(req.ip))) {
-      deps.onDenied?.(clientAddress(req.ip));
-      // Outside the allowlist: no answer at all, not even a 403.
-      req.raw.socket.destroy();
-      return reply.hijack();
-    }
-  });
+  /** Per-reply state the handlers leave for the access log. */
+  type ReplyNotes = { pxeReason?: string; pxeVirtual?: boolean; pxeLogged?: boolean };
 
-  app.addHook('onResponse', async (req, reply) => {
+  /**
+   * One access-log line (and boot-event) per request. Normally from onResponse; but
+   * fastify runs onResponse only on the response's 'finish', and a client that closes
+   * the connection as soon as it has the last byte (curl, a firmware) can make node
+   * see the close first: the request is then logged from 'close', with `complete`.
+   */
+  const logRequest = (req: FastifyRequest, reply: FastifyReply, complete: boolean): void => {
+    const notes = reply as unknown as ReplyNotes;
+    if (notes.pxeLogged) return;
+    notes.pxeLogged = true;
     const bytes = Number(reply.getHeader('content-length') ?? 0);
-    const { pxeReason: reason, pxeVirtual: virtual } = reply as unknown as { pxeReason?: string; pxeVirtual?: boolean };
+    const { pxeReason: reason, pxeVirtual: virtual } = notes;
     const ev = { client: clientAddress(req.ip), method: req.method, url: req.url, status: reply.statusCode, bytes, ...(reason ? { reason } : {}) };
     // `virtual` as on TFTP's "transfer finished": rendered on demand or read from disk
-    const line = { ...ev, ...(virtual === undefined ? {} : { virtual }), ms: Math.round(reply.elapsedTime) };
+    const line = { ...ev, ...(virtual === undefined ? {} : { virtual }), ...(complete ? {} : { complete }), ms: Math.round(reply.elapsedTime) };
     if (reply.statusCode >= 500) log.error(line, 'http request failed');
     // a missing file under /files/ is routine (pxelinux tries uuid, MAC and IP names
     // before `default`): info, as TFTP logs its "file not found"
@@ -101,7 +104,21 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     } catch (err) {
       log.error({ err }, 'boot-event log failed');
     }
+  };
+
+  app.addHook('onRequest', async (req, reply) => {
+    if (deps.allow && !deps.allow(clientAddress(req.ip))) {
+      deps.onDenied?.(clientAddress(req.ip));
+      (reply as unknown as ReplyNotes).pxeLogged = true; // counted, not logged per request
+      // Outside the allowlist: no answer at all, not even a 403.
+      req.raw.socket.destroy();
+      return reply.hijack();
+    }
+    // writableEnded: the whole response was handed to the socket
+    reply.raw.once('close', () => logRequest(req, reply, reply.raw.writableEnded));
   });
+
+  app.addHook('onResponse', async (req, reply) => logRequest(req, reply, true));
 
   const fail = (reply: { code: (n: number) => unknown; type: (t: string) => unknown; send: (b: string) => unknown }, status: number, reason: string) => {
     (reply as unknown as { pxeReason?: string }).pxeReason = reason;

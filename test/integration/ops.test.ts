@@ -6,6 +6,7 @@
  */
 import { runCommand } from '../../src/proc.js';
 import dgram from 'node:dgram';
+import { connect } from 'node:net';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -141,6 +142,19 @@ describe('HTTP /files/: what pxelinux.0 loaded over HTTP by iPXE asks for', () =
     const logged = async (url: string) => (await child.waitLine((l) => l.msg === 'http request' && l.url === url, 10_000))?.virtual;
     expect(await logged(`/files/${HOSTCFG}`), child.stdout.slice(-3000)).toBe(true);
     expect(await logged('/files/big.bin'), child.stdout.slice(-3000)).toBe(false);
+
+    // a client that hangs up mid-file (fastify runs no onResponse then) is still logged, as incomplete
+    writeRandomFile(join(site, 'tftproot', 'huge.bin'), 32 << 20);
+    await new Promise<void>((resolve, reject) => {
+      const sock = connect(httpPort, '127.0.0.1', () => sock.write('GET /files/huge.bin HTTP/1.1\r\nHost: x\r\n\r\n'));
+      sock.once('data', () => {
+        sock.destroy();
+        resolve();
+      });
+      sock.once('error', reject);
+    });
+    const cut = await child.waitLine((l) => l.msg === 'http request' && l.url === '/files/huge.bin', 10_000);
+    expect(cut, child.stdout.slice(-3000)).toMatchObject({ status: 200, virtual: false, complete: false, bytes: 32 << 20 });
 
     // pxelinux's probes before its own file (uuid, hex IP): 404, logged at info like TFTP's misses
     const mark = child.lines.length;
