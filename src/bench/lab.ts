@@ -536,7 +536,12 @@ class LabImpl implements Lab {
       // the marker is then judged on its complete output.
       const exitedNow = vm.exited();
       serial = readSerial();
-      for (const [k, re] of Object.entries(o.phases ?? {})) if (phaseMs[k] === undefined && re.test(serial)) phaseMs[k] = Date.now() - started;
+      if (o.phases) {
+        // SeaBIOS's serial console writes the VGA text screen: when it scrolls, cursor
+        // escapes land in the middle of words ("Loadin\e[25;06H\e[25;07Hg initrd")
+        const text = serial.replace(/\x1b(\[[0-9;?]*[A-Za-z]|c)/g, '');
+        for (const [k, re] of Object.entries(o.phases)) if (phaseMs[k] === undefined && re.test(text)) phaseMs[k] = Date.now() - started;
+      }
       if (seen(serial)) {
         reason = 'marker';
         markerMs = Date.now() - started;
