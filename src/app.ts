@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from './config.js';
-import { PolicyBooter, type HostAccess } from './policy/booter.js';
+import { ipxeHttpPort, PolicyBooter, type HostAccess } from './policy/booter.js';
 import { pxelinuxLookupSequence, type LookupStep } from './policy/pxelinux.js';
 import type { Booter, VirtualFileProvider } from './policy/types.js';
 
@@ -24,7 +24,8 @@ export function buildApp(config: Config, parts: AppParts = {}): App {
   const deps: ConstructorParameters<typeof PolicyBooter>[0] = { dhcp: config.dhcp };
   if (parts.hostAccess) deps.hostAccess = parts.hostAccess;
   if (parts.providers) deps.providers = parts.providers;
-  if (config.http.enabled && config.dhcp.ipxeHttp) deps.ipxeHttpPort = config.http.port;
+  const port = ipxeHttpPort(config);
+  if (port !== undefined) deps.ipxeHttpPort = port;
   return { config, booter: new PolicyBooter(deps) };
 }
 

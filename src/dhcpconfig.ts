@@ -1,5 +1,5 @@
 import type { Config } from './config.js';
-import { ipxeHttpBootFile } from './policy/booter.js';
+import { ipxeHttpBootFile, ipxeHttpPort } from './policy/booter.js';
 
 /**
  * `pxe dhcp-config`: the next-server/filename configuration equivalent to what the
@@ -30,7 +30,8 @@ function rules(config: Config, serverAddress: string): { byArch: Rule[]; ipxe: s
     f['efi-x64-http'] ? { name: 'efi-x64-http', arch: [16], file: f['efi-x64-http'] } : null,
     f['efi-arm64-http'] ? { name: 'efi-arm64-http', arch: [19], file: f['efi-arm64-http'] } : null,
   ];
-  const ipxeBios = !f.ipxe && f.bios && config.http.enabled && config.dhcp.ipxeHttp ? ipxeHttpBootFile(f.bios, serverAddress, config.http.port) : null;
+  const port = ipxeHttpPort(config);
+  const ipxeBios = !f.ipxe && f.bios && port !== undefined ? ipxeHttpBootFile(f.bios, serverAddress, port) : null;
   return { byArch: all.filter((r): r is Rule => r !== null), ipxe: f.ipxe, ipxeBios };
 }
 

@@ -71,8 +71,19 @@ export class PolicyBooter implements Booter {
   private ipxeHttpUrl(client: DhcpClient, file: string): string | null {
     const port = this.deps.ipxeHttpPort;
     if (port === undefined || !client.isIpxe || client.firmware !== 'bios') return null;
-    return ipxeHttpBootFile(file, client.serverAddress, port);
+    // Per DHCP request: the URL depends only on the server address (the file and port
+    // are fixed for this policy), so it is built once per address, not per packet.
+    let url = this.ipxeBiosUrls.get(client.serverAddress);
+    if (url === undefined) {
+      if (this.ipxeBiosUrls.size >= 256) this.ipxeBiosUrls.clear(); // addresses come from our interfaces: few
+      url = ipxeHttpBootFile(file, client.serverAddress, port);
+      this.ipxeBiosUrls.set(client.serverAddress, url);
+    }
+    return url;
   }
+
+  /** server address -> the BIOS file's HTTP URL (null: stays on TFTP) */
+  private readonly ipxeBiosUrls = new Map<string, string | null>();
 
   private bootDecision(client: DhcpClient, bootFile: string, reason: string): DhcpBootDecision {
     const decision: DhcpBootDecision = { action: 'boot', bootFile, nextServer: client.serverAddress, reason };
@@ -87,6 +98,11 @@ export class PolicyBooter implements Booter {
     }
     return null;
   }
+}
+
+/** The HTTP port BIOS iPXE clients fetch pxelinux from, or undefined when the hand-off is off (dhcp.ipxeHttp, or no HTTP server). */
+export function ipxeHttpPort(config: Pick<Config, 'dhcp' | 'http'>): number | undefined {
+  return config.http.enabled && config.dhcp.ipxeHttp ? config.http.port : undefined;
 }
 
 /**
