@@ -164,7 +164,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
       http = createHttpServer({
         logger,
         filesRoot: config.tftp.root,
-        virtualFile: (relPath, client) => booter.virtualFile(relPath, client),
+        virtualFile: booter.virtualFile,
         unattended: (mac, file, addr) => {
           events.learn(addr, mac);
           return app.unattended(mac, file, addr);

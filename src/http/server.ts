@@ -76,6 +76,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
 
   /** Per-reply state the handlers leave for the access log. */
   type ReplyNotes = { pxeReason?: string; pxeVirtual?: boolean; pxeLogged?: boolean };
+  const notesOf = (reply: object): ReplyNotes => reply as ReplyNotes;
 
   /**
    * One access-log line (and boot-event) per request. Normally from onResponse; but
@@ -84,7 +85,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
    * see the close first: the request is then logged from 'close', with `complete`.
    */
   const logRequest = (req: FastifyRequest, reply: FastifyReply, complete: boolean): void => {
-    const notes = reply as unknown as ReplyNotes;
+    const notes = notesOf(reply);
     if (notes.pxeLogged) return;
     notes.pxeLogged = true;
     const bytes = Number(reply.getHeader('content-length') ?? 0);
@@ -109,7 +110,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
   app.addHook('onRequest', async (req, reply) => {
     if (deps.allow && !deps.allow(clientAddress(req.ip))) {
       deps.onDenied?.(clientAddress(req.ip));
-      (reply as unknown as ReplyNotes).pxeLogged = true; // counted, not logged per request
+      notesOf(reply).pxeLogged = true; // counted, not logged per request
       // Outside the allowlist: no answer at all, not even a 403.
       req.raw.socket.destroy();
       return reply.hijack();
@@ -121,7 +122,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
   app.addHook('onResponse', async (req, reply) => logRequest(req, reply, true));
 
   const fail = (reply: { code: (n: number) => unknown; type: (t: string) => unknown; send: (b: string) => unknown }, status: number, reason: string) => {
-    (reply as unknown as { pxeReason?: string }).pxeReason = reason;
+    notesOf(reply).pxeReason = reason;
     reply.code(status);
     reply.type('text/plain; charset=utf-8');
     return reply.send(`${reason}\n`);
@@ -175,7 +176,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
         return fail(reply, 500, `render failed: ${(err as Error).message}`);
       }
       if (file) {
-        (reply as unknown as { pxeVirtual?: boolean }).pxeVirtual = true;
+        notesOf(reply).pxeVirtual = true;
         reply.header('content-length', file.content.length);
         reply.type('application/octet-stream');
         return reply.send(file.content);
@@ -185,7 +186,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     if (!path) return fail(reply, 403, `path escapes the root: ${req.params['*']}`);
     const st = await stat(path).catch(() => null);
     if (!st?.isFile()) return fail(reply, 404, `no such file: ${req.params['*']}`);
-    (reply as unknown as { pxeVirtual?: boolean }).pxeVirtual = false;
+    notesOf(reply).pxeVirtual = false;
     reply.header('content-length', st.size);
     reply.type('application/octet-stream');
     return reply.send(createReadStream(path));
