@@ -90,7 +90,14 @@ async function startServer(lab: Lab, server: BootServer, tftpRoot: string, i: nu
   }
 }
 
-async function oneBoot(lab: Lab, server: BootServer, tftpRoot: string, i: number): Promise<{ seconds: number; cpuSeconds: number; loadedSeconds: number }> {
+/** One boot: QEMU start -> marker, the server's CPU during it, QEMU start -> kernel + initrd loaded (seconds). */
+interface BootRun {
+  seconds: number;
+  cpuSeconds: number;
+  loadedSeconds: number;
+}
+
+async function oneBoot(lab: Lab, server: BootServer, tftpRoot: string, i: number): Promise<BootRun> {
   const p = await startServer(lab, server, tftpRoot, i);
   try {
     // the server's CPU during the boot (its start-up, e.g. pxe's proxyDHCP warm-up, is
@@ -123,10 +130,7 @@ export async function runBootBench(opts: { runs?: number; log?: (line: string) =
   const assets = await ensureAssets();
   const lab = await startLab({ sitePing: false });
   const servers: BootServer[] = ['dnsmasq', 'pxe', 'pxe-tftp'];
-  // per server: boot times and the server's CPU during each boot
-  const seconds: Record<BootServer, number[]> = { dnsmasq: [], pxe: [], 'pxe-tftp': [] };
-  const cpu: Record<BootServer, number[]> = { dnsmasq: [], pxe: [], 'pxe-tftp': [] };
-  const loaded: Record<BootServer, number[]> = { dnsmasq: [], pxe: [], 'pxe-tftp': [] };
+  const runsOf: Record<BootServer, BootRun[]> = { dnsmasq: [], pxe: [], 'pxe-tftp': [] };
   try {
     const tftpRoot = writeTftpRoot(join(lab.runDir, 'tftproot'), assets, [MAC]);
     for (let i = 0; i < runs; i++) {
@@ -135,15 +139,17 @@ export async function runBootBench(opts: { runs?: number; log?: (line: string) =
       const order = servers.map((_, k) => servers[(k + i) % servers.length]!);
       for (const server of order) {
         const r = await oneBoot(lab, server, tftpRoot, i);
-        seconds[server].push(r.seconds);
-        cpu[server].push(r.cpuSeconds);
-        loaded[server].push(r.loadedSeconds);
+        runsOf[server].push(r);
         log(`boot: ${server.padEnd(8)} run ${i + 1}/${runs}: ${r.seconds.toFixed(2)} s`);
       }
     }
   } finally {
     await lab.stop();
   }
+  const column = (k: keyof BootRun) => Object.fromEntries(servers.map((s) => [s, runsOf[s].map((r) => r[k])])) as Record<BootServer, number[]>;
+  const seconds = column('seconds');
+  const cpu = column('cpuSeconds');
+  const loaded = column('loadedSeconds');
   const med = (s: BootServer) => median(seconds[s]);
   const best = (s: BootServer) => Math.min(...seconds[s]);
   const ratio = med('pxe') / med('dnsmasq');
