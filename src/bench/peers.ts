@@ -173,6 +173,32 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
+/**
+ * Percentile-bootstrap confidence interval of median(a) / median(b), a and b sampled
+ * independently (boots of two servers). A fixed seed keeps a run's printed interval
+ * reproducible from its samples. Used where single runs vary as much as the effect
+ * measured: it says whether a ratio below 1.0 is the server or the dice.
+ */
+export function bootstrapRatioOfMedians(a: readonly number[], b: readonly number[], opts: { resamples?: number; level?: number; seed?: number } = {}): [number, number] {
+  const n = opts.resamples ?? 4000;
+  const level = opts.level ?? 0.95;
+  // mulberry32: small, seedable, plenty for resampling indices
+  let state = (opts.seed ?? 0x9e3779b9) >>> 0;
+  const random = (): number => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const resample = (xs: readonly number[]): number[] => xs.map(() => xs[Math.floor(random() * xs.length)] as number);
+  const ratios: number[] = [];
+  for (let i = 0; i < n; i++) ratios.push(median(resample(a)) / median(resample(b)));
+  ratios.sort((x, y) => x - y);
+  const at = (q: number): number => ratios[Math.min(n - 1, Math.max(0, Math.floor(q * n)))] as number;
+  return [at((1 - level) / 2), at(1 - (1 - level) / 2)];
+}
+
 const CLK_TCK = 100;
 
 /** CPU seconds of a process including its reaped children (utime+stime+cutime+cstime). */
