@@ -538,8 +538,9 @@ class LabImpl implements Lab {
       serial = readSerial();
       if (o.phases) {
         // SeaBIOS's serial console writes the VGA text screen: when it scrolls, cursor
-        // escapes land in the middle of words ("Loadin\e[25;06H\e[25;07Hg initrd")
-        const text = serial.replace(/\x1b(\[[0-9;?]*[A-Za-z]|c)/g, '');
+        // escapes land in the middle of words ("Loadin\e[25;06H\e[25;07Hg initrd"), and
+        // so do carriage returns ("L\r\e[25;02Hoading initrd.gz...ok")
+        const text = serial.replace(/\x1b(\[[0-9;?]*[A-Za-z]|c)/g, '').replace(/\r/g, '');
         for (const [k, re] of Object.entries(o.phases)) if (phaseMs[k] === undefined && re.test(text)) phaseMs[k] = Date.now() - started;
       }
       if (seen(serial)) {
