@@ -37,10 +37,12 @@ function pxeYaml(extra = ''): string {
   ].join('\n');
 }
 
-async function startServe(site: string): Promise<{ child: ServeChild; tftpPort: number; httpPort: number }> {
+async function startServe(site: string, opts: { dhcp?: boolean } = {}): Promise<{ child: ServeChild; tftpPort: number; httpPort: number }> {
+  // the proxyDHCP, when wanted, on ephemeral ports of 127.0.0.1 (never a real interface)
+  const dhcp = opts.dhcp ? ['--dhcp-port', '0', '--pxe-port', '0'] : ['--no-dhcp'];
   const child = new ServeChild({
     cwd: site,
-    args: ['--config', join(site, 'pxe.yaml'), '--listen', '127.0.0.1', '--no-dhcp', '--tftp-port', '0', '--http-port', '0'],
+    args: ['--config', join(site, 'pxe.yaml'), '--listen', '127.0.0.1', ...dhcp, '--tftp-port', '0', '--http-port', '0'],
   });
   children.push(child);
   await child.ready();
@@ -99,10 +101,11 @@ function voluntarySwitches(pid: number, tid = pid): number {
 }
 
 describe('idle', () => {
-  it('an idle pxe serve wakes its main thread at most ~25 times a second (the default metrics sampled the event loop every 10 ms: 100+)', async () => {
+  it('an idle pxe serve, proxyDHCP included, wakes its main thread fewer than 40 times a second (the default metrics sampled the event loop every 10 ms: 100+)', async () => {
     // Why it matters: every wake-up of an idle daemon takes CPU from whatever else runs
     // on the host; on the 2-vCPU bench machine, QEMU booting through it (docs/benchmarks.md).
-    const { child, httpPort } = await startServe(makeSite('idle', 1024));
+    const { child, httpPort } = await startServe(makeSite('idle', 1024), { dhcp: true });
+    expect(child.lines.some((l) => l.msg === 'proxyDHCP listening')).toBe(true);
     const pid = child.proc.pid as number;
     // the event-loop lag metrics still work (sampled every 100 ms now)
     await new Promise((r) => setTimeout(r, 1500));
@@ -110,10 +113,13 @@ describe('idle', () => {
     const s0 = voluntarySwitches(pid);
     await new Promise((r) => setTimeout(r, 4000));
     const perSecond = (voluntarySwitches(pid) - s0) / 4;
-    // timers left: the 100 ms lag sampler and pino/libuv housekeeping; with the 10 ms
-    // sampler this measured 100-230 per second
+    // Timers left: the 100 ms lag sampler (10 a second), the proxy's 50 ms housekeeping
+    // tick (20) and pino/libuv housekeeping: 30-32 measured. With the 10 ms sampler this
+    // was 100-230. The proxy's tick stays on purpose: slowed to 2 s while idle (tried),
+    // the first boot storm after the pause had a wire p99 of 0.84 and 2.20 ms against
+    // 0.51 ms with the tick (src/bench/dhcp.ts, 7 rounds each).
     expect(perSecond).toBeGreaterThan(0);
-    expect(perSecond).toBeLessThan(25);
+    expect(perSecond).toBeLessThan(40);
   });
 });
 
