@@ -133,6 +133,12 @@ async function oneBoot(lab: Lab, server: BootServer, tftpRoot: string, i: number
   }
 }
 
+/** Every ordering of `xs`. */
+function permutations<T>(xs: readonly T[]): T[][] {
+  if (xs.length <= 1) return [[...xs]];
+  return xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((rest) => [x, ...rest]));
+}
+
 export async function runBootBench(opts: { runs?: number; log?: (line: string) => void; out?: (text: string) => void } = {}): Promise<BootBenchResult> {
   const runs = Math.max(1, opts.runs ?? 3);
   // progress on stderr; the result (markdown, as src/bench/index.ts expects) on stdout
@@ -147,14 +153,7 @@ export async function runBootBench(opts: { runs?: number; log?: (line: string) =
   // rotation of one order (d,p,t / p,t,d / t,d,p) kept pxe after dnsmasq in 2 rounds
   // of 3, so whatever a boot leaves for the next one fell on one server more than the
   // others.
-  const orders: BootServer[][] = [
-    ['dnsmasq', 'pxe', 'pxe-tftp'],
-    ['pxe', 'pxe-tftp', 'dnsmasq'],
-    ['pxe-tftp', 'dnsmasq', 'pxe'],
-    ['dnsmasq', 'pxe-tftp', 'pxe'],
-    ['pxe', 'dnsmasq', 'pxe-tftp'],
-    ['pxe-tftp', 'pxe', 'dnsmasq'],
-  ];
+  const orders = permutations(servers);
   const runsOf: Record<BootServer, BootRun[]> = { dnsmasq: [], pxe: [], 'pxe-tftp': [] };
   try {
     const tftpRoot = writeTftpRoot(join(lab.runDir, 'tftproot'), assets, [MAC]);

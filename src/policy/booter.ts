@@ -53,7 +53,7 @@ export class PolicyBooter implements Booter {
       return { action: 'ignore', reason: `no boot file configured for ${FIRMWARE_LABEL[client.firmware]} (dhcp.bootFiles.${key})` };
     }
     const reason = `${FIRMWARE_LABEL[client.firmware]} -> bootFiles.${key}`;
-    const url = this.ipxeHttpUrl(client, file);
+    const url = this.ipxeHttpUrl(client);
     if (url) return this.bootDecision(client, url, `${reason} over HTTP (iPXE client, option 77)`);
     return this.bootDecision(client, file, reason);
   }
@@ -68,11 +68,12 @@ export class PolicyBooter implements Booter {
    * in the header `file` (pxelinux reads its prefix there), and every NBP other than
    * pxelinux, stays as it is.
    */
-  private ipxeHttpUrl(client: DhcpClient, file: string): string | null {
+  private ipxeHttpUrl(client: DhcpClient): string | null {
     const port = this.deps.ipxeHttpPort;
-    if (port === undefined || !client.isIpxe || client.firmware !== 'bios') return null;
-    // Per DHCP request: the URL depends only on the server address (the file and port
-    // are fixed for this policy), so it is built once per address, not per packet.
+    const file = this.deps.dhcp.bootFiles.bios;
+    if (port === undefined || !file || !client.isIpxe || client.firmware !== 'bios') return null;
+    // Per DHCP request: the URL depends only on the server address (bootFiles.bios and
+    // the port are fixed for this policy), so it is built once per address, not per packet.
     let url = this.ipxeBiosUrls.get(client.serverAddress);
     if (url === undefined) {
       if (this.ipxeBiosUrls.size >= 256) this.ipxeBiosUrls.clear(); // addresses come from our interfaces: few
