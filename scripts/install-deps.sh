@@ -19,6 +19,9 @@ trap '[[ $created_policy == 1 ]] && rm -f /usr/sbin/policy-rc.d' EXIT
 packages=(
   # TFTP peers: clients used by the tests, servers measured by the benchmarks
   tftp-hpa atftp tftpd-hpa curl
+  # the HTTP peer the /files/ benchmark and the Range/conditional test compare with
+  # (started by them on loopback high ports; policy-rc.d keeps the package's own off)
+  nginx-light
   # site DHCP server (and proxy peer for benchmarks) in test namespaces; non-PXE client
   dnsmasq-base udhcpc busybox-static
   # real firmware end to end

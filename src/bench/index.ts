@@ -22,6 +22,9 @@ const BENCHES: Array<{ name: string; module: string; args?: string[] }> = [
   // measured. 9 storm rounds (~80 s): a storm's p99 is its 10th-slowest reply, and one
   // disturbance from elsewhere on the 2-vCPU host sets it for either server.
   { name: 'dhcp', module: 'dhcp.js', args: ['--rounds', '9'] },
+  // 5 rounds per row and server against nginx (~4 min: 200 curl processes × 40 MiB is
+  // the longest row)
+  { name: 'http', module: 'http.js', args: ['--rounds', '5'] },
   { name: 'sync', module: 'sync.js' },
   // 12 boots per server (36 boots, ~10 min; two passes over the 6 orders): after the
   // kernel is entered a TCG boot varies by +-1.5 s on its own, more than the whole
