@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { loadYamlFile, parseYaml } from './yamlfile.js';
+import { siteMirrors } from './catalog/schema.js';
 
 /**
  * `pxe.yaml`: server settings. Validated once here; everything inward receives the
@@ -132,7 +133,10 @@ export const configSchema = z
     /** sync state, install-once markers, boot-event log */
     stateDir: z.string().default('./state'),
     /** per-distro-id replacement of the upstream mirror base URL (local mirrors) */
-    mirrors: z.record(z.string(), z.string().url()).default({}),
+    mirrors: z
+      .record(z.string(), z.string().url().refine((s) => /^https?:\/\//.test(s), 'expected an http:// or https:// URL'))
+      .default({})
+      .transform(siteMirrors),
     /** OpenPGP keyrings (armored public keys) by name, referenced from catalog entries */
     keyrings: z.record(z.string(), z.string()).default({}),
   })

@@ -25,7 +25,7 @@ import { parseArgs, promisify } from 'node:util';
 import { gzipSync, crc32 } from 'node:zlib';
 import * as openpgp from 'openpgp';
 import { loadCatalog } from '../catalog/load.js';
-import { expandCatalog, type ExpandedTarget } from '../catalog/schema.js';
+import { expandCatalog, siteMirrors, type ExpandedTarget } from '../catalog/schema.js';
 import { runSync, type SyncConfig } from '../sync/engine.js';
 import { LocalMirror } from '../sync/localmirror.js';
 import { median } from './peers.js';
@@ -292,7 +292,7 @@ export async function runSyncBench(
     const stats = () => ask<{ requests: number; bodyBytes: number }>(child, 'stats', { type: 'stats' });
     const catalogDir = opts.catalogDir ?? (existsSync(join(REPO, 'distros')) ? join(REPO, 'distros') : resolve('distros'));
     const probe = loadCatalog(catalogDir);
-    const mirrors = Object.fromEntries(probe.entries.map((e) => [e.id, mirror.url(`m/${e.id}`)]));
+    const mirrors = siteMirrors(Object.fromEntries(probe.entries.map((e) => [e.id, mirror.url(`m/${e.id}`)])));
     const catalog = loadCatalog(catalogDir, { mirrors });
     const targets = expandCatalog(catalog, { mirrors });
     const { privateKey, publicKey } = await openpgp.generateKey({ userIDs: [{ name: 'pxe bench archive key' }], format: 'object' });

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node } from 'yaml';
 import { ConfigError, parseYaml } from '../yamlfile.js';
-import { CatalogExpandError, catalogFileSchema, expandEntry, type Catalog, type CatalogEntry, type ExpandOptions } from './schema.js';
+import { CatalogExpandError, catalogFileSchema, expandEntry, NO_MIRRORS, type Catalog, type CatalogEntry, type ExpandOptions } from './schema.js';
 
 /**
  * Line/column of `entries[index].<field>` in a catalog file (field like "id" or
@@ -40,7 +40,7 @@ export function parseCatalogFile(file: string, text: string): CatalogEntry[] {
  * both files. Each entry is also expanded once, so a template error in a path
  * is reported at load time and not during a sync or a boot.
  */
-export function loadCatalog(dir: string, opts: ExpandOptions = {}): Catalog {
+export function loadCatalog(dir: string, opts: ExpandOptions = { mirrors: NO_MIRRORS }): Catalog {
   let names: string[];
   try {
     names = readdirSync(dir)

@@ -5,6 +5,7 @@ import { parse as parseYamlText } from 'yaml';
 import type { Host } from '../hosts/schema.js';
 import {
   entryMirror,
+  NO_MIRRORS,
   entryVars,
   expandTarget,
   versionArches,
@@ -12,6 +13,7 @@ import {
   type Catalog,
   type CatalogEntry,
   type ExpandedTarget,
+  type SiteMirrors,
   type UnattendedKind,
   type VersionSpec,
 } from './schema.js';
@@ -50,8 +52,8 @@ export interface RenderContext {
   httpPort: number;
   /** URL path prefix under which the HTTP server serves tftproot (default "/files") */
   httpFilesPath?: string;
-  /** pxe.yaml `mirrors` */
-  mirrors?: Record<string, string>;
+  /** pxe.yaml `mirrors`: every rendered file names the site mirror of an entry that has one */
+  mirrors?: SiteMirrors;
   /** are this entry/version/arch's files synced into tftproot? Only those are offered. */
   isInstalled: (entryId: string, version: string, arch: Arch) => boolean;
   /** install-once state: has this host (MAC) already installed? */
@@ -237,7 +239,7 @@ function hostVars(ctx: RenderContext, entry: CatalogEntry, host: Host): Record<s
 }
 
 function commonVars(ctx: RenderContext, entry: CatalogEntry, v: VersionSpec, arch: Arch, target: ExpandedTarget | undefined): Record<string, unknown> {
-  const mirror = entryMirror(entry, ctx.mirrors ?? {});
+  const mirror = entryMirror(entry, ctx.mirrors ?? NO_MIRRORS);
   const vars: Record<string, unknown> = {
     ...entryVars(entry, v, arch, mirror),
     http_base: httpBase(ctx),
@@ -258,7 +260,7 @@ export function buildItem(ctx: RenderContext, entry: CatalogEntry, v: VersionSpe
   let target: ExpandedTarget;
   let append: string;
   try {
-    target = expandTarget(entry, v, arch, { mirrors: ctx.mirrors ?? {} });
+    target = expandTarget(entry, v, arch, { mirrors: ctx.mirrors ?? NO_MIRRORS });
     const vars = { ...commonVars(ctx, entry, v, arch, target), ...(host ? hostVars(ctx, entry, host) : {}) };
     const parts: string[] = [];
     if (host && entry.automation) parts.push(renderInline(`${entry.id}.automation`, entry.automation, vars));

@@ -240,9 +240,27 @@ export interface ExpandedTarget {
   files: ExpandedFile[];
 }
 
+declare const siteMirrorsBrand: unique symbol;
+/**
+ * pxe.yaml `mirrors`: catalog entry id -> base URL replacing the entry's upstream
+ * mirror. A branded type, made only by `siteMirrors()` (config.ts does it when it
+ * validates the file): a plain record, or an options object, cannot be passed
+ * where the mirrors are expected, nor the reverse. (A rendering path once passed
+ * the record where `{ mirrors }` was expected, and every answer file and menu
+ * named the upstream hosts.)
+ */
+export type SiteMirrors = Readonly<Record<string, string>> & { readonly [siteMirrorsBrand]: true };
+
+export function siteMirrors(byEntryId: Readonly<Record<string, string>>): SiteMirrors {
+  return Object.freeze({ ...byEntryId }) as SiteMirrors;
+}
+
+/** No site mirror: every entry uses its upstream. */
+export const NO_MIRRORS: SiteMirrors = siteMirrors({});
+
 export interface ExpandOptions {
-  /** pxe.yaml `mirrors`: id -> base URL replacing the entry's mirror */
-  mirrors?: Record<string, string>;
+  /** pxe.yaml `mirrors` (required: say NO_MIRRORS to mean upstream) */
+  mirrors: SiteMirrors;
 }
 
 function joinUrl(base: string, rel: string): string {
@@ -290,8 +308,9 @@ export function entryVars(entry: CatalogEntry, v: VersionSpec, arch: Arch, mirro
   };
 }
 
-export function entryMirror(entry: CatalogEntry, opts: ExpandOptions = {}): string {
-  return (opts.mirrors?.[entry.id] ?? entry.mirror ?? '').replace(/\/+$/, '');
+/** The base URL an entry's files and repositories come from: the site mirror when one is set. */
+export function entryMirror(entry: CatalogEntry, mirrors: SiteMirrors): string {
+  return (mirrors[entry.id] ?? entry.mirror ?? '').replace(/\/+$/, '');
 }
 
 /** The architectures a version is offered for. */
@@ -304,8 +323,8 @@ export function versionArches(entry: CatalogEntry, v: VersionSpec): Arch[] {
  * verify and install. Throws CatalogExpandError on a template error or when a
  * file is not below its checksum file's directory (the key would be ambiguous).
  */
-export function expandTarget(entry: CatalogEntry, v: VersionSpec, arch: Arch, opts: ExpandOptions = {}): ExpandedTarget {
-  const mirror = entryMirror(entry, opts);
+export function expandTarget(entry: CatalogEntry, v: VersionSpec, arch: Arch, opts: ExpandOptions = { mirrors: NO_MIRRORS }): ExpandedTarget {
+  const mirror = entryMirror(entry, opts.mirrors);
   const vars = entryVars(entry, v, arch, mirror);
   const r = (what: string, tpl: string): string => {
     try {
@@ -385,12 +404,12 @@ export function expandTarget(entry: CatalogEntry, v: VersionSpec, arch: Arch, op
 }
 
 /** Every version x architecture of an entry (none for localboot). */
-export function expandEntry(entry: CatalogEntry, opts: ExpandOptions = {}): ExpandedTarget[] {
+export function expandEntry(entry: CatalogEntry, opts: ExpandOptions = { mirrors: NO_MIRRORS }): ExpandedTarget[] {
   if (entry.boot.method === 'localboot') return [];
   return entry.versions.flatMap((v) => versionArches(entry, v).map((a) => expandTarget(entry, v, a, opts)));
 }
 
 /** Every target of the catalog, optionally restricted to one entry id. */
-export function expandCatalog(catalog: Catalog, opts: ExpandOptions & { only?: string } = {}): ExpandedTarget[] {
+export function expandCatalog(catalog: Catalog, opts: ExpandOptions & { only?: string } = { mirrors: NO_MIRRORS }): ExpandedTarget[] {
   return catalog.entries.filter((e) => opts.only === undefined || e.id === opts.only).flatMap((e) => expandEntry(e, opts));
 }

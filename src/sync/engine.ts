@@ -16,7 +16,7 @@ import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { loadCatalog } from '../catalog/load.js';
-import { expandCatalog, type Catalog, type ExpandedFile, type ExpandedTarget } from '../catalog/schema.js';
+import { expandCatalog, type Catalog, type ExpandedFile, type ExpandedTarget, type SiteMirrors } from '../catalog/schema.js';
 import { extractTarGz, extractZip } from './archive.js';
 import { provisionBootloaders, type BootloaderFile, type BootloaderResult } from './bootloaders.js';
 import { lookupChecksum, parseChecksums, parseReleaseSha256, stripClearsignEnvelope } from './checksums.js';
@@ -33,7 +33,7 @@ export interface SyncConfig {
   tftp: { root: string };
   stateDir: string;
   catalogDir: string;
-  mirrors: Record<string, string>;
+  mirrors: SiteMirrors;
   keyrings: Record<string, string>;
   /** for the static menus' HTTP URLs (menus.ts); optional */
   serverAddress?: string | undefined;

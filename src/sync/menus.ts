@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { buildMenuModel, renderMainMenu, type RenderContext } from '../catalog/render.js';
-import type { Arch, Catalog } from '../catalog/schema.js';
+import type { Arch, Catalog, SiteMirrors } from '../catalog/schema.js';
 import { IMAGES_DIR } from './store.js';
 
 /**
@@ -37,7 +37,7 @@ export function installedChecker(tftpRoot: string): (entryId: string, version: s
 export interface MenuConfig {
   tftp: { root: string };
   stateDir: string;
-  mirrors: Record<string, string>;
+  mirrors: SiteMirrors;
   serverAddress?: string | undefined;
   http?: { port: number } | undefined;
   templatesDir?: string | undefined;
