@@ -4,17 +4,29 @@
 #   initrd.gz      tiny busybox-static initrd; /init prints the boot marker and powers off
 #   pxelinux.0 ldlinux.c32 syslinux.efi ldlinux.e64   copied from the installed Debian packages
 #   d-i/linux d-i/initrd.gz   (only with --installer) Debian 12 netboot installer
+#   arm64/vmlinuz arm64/initrd.gz   (only with --arm64) Debian's arm64 kernel (linux-image-arm64:
+#                  an uncompressed Image) and the same marker initrd around busybox-static:arm64,
+#                  both from `apt-get download` through a private apt state in arm64/apt/ (the
+#                  machine's dpkg architectures are not changed)
 #
 # Idempotent and offline-safe: once a file is cached nothing touches the network.
 # Needs Debian packages: pxelinux syslinux-common syslinux-efi busybox-static cpio
 # (apt-get download needs the Debian mirror only the first time).
 #
-# Usage: scripts/e2e-assets.sh [--installer] [CACHE_DIR]
+# Usage: scripts/e2e-assets.sh [--installer] [--arm64] [CACHE_DIR]
 # Prints the cache directory on stdout when done.
 set -euo pipefail
 
 WANT_INSTALLER=0
-if [[ ${1:-} == --installer ]]; then WANT_INSTALLER=1; shift; fi
+WANT_ARM64=0
+while [[ ${1:-} == --* ]]; do
+  case $1 in
+    --installer) WANT_INSTALLER=1 ;;
+    --arm64) WANT_ARM64=1 ;;
+    *) printf 'e2e-assets: unknown option %s\n' "$1" >&2; exit 2 ;;
+  esac
+  shift
+done
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${1:-${E2E_CACHE:-$ROOT/.cache/e2e}}
 mkdir -p "$CACHE"
@@ -88,18 +100,17 @@ copy_if_missing /usr/lib/syslinux/modules/efi64/ldlinux.e64 ldlinux.e64 syslinux
 # The marker proves three things: the kernel and initrd came over the network, which
 # config file pxelinux/syslinux picked (cfg= is put on the kernel command line by that
 # file), and which firmware booted (read from /sys/firmware/efi, not from the config).
-INIT_VERSION=3
-if [[ ! -s $CACHE/initrd.gz || "$(cat "$CACHE/initrd.version" 2>/dev/null)" != "$INIT_VERSION" ]]; then
-  [[ -x /bin/busybox ]] || { log "missing /bin/busybox (apt-get install busybox-static)"; exit 1; }
-  /bin/busybox --help 2>&1 | grep -q 'static' || file -L /bin/busybox 2>/dev/null | grep -q static ||
-    log "warning: /bin/busybox may not be static (busybox-static expected)"
+INIT_VERSION=4
+build_initrd() { # BUSYBOX OUT: a cpio.gz whose /init prints the marker and powers off
+  local busybox=$1 out=$2 tmp
   tmp=$(mktemp -d "$CACHE/initrd.XXXXXX")
-  trap 'rm -rf "$tmp"' EXIT
   mkdir -p "$tmp"/{bin,dev,proc,sys}
-  cp /bin/busybox "$tmp/bin/busybox"
+  cp "$busybox" "$tmp/bin/busybox"
   # Without /dev/console the kernel opens no stdin/stdout for /init and the marker is lost.
   mknod -m 600 "$tmp/dev/console" c 5 1
   mknod -m 666 "$tmp/dev/null" c 1 3
+  # fw: uefi when the kernel came up through UEFI; on a device-tree machine without UEFI
+  # (U-Boot's booti), "uboot" when U-Boot put its version in /chosen, else "dt".
   cat > "$tmp/init" <<'EOF'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -110,17 +121,69 @@ cfg=none
 for w in $(cat /proc/cmdline); do
   case $w in cfg=*) cfg=${w#cfg=} ;; esac
 done
-if [ -d /sys/firmware/efi ]; then fw=uefi; else fw=bios; fi
+if [ -d /sys/firmware/efi ]; then fw=uefi
+elif [ -e /proc/device-tree/chosen/u-boot,version ]; then fw=uboot
+elif [ -d /proc/device-tree ]; then fw=dt
+else fw=bios; fi
 echo "PXE-E2E-OK cfg=$cfg fw=$fw"
 sync
 poweroff -f
 EOF
   chmod 755 "$tmp/init"
-  (cd "$tmp" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -9 > "$CACHE/initrd.gz.tmp"
-  mv "$CACHE/initrd.gz.tmp" "$CACHE/initrd.gz"
-  echo "$INIT_VERSION" > "$CACHE/initrd.version"
+  (cd "$tmp" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -9 > "$out.tmp"
+  mv "$out.tmp" "$out"
   rm -rf "$tmp"
-  trap - EXIT
+}
+if [[ ! -s $CACHE/initrd.gz || "$(cat "$CACHE/initrd.version" 2>/dev/null)" != "$INIT_VERSION" ]]; then
+  [[ -x /bin/busybox ]] || { log "missing /bin/busybox (apt-get install busybox-static)"; exit 1; }
+  /bin/busybox --help 2>&1 | grep -q 'static' || file -L /bin/busybox 2>/dev/null | grep -q static ||
+    log "warning: /bin/busybox may not be static (busybox-static expected)"
+  build_initrd /bin/busybox "$CACHE/initrd.gz"
+  echo "$INIT_VERSION" > "$CACHE/initrd.version"
+fi
+
+# --- arm64 kernel + marker initrd (optional) -------------------------------------
+# A private apt state (lists + archives under arm64/apt/) that knows only the arm64
+# architecture: `apt-get download` then fetches arm64 packages from the same sources
+# without `dpkg --add-architecture` on this machine.
+if [[ $WANT_ARM64 == 1 && ( ! -s $CACHE/arm64/vmlinuz || ! -s $CACHE/arm64/initrd.gz ||
+      "$(cat "$CACHE/arm64/initrd.version" 2>/dev/null)" != "$INIT_VERSION" ) ]]; then
+  A=$CACHE/arm64/apt
+  mkdir -p "$A/lists/partial" "$A/cache/archives/partial" "$CACHE/arm64/debs"
+  apt64=(-q -o APT::Architecture=arm64 -o APT::Architectures::=arm64 -o "Dir::State::Lists=$A/lists"
+    -o "Dir::Cache=$A/cache" -o Dir::State::status=/dev/null)
+  kpkg64=$(apt-cache "${apt64[@]}" depends linux-image-arm64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}' || true)
+  if [[ -z $kpkg64 ]]; then
+    apt-get "${apt64[@]}" update >&2
+    kpkg64=$(apt-cache "${apt64[@]}" depends linux-image-arm64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  fi
+  [[ -n $kpkg64 ]] || { log "cannot resolve the package linux-image-arm64 depends on"; exit 1; }
+  get64() { # PKG -> path of its arm64 .deb in arm64/debs
+    local deb
+    deb=$(ls "$CACHE/arm64/debs/${1}"_*_arm64.deb 2>/dev/null | head -n1 || true)
+    if [[ -z $deb ]]; then
+      (cd "$CACHE/arm64/debs" && apt-get "${apt64[@]}" download "$1:arm64" >&2)
+      deb=$(ls "$CACHE/arm64/debs/${1}"_*_arm64.deb | head -n1)
+    fi
+    printf '%s\n' "$deb"
+  }
+  if [[ ! -s $CACHE/arm64/vmlinuz ]]; then
+    log "arm64 kernel package: $kpkg64"
+    deb=$(get64 "$kpkg64")
+    rm -rf "$CACHE/arm64/kpkg.tmp"
+    # Only boot/ is needed (the modules are ~400 MB unpacked).
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$CACHE/arm64" --transform 's,^\./boot/,kpkg.tmp/,' --wildcards './boot/vmlinuz-*'
+    vm=$(ls "$CACHE"/arm64/kpkg.tmp/vmlinuz-* | head -n1)
+    cp "$vm" "$CACHE/arm64/vmlinuz.tmp" && mv "$CACHE/arm64/vmlinuz.tmp" "$CACHE/arm64/vmlinuz"
+    basename "$vm" > "$CACHE/arm64/vmlinuz.version"
+    rm -rf "$CACHE/arm64/kpkg.tmp" "$deb"
+  fi
+  deb=$(get64 busybox-static)
+  rm -rf "$CACHE/arm64/bb.tmp" && mkdir -p "$CACHE/arm64/bb.tmp"
+  dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$CACHE/arm64/bb.tmp" ./bin/busybox
+  build_initrd "$CACHE/arm64/bb.tmp/bin/busybox" "$CACHE/arm64/initrd.gz"
+  echo "$INIT_VERSION" > "$CACHE/arm64/initrd.version"
+  rm -rf "$CACHE/arm64/bb.tmp"
 fi
 
 # --- Debian 12 installer (optional) --------------------------------------------

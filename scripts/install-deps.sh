@@ -26,6 +26,8 @@ packages=(
   dnsmasq-base udhcpc busybox-static
   # real firmware end to end
   qemu-system-x86 ipxe-qemu seabios ovmf
+  # ARM64 boards: qemu-system-aarch64 running Debian's U-Boot (qemu_arm64)
+  qemu-system-arm u-boot-qemu
   # bootloaders served to the VMs and provisioned by `pxe sync`
   pxelinux syslinux-common syslinux-efi
   # namespaces, initrd building, captures, test OpenPGP keys, non-root capability test
@@ -48,5 +50,5 @@ fi
 npm ci --no-audit --no-fund
 mkdir -p .cache
 [[ -x scripts/peers.sh ]] && scripts/peers.sh
-[[ -x scripts/e2e-assets.sh ]] && scripts/e2e-assets.sh --installer >/dev/null
+[[ -x scripts/e2e-assets.sh ]] && scripts/e2e-assets.sh --installer --arm64 >/dev/null
 echo "install-deps: ok"

@@ -653,12 +653,14 @@ export interface E2eAssets {
   ldlinuxE64: string;
   /** only with { installer: true } */
   installer?: { linux: string; initrd: string };
+  /** only with { arm64: true }: Debian's arm64 kernel (an uncompressed Image) and the marker initrd around busybox-static:arm64 */
+  arm64?: { vmlinuz: string; initrd: string };
 }
 
 /** Runs scripts/e2e-assets.sh (idempotent, offline once cached) and returns the cached paths. */
-export async function ensureAssets(opts: { installer?: boolean; cacheDir?: string } = {}): Promise<E2eAssets> {
+export async function ensureAssets(opts: { installer?: boolean; arm64?: boolean; cacheDir?: string } = {}): Promise<E2eAssets> {
   const script = join(REPO_ROOT, 'scripts', 'e2e-assets.sh');
-  const args = [script, ...(opts.installer ? ['--installer'] : []), ...(opts.cacheDir ? [opts.cacheDir] : [])];
+  const args = [script, ...(opts.installer ? ['--installer'] : []), ...(opts.arm64 ? ['--arm64'] : []), ...(opts.cacheDir ? [opts.cacheDir] : [])];
   const out = await run('bash', args, 900_000);
   const dir = out.trim().split('\n').pop() ?? '';
   if (!dir || !existsSync(dir)) throw new Error(`e2e-assets.sh printed no cache directory: ${out}`);
@@ -672,6 +674,7 @@ export async function ensureAssets(opts: { installer?: boolean; cacheDir?: strin
     ldlinuxE64: join(dir, 'ldlinux.e64'),
   };
   if (opts.installer) a.installer = { linux: join(dir, 'd-i', 'linux'), initrd: join(dir, 'd-i', 'initrd.gz') };
+  if (opts.arm64) a.arm64 = { vmlinuz: join(dir, 'arm64', 'vmlinuz'), initrd: join(dir, 'arm64', 'initrd.gz') };
   return a;
 }
 
@@ -716,7 +719,8 @@ export function writeTftpRoot(dir: string, assets: E2eAssets, perMac: string[] =
 }
 
 /** The boot marker printed by the initrd's /init. */
-export const MARKER = /PXE-E2E-OK cfg=(\S+) fw=(bios|uefi)/;
+/** `fw`: bios, uefi, or on a device-tree machine without UEFI uboot (U-Boot's version in /chosen) or dt. */
+export const MARKER = /PXE-E2E-OK cfg=(\S+) fw=(bios|uefi|uboot|dt)/;
 
 /** Serial output that means the boot cannot succeed any more (no need to wait for the timeout). */
 export const FAIL_FAST = [
