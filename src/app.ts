@@ -1,9 +1,9 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from './config.js';
-import { ipxeHttpPort, PolicyBooter, type HostAccess } from './policy/booter.js';
-import { pxelinuxLookupSequence, type LookupStep } from './policy/pxelinux.js';
-import type { Booter, VirtualFileProvider } from './policy/types.js';
+import { ipxeHttpPort, PolicyBooter, type HostAccess } from './boot/booter.js';
+import { pxelinuxLookupSequence, type LookupStep } from './boot/pxelinux.js';
+import type { Booter, VirtualFileProvider } from './boot/types.js';
 
 /**
  * Builds the policy for a loaded config: hosts file, catalog renderers and the

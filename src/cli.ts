@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { loadConfig, type Config } from './config.js';
 import { ConfigError } from './yamlfile.js';
 import { UserError } from './errors.js';
-import { normalizeMac, normalizeUuid } from './policy/pxelinux.js';
-import { loadApp } from './wiring.js';
+import { normalizeMac, normalizeUuid } from './boot/pxelinux.js';
+import { loadApp } from './boot/load.js';
 import { whichConfig } from './app.js';
-import { FIRMWARE_LABEL } from './policy/firmware.js';
-import type { Firmware } from './policy/types.js';
+import { FIRMWARE_LABEL } from './boot/firmware.js';
+import type { Firmware } from './boot/types.js';
 import { renderDhcpConfig, type DhcpConfigFormat } from './dhcpconfig.js';
 import { registerSyncCommands } from './sync/commands.js';
 

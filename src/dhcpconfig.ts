@@ -1,5 +1,5 @@
 import type { Config } from './config.js';
-import { ipxeHttpBootFile, ipxeHttpPort } from './policy/booter.js';
+import { ipxeHttpBootFile, ipxeHttpPort } from './boot/booter.js';
 
 /**
  * `pxe dhcp-config`: the next-server/filename configuration equivalent to what the

@@ -7,12 +7,12 @@ import { BootEventLog } from './events.js';
 import { createHttpServer } from './http/server.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics, type StatsShape } from './metrics.js';
-import { createAllowlist } from './policy/allow.js';
-import { macFromPxelinuxPath } from './policy/pxelinux.js';
-import type { Booter, DhcpClient, FileClient } from './policy/types.js';
+import { createAllowlist } from './boot/access.js';
+import { macFromPxelinuxPath } from './boot/pxelinux.js';
+import type { Booter, DhcpClient, FileClient } from './boot/types.js';
 import { ProxyDhcpServer } from './dhcp/proxy.js';
 import { TftpServer } from './tftp/server.js';
-import { loadApp, type LoadedApp } from './wiring.js';
+import { loadApp, type LoadedApp } from './boot/load.js';
 import { UserError } from './errors.js';
 
 /**

@@ -33,7 +33,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { pino, type Logger } from 'pino';
 import { logOutputOf, type LogOutput } from '../log.js';
-import type { Booter, DhcpBootDecision, DhcpClient } from '../policy/types.js';
+import type { Booter, DhcpBootDecision, DhcpClient } from '../boot/types.js';
 import { FLAG_BROADCAST, decode, encode, ipv4ToInt, macString, makeRequest, type DhcpPacket } from './codec.js';
 import { messageType } from './options.js';
 import { classify, replyDestination, toDhcpClient, type Destination } from './pxe.js';

@@ -46,8 +46,8 @@
  *   the client's requested item or, when it sent none, type 0x8000 layer 0 (what
  *   pixiecore's pxe.go answers; EDK2 accepts it).
  */
-import { firmwareFromArch } from '../policy/firmware.js';
-import type { DhcpBootDecision, DhcpClient } from '../policy/types.js';
+import { firmwareFromArch } from '../boot/firmware.js';
+import type { DhcpBootDecision, DhcpClient } from '../boot/types.js';
 import { BOOTREPLY, BOOTREQUEST, FLAG_BROADCAST, type DhcpPacket } from './codec.js';
 import { macString, parseIpv4 } from './codec.js';
 import {

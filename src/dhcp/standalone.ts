@@ -11,7 +11,7 @@
 import { parseArgs } from 'node:util';
 import { configSchema } from '../config.js';
 import { createLogger } from '../log.js';
-import { PolicyBooter } from '../policy/booter.js';
+import { PolicyBooter } from '../boot/booter.js';
 import { ProxyDhcpServer } from './proxy.js';
 
 async function main(): Promise<void> {

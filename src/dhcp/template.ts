@@ -15,7 +15,7 @@
  * The unit test checks, for every firmware class, that the patched bytes are
  * identical to the slow path's.
  */
-import type { DhcpBootDecision } from '../policy/types.js';
+import type { DhcpBootDecision } from '../boot/types.js';
 import { encode, type DhcpPacket, type EncodeResult } from './codec.js';
 import { OPT, PXE_SUB, parseSubOptions } from './options.js';
 import { buildReply, offerCarriesDiscoveryControl, type ReplyContext } from './pxe.js';

@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { Logger } from '../log.js';
-import type { FileClient, VirtualFile } from '../policy/types.js';
+import type { FileClient, VirtualFile } from '../boot/types.js';
 import { normalizeRequestPath } from '../tftp/paths.js';
 
 /** Why a rendered file could not be produced: mapped to 404 (unknown) or 500 (broken template). */

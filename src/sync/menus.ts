@@ -2,7 +2,7 @@
  * Menus after a sync. `pxe serve` renders pxelinux.cfg/default per request (firmware-
  * aware, from installedChecker below), and a static file at that path in tftproot is
  * treated as a site override that makes the rendered menu step aside
- * (src/catalog/provider.ts). So by default sync does not write menus: it renders them
+ * (src/boot/files.ts). So by default sync does not write menus: it renders them
  * in memory to prove the catalog+templates still render for what is now installed,
  * and reports the item counts. With `writeMenus` (`pxe sync --write-menus`, for a
  * plain tftpd serving the same root) it writes them atomically:

@@ -22,7 +22,7 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { FileClient, VirtualFileProvider } from '../policy/types.js';
+import type { FileClient, VirtualFileProvider } from '../boot/types.js';
 import {
   decodePacket,
   DEFAULT_DECODE_LIMITS,

@@ -14,7 +14,7 @@ import { decode, encode, makeRequest, type DhcpPacket } from '../../src/dhcp/cod
 import * as o from '../../src/dhcp/options.js';
 import { ProxyDhcpServer, type BootEvent } from '../../src/dhcp/proxy.js';
 import { silentLogger } from '../../src/log.js';
-import type { DhcpClient } from '../../src/policy/types.js';
+import type { DhcpClient } from '../../src/boot/types.js';
 
 const events: BootEvent[] = [];
 const asked: DhcpClient[] = [];

@@ -127,7 +127,7 @@ describe('proxyDHCP warm-up leaves nothing to deoptimise', () => {
     // the Node version, not on this project.
     const out = runNode(
       // the real policy with the defaults of \`pxe serve\` (HTTP on: BIOS iPXE gets an HTTP URL)
-      `${loopbackProxy(`new (await import(${dist('policy/booter.js')})).PolicyBooter({ dhcp: (await import(${dist('config.js')})).loadConfig(undefined, '/nonexistent-dir-for-defaults').dhcp, ipxeHttpPort: 8080 })`)}
+      `${loopbackProxy(`new (await import(${dist('boot/booter.js')})).PolicyBooter({ dhcp: (await import(${dist('config.js')})).loadConfig(undefined, '/nonexistent-dir-for-defaults').dhcp, ipxeHttpPort: 8080 })`)}
       console.log('REAL-TRAFFIC-STARTS');
       let answered = 0;
       // replies are counted, not decoded: decode() on the client's node:dgram buffers

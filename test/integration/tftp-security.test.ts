@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { FileClient, VirtualFile, VirtualFileProvider } from '../../src/policy/types.js';
+import type { FileClient, VirtualFile, VirtualFileProvider } from '../../src/boot/types.js';
 import { encodeAck, encodeRequest, Opcode } from '../../src/tftp/packet.js';
 import { TftpServer, type TransferSummary } from '../../src/tftp/server.js';
 import { atftpGet, curlGet, quietLogger, RawPeer, rawGet, sha256File, tftpHpaGet, writeRandomFile } from '../helpers/tftp.js';

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config.js';
 import { decode, encode } from '../../src/dhcp/codec.js';
 import { buildReply, classify, replyDestination, toDhcpClient } from '../../src/dhcp/pxe.js';
-import { PolicyBooter } from '../../src/policy/booter.js';
+import { PolicyBooter } from '../../src/boot/booter.js';
 
 const LAB = join(import.meta.dirname, '../fixtures/dhcp/lab');
 const SERVER = '10.77.0.10';

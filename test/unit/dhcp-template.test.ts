@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { DhcpBootDecision } from '../../src/policy/types.js';
+import type { DhcpBootDecision } from '../../src/boot/types.js';
 import { decode, encode, makeRequest, type DhcpPacket } from '../../src/dhcp/codec.js';
 import { buildReply, classify, toDhcpClient, type ClassifyOptions } from '../../src/dhcp/pxe.js';
 import { mutate, prng } from '../../src/dhcp/fuzz.js';

@@ -355,7 +355,7 @@ describe('errors are typed and nothing half-rendered is returned', () => {
 
 describe('virtual-file provider', () => {
   it('serves 01-<mac> for known hosts only, the menu as default, and grub.cfg per MAC', async () => {
-    const { catalogFileProvider } = await import('../../src/catalog/provider.js');
+    const { catalogFileProvider } = await import('../../src/boot/files.js');
     const p = catalogFileProvider(() => ctx, () => hosts);
     const h = hostFor('debian');
     const host = await p.virtualFile(`pxelinux.cfg/01-${h.mac.replace(/:/g, '-')}`, { address: '10.9.0.50' });
@@ -370,7 +370,7 @@ describe('virtual-file provider', () => {
   });
 
   it('gives an EFI client the efi64/ build of a root .c32 module; BIOS and unknown clients get the root file', async () => {
-    const { catalogFileProvider } = await import('../../src/catalog/provider.js');
+    const { catalogFileProvider } = await import('../../src/boot/files.js');
     const efiMac = '52:54:00:00:00:e1';
     const asked: string[] = [];
     const p = catalogFileProvider(() => ctx, () => hosts, undefined, {

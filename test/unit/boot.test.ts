@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-import { createAllowlist } from '../../src/policy/allow.js';
-import { PolicyBooter } from '../../src/policy/booter.js';
-import { firmwareFromArch } from '../../src/policy/firmware.js';
-import { ipToHex, macFromPxelinuxPath, normalizeMac, pxelinuxLookupSequence } from '../../src/policy/pxelinux.js';
-import type { DhcpClient } from '../../src/policy/types.js';
+import { createAllowlist } from '../../src/boot/access.js';
+import { PolicyBooter } from '../../src/boot/booter.js';
+import { firmwareFromArch } from '../../src/boot/firmware.js';
+import { ipToHex, macFromPxelinuxPath, normalizeMac, pxelinuxLookupSequence } from '../../src/boot/pxelinux.js';
+import type { DhcpClient } from '../../src/boot/types.js';
 
 const cfg = loadConfig(undefined, '/nonexistent-dir-for-defaults');
 const client = (over: Partial<DhcpClient>): DhcpClient => ({

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { loadApp } from '../../src/wiring.js';
+import { loadApp } from '../../src/boot/load.js';
 
 const dir = mkdtempSync(join(tmpdir(), `pxe-wiring-${process.pid}-`));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -2,23 +2,23 @@ import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import type { Config } from './config.js';
-import { buildApp, type App } from './app.js';
-import { loadCatalog } from './catalog/load.js';
-import type { Catalog } from './catalog/schema.js';
+import type { Config } from '../config.js';
+import { buildApp, type App } from '../app.js';
+import { loadCatalog } from '../catalog/load.js';
+import type { Catalog } from '../catalog/schema.js';
 import {
   CatalogRenderError,
   renderIpxeScript,
   renderUnattended,
   type FirmwareClass,
   type RenderContext,
-} from './catalog/render.js';
-import { findHost, hostAccess, loadHosts, type Hosts } from './hosts/load.js';
-import { InstallState } from './hosts/state.js';
-import { RenderError, type RenderedFile } from './http/server.js';
-import { catalogFileProvider } from './catalog/provider.js';
-import { installedChecker } from './sync/menus.js';
-import type { Logger } from './log.js';
+} from '../catalog/render.js';
+import { findHost, hostAccess, loadHosts, type Hosts } from '../hosts/load.js';
+import { InstallState } from '../hosts/state.js';
+import { RenderError, type RenderedFile } from '../http/server.js';
+import { catalogFileProvider } from './files.js';
+import { installedChecker } from '../sync/menus.js';
+import type { Logger } from '../log.js';
 
 /**
  * Loads what the policy needs from disk (catalog, hosts file, install-once state)

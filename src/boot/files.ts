@@ -1,8 +1,8 @@
 import type { Logger } from '../log.js';
 import type { Hosts } from '../hosts/load.js';
 import { findHost } from '../hosts/load.js';
-import type { FileClient, VirtualFile, VirtualFileProvider } from '../policy/types.js';
-import { CatalogRenderError, renderGrubConfig, renderHostPxelinux, renderMainMenu, type FirmwareClass, type RenderContext } from './render.js';
+import type { FileClient, VirtualFile, VirtualFileProvider } from './types.js';
+import { CatalogRenderError, renderGrubConfig, renderHostPxelinux, renderMainMenu, type FirmwareClass, type RenderContext } from '../catalog/render.js';
 
 const HOST_CFG = /^(?:.*\/)?pxelinux\.cfg\/01-([0-9a-f]{2}(?:-[0-9a-f]{2}){5})$/;
 const DEFAULT_CFG = /^(?:.*\/)?pxelinux\.cfg\/default$/;
@@ -44,7 +44,7 @@ export interface ProviderOptions {
 
 /**
  * `getCtx(mac)`: the render context for that client (its server address may differ per
- * client on a multi-homed host: wiring.ts).
+ * client on a multi-homed host: load.ts).
  */
 export function catalogFileProvider(getCtx: (mac?: string) => RenderContext, getHosts: () => Hosts, log?: Logger, opts: ProviderOptions = {}): VirtualFileProvider {
   const fw = (mac: string | undefined) => ({ firmware: opts.firmwareOf?.(mac) ?? 'bios' });
