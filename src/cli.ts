@@ -12,6 +12,7 @@ import { FIRMWARE_LABEL } from './boot/firmware.js';
 import type { Firmware } from './boot/types.js';
 import { renderDhcpConfig, type DhcpConfigFormat } from './dhcpconfig.js';
 import { registerSyncCommands } from './sync/commands.js';
+import { registerDoctorCommand } from './doctor/command.js';
 
 
 const parsePort = (v: string): number => {
@@ -163,6 +164,7 @@ export function buildProgram(): Command {
     });
 
   registerSyncCommands(program); // sync, list, rollback (src/sync/commands.ts)
+  registerDoctorCommand(program); // src/doctor/
 
   return program;
 }
