@@ -100,7 +100,7 @@ async function startCapture(filter: string): Promise<{ proc: ChildProcess; lines
 
 /** dist/ is newer than every source the two entry points load (skip a 30 s tsc on a busy host). */
 function distIsFresh(): boolean {
-  const newestSrc = ['src/dhcp', 'src/policy', 'src/config.ts', 'src/log.ts']
+  const newestSrc = ['src/dhcp', 'src/boot', 'src/config.ts', 'src/log.ts']
     .map((p) => join(ROOT, p))
     .flatMap((p) => (statSync(p).isDirectory() ? readdirSync(p).map((f) => join(p, f)) : [p]))
     .reduce((m, f) => Math.max(m, statSync(f).mtimeMs), 0);
