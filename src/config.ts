@@ -1,9 +1,9 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { loadYamlFile, parseYaml } from './yamlfile.js';
+import { ConfigError, loadYamlFile, parseYaml, positionOf } from './yamlfile.js';
 import { siteMirrors } from './catalog/schema.js';
 
 /**
@@ -124,8 +124,13 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    /** distro catalog directory (distros/*.yaml); default: the catalog shipped with pxe */
+    /** base catalog directory (distros/*.yaml); default: the catalog shipped with pxe. Setting it replaces the shipped catalog. */
     catalogDir: z.string().optional(),
+    /**
+     * site catalog directories, read after the base catalog, in order: an entry whose id is
+     * already defined replaces it (the whole entry), `disable: [id]` in a file removes one
+     */
+    catalogDirs: z.array(z.string().min(1)).default([]),
     /** nunjucks templates; default: the templates shipped with pxe */
     templatesDir: z.string().optional(),
     /** per-host file (MAC -> entry, answers); missing file = no hosts */
@@ -171,6 +176,7 @@ function resolvePaths(cfg: z.infer<typeof configSchema>, base: string): Omit<Con
     ...cfg,
     tftp: { ...cfg.tftp, root: r(cfg.tftp.root) },
     catalogDir: cfg.catalogDir === undefined ? join(PACKAGE_DIR, 'distros') : r(cfg.catalogDir),
+    catalogDirs: cfg.catalogDirs.map(r),
     templatesDir: cfg.templatesDir === undefined ? join(PACKAGE_DIR, 'templates') : r(cfg.templatesDir),
     hostsFile: r(cfg.hostsFile),
     stateDir: r(cfg.stateDir),
@@ -190,5 +196,21 @@ export function loadConfig(file?: string, cwd = process.cwd()): Config {
     return { ...resolvePaths(parseYaml('(embedded defaults)', '{}', configSchema), cwd), source: '(embedded defaults)' };
   }
   const parsed = loadYamlFile(path, configSchema);
-  return { ...resolvePaths(parsed, dirname(path)), source: path };
+  const config = resolvePaths(parsed, dirname(path));
+  checkCatalogDirs(path, parsed, config);
+  return { ...config, source: path };
+}
+
+/** A catalog directory the file names but that is not there is an error naming the key (it used to give an empty catalog). */
+function checkCatalogDirs(file: string, parsed: z.infer<typeof configSchema>, config: Omit<Config, 'source'>): void {
+  const named: Array<[Array<string | number>, string | undefined, string]> = [
+    [['catalogDir'], parsed.catalogDir, config.catalogDir],
+    ...config.catalogDirs.map((abs, i): [Array<string | number>, string | undefined, string] => [['catalogDirs', i], parsed.catalogDirs[i], abs]),
+  ];
+  for (const [path, given, abs] of named) {
+    if (given === undefined || statSync(abs, { throwIfNoEntry: false })?.isDirectory()) continue;
+    const pos = positionOf(readFileSync(file, 'utf8'), path);
+    const field = path.length === 1 ? String(path[0]) : `${path[0]}[${path[1]}]`;
+    throw new ConfigError(file, pos?.line, pos?.col, field, `catalog directory "${given}" does not exist (${abs})`);
+  }
 }

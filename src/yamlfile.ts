@@ -51,6 +51,15 @@ function nodeAt(root: Node | null | undefined, path: ReadonlyArray<PropertyKey>)
   return { node, keyNode };
 }
 
+/** Line/column of the value at `path` in YAML text (or of the deepest part of the path that exists). */
+export function positionOf(text: string, path: ReadonlyArray<PropertyKey>): { line: number; col: number } | undefined {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter });
+  const { node, keyNode } = nodeAt(doc.contents as Node | null, path);
+  const range = node?.range ?? keyNode?.range;
+  return range ? lineCounter.linePos(range[0]) : undefined;
+}
+
 /** Parses YAML text and validates it; throws ConfigError naming file, line and field. */
 export function parseYaml<T>(file: string, text: string, schema: z.ZodType<T>): T {
   const lineCounter = new LineCounter();

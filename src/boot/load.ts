@@ -4,7 +4,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { buildApp, type App } from '../app.js';
-import { loadCatalog } from '../catalog/load.js';
+import { loadConfiguredCatalog } from '../catalog/load.js';
 import type { Catalog } from '../catalog/schema.js';
 import {
   CatalogRenderError,
@@ -57,9 +57,7 @@ const toRenderError = (err: unknown): Error =>
   err instanceof CatalogRenderError ? new RenderError(err.message, err.status === 404 ? 404 : 500) : (err as Error);
 
 export async function loadApp(config: Config, logger?: Logger): Promise<LoadedApp> {
-  const catalog: Catalog = existsSync(config.catalogDir)
-    ? loadCatalog(config.catalogDir, { mirrors: config.mirrors })
-    : ({ entries: [], sources: new Map() } as unknown as Catalog);
+  const catalog: Catalog = loadConfiguredCatalog(config);
   const hosts = existsSync(config.hostsFile) ? loadHosts(config.hostsFile, catalog) : undefined;
   const installState = InstallState.inDir(config.stateDir);
   const root = config.tftp.root;

@@ -179,14 +179,27 @@ export const catalogEntrySchema = z
 
 export type CatalogEntry = z.infer<typeof catalogEntrySchema>;
 
-export const catalogFileSchema = z.object({ entries: z.array(catalogEntrySchema).min(1) }).strict();
+export const catalogFileSchema = z
+  .object({
+    entries: z.array(catalogEntrySchema).default([]),
+    /** ids of entries of an earlier catalog layer (the shipped catalog) that this site does not offer */
+    disable: z.array(z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected a catalog entry id')).optional(),
+  })
+  .strict()
+  .refine((f) => f.entries.length > 0 || (f.disable?.length ?? 0) > 0, 'a catalog file needs "entries:" (or "disable:")');
 export type CatalogFile = z.infer<typeof catalogFileSchema>;
 
-/** A loaded catalog: entries in file order, with the file each came from. */
+/** A loaded catalog: entries in layer and file order, with the file each came from. */
 export interface Catalog {
   entries: CatalogEntry[];
   /** entry id -> source file */
   sources: Map<string, string>;
+  /** entry id -> the file of an earlier layer whose entry it replaced */
+  replaced?: Map<string, string>;
+  /** entry id -> the file whose `disable:` removed it */
+  disabled?: Map<string, string>;
+  /** the directory of the first layer (the shipped catalog, unless pxe.yaml `catalogDir` replaces it) */
+  baseDir?: string;
 }
 
 // ---- expansion: an entry -> the concrete files of each version/arch ----

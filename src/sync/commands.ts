@@ -8,6 +8,7 @@ import { loadConfig } from '../config.js';
 import { ConfigError } from '../yamlfile.js';
 import { createLogger } from '../log.js';
 import { runSync } from './engine.js';
+import { loadConfiguredCatalog } from '../catalog/load.js';
 import { formatList, listEntries, rollback } from './list.js';
 
 /**
@@ -67,8 +68,10 @@ export function registerSyncCommands(program: Command): void {
     .option('--only <id>', 'just this entry')
     .option('--json', 'machine-readable output')
     .action(friendly(async (o: { config?: string; only?: string; json?: boolean }) => {
-      const rows = await listEntries({ config: loadConfig(o.config), ...(o.only ? { only: o.only } : {}) });
-      process.stdout.write(o.json ? `${JSON.stringify(rows, null, 2)}\n` : formatList(rows));
+      const config = loadConfig(o.config);
+      const catalog = loadConfiguredCatalog(config);
+      const rows = await listEntries({ config, catalog, ...(o.only ? { only: o.only } : {}) });
+      process.stdout.write(o.json ? `${JSON.stringify(rows, null, 2)}\n` : formatList(rows, o.only ? undefined : catalog.disabled));
     }));
 
   program

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { loadCatalog } from '../catalog/load.js';
+import { loadConfiguredCatalog } from '../catalog/load.js';
 import { expandCatalog, type Catalog, type ExpandedFile, type ExpandedTarget, type SiteMirrors } from '../catalog/schema.js';
 import { extractTarGz, extractZip } from './archive.js';
 import { provisionBootloaders, type BootloaderFile, type BootloaderResult } from './bootloaders.js';
@@ -33,6 +33,8 @@ export interface SyncConfig {
   tftp: { root: string };
   stateDir: string;
   catalogDir: string;
+  /** site catalog layers read after catalogDir (pxe.yaml `catalogDirs`) */
+  catalogDirs?: string[] | undefined;
   mirrors: SiteMirrors;
   keyrings: Record<string, string>;
   /** for the static menus' HTTP URLs (menus.ts); optional */
@@ -548,7 +550,7 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
   const cfg = opts.config;
   const dryRun = opts.dryRun === true;
   const out = opts.out ?? process.stdout;
-  const catalog = opts.catalog ?? loadCatalog(cfg.catalogDir, { mirrors: cfg.mirrors });
+  const catalog = opts.catalog ?? loadConfiguredCatalog(cfg);
   if (opts.only !== undefined && !catalog.entries.some((e) => e.id === opts.only)) throw new Error(`no catalog entry "${opts.only}"`);
   const targets = opts.bootloadersOnly ? [] : expandCatalog(catalog, { mirrors: cfg.mirrors, ...(opts.only !== undefined ? { only: opts.only } : {}) });
 

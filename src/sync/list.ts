@@ -3,8 +3,9 @@
  * The served symlink is the truth for "what clients get"; the state file adds
  * trust, errors and the rollback target.
  */
-import { join } from 'node:path';
-import { loadCatalog } from '../catalog/load.js';
+import { basename, dirname, join } from 'node:path';
+import { PACKAGE_DIR } from '../config.js';
+import { loadConfiguredCatalog } from '../catalog/load.js';
 import { expandEntry, type Catalog } from '../catalog/schema.js';
 import type { SyncConfig } from './engine.js';
 import { acquireLock, SyncState, type Trust } from './state.js';
@@ -21,6 +22,8 @@ export interface ListRow {
   /** trust of the installed snapshot (or the catalog's declared level when nothing is installed) */
   trust: Trust | undefined;
   declaredTrust: Trust;
+  /** the catalog file the entry comes from ("shipped: debian.yaml" for the catalog shipped with pxe) */
+  from: string;
   snapshot?: string;
   previous?: string;
   lastSuccess?: string;
@@ -37,16 +40,27 @@ function storeFor(config: SyncConfig): Store {
   return new Store(config.tftp.root, join(config.stateDir, 'sync', 'staging'));
 }
 
+const SHIPPED_DIR = join(PACKAGE_DIR, 'distros');
+
+/** "shipped: debian.yaml", or the site file's path; "(replaces …)" when it overrides an earlier layer's entry. */
+export function entryOrigin(catalog: Catalog, id: string): string {
+  const name = (file: string) => (dirname(file) === SHIPPED_DIR ? `shipped: ${basename(file)}` : file);
+  const file = catalog.sources.get(id);
+  if (file === undefined) return '-';
+  const over = catalog.replaced?.get(id);
+  return over === undefined ? name(file) : `${name(file)} (replaces ${name(over)})`;
+}
+
 export async function listEntries(opts: ListOptions): Promise<ListRow[]> {
   const cfg = opts.config;
-  const catalog = opts.catalog ?? loadCatalog(cfg.catalogDir, { mirrors: cfg.mirrors });
+  const catalog = opts.catalog ?? loadConfiguredCatalog(cfg);
   const state = await new SyncState(cfg.stateDir).load();
   const store = storeFor(cfg);
   const rows: ListRow[] = [];
   for (const e of catalog.entries) {
     if (opts.only !== undefined && e.id !== opts.only) continue;
     if (e.boot.method === 'localboot') {
-      rows.push({ id: e.id, label: e.label, version: '-', arch: '-', state: 'n/a', trust: undefined, declaredTrust: e.trust });
+      rows.push({ id: e.id, label: e.label, version: '-', arch: '-', state: 'n/a', trust: undefined, declaredTrust: e.trust, from: entryOrigin(catalog, e.id) });
       continue;
     }
     for (const t of expandEntry(e, { mirrors: cfg.mirrors })) {
@@ -65,6 +79,7 @@ export async function listEntries(opts: ListOptions): Promise<ListRow[]> {
         state: st,
         trust: live && current ? (s?.snapshots[current]?.trust ?? s?.trust) : undefined,
         declaredTrust: e.trust,
+        from: entryOrigin(catalog, e.id),
       };
       if (live && current) row.snapshot = current;
       if (s?.previous) row.previous = s.previous;
@@ -76,13 +91,14 @@ export async function listEntries(opts: ListOptions): Promise<ListRow[]> {
   return rows;
 }
 
-export function formatList(rows: ListRow[]): string {
-  const head = ['ID', 'VERSION', 'ARCH', 'STATE', 'TRUST', 'SNAPSHOT'];
-  const body = rows.map((r) => [r.id, r.version, r.arch, r.state, r.trust ?? `(${r.declaredTrust})`, r.snapshot ?? '-']);
+export function formatList(rows: ListRow[], disabled?: Map<string, string>): string {
+  const head = ['ID', 'VERSION', 'ARCH', 'STATE', 'TRUST', 'SNAPSHOT', 'FROM'];
+  const body = rows.map((r) => [r.id, r.version, r.arch, r.state, r.trust ?? `(${r.declaredTrust})`, r.snapshot ?? '-', r.from]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const fmt = (cols: string[]) => cols.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   const lines = [fmt(head), ...body.map(fmt)];
   for (const r of rows) if (r.lastError) lines.push(`  ${r.id} ${r.version} ${r.arch}: last error: ${r.lastError}`);
+  for (const [id, file] of disabled ?? []) lines.push(`disabled: ${id} (by ${file})`);
   return lines.join('\n') + '\n';
 }
 
@@ -106,7 +122,7 @@ export interface RollbackResult {
  */
 export async function rollback(id: string, opts: RollbackOptions): Promise<RollbackResult[]> {
   const cfg = opts.config;
-  const catalog = opts.catalog ?? loadCatalog(cfg.catalogDir, { mirrors: cfg.mirrors });
+  const catalog = opts.catalog ?? loadConfiguredCatalog(cfg);
   const entry = catalog.entries.find((e) => e.id === id);
   if (!entry) throw new Error(`no catalog entry "${id}"`);
   const release = await acquireLock(cfg.stateDir);

@@ -65,6 +65,7 @@ describe('non-root with only CAP_NET_BIND_SERVICE', () => {
     const site = join(dir, 'site');
     mkdirSync(join(site, 'tftproot'), { recursive: true });
     mkdirSync(join(site, 'state'), { recursive: true });
+    mkdirSync(join(site, 'distros'), { recursive: true }); // an empty catalog: this test serves a plain file
     writeFileSync(join(site, 'tftproot', 'f.bin'), FILE);
     writeFileSync(join(site, 'pxe.yaml'), ['tftp: { root: ./tftproot }', 'stateDir: ./state', 'catalogDir: ./distros', 'hostsFile: ./hosts.yaml', ''].join('\n'));
     chmodSync(site, 0o755);
