@@ -28,6 +28,8 @@ packages=(
   qemu-system-x86 ipxe-qemu seabios ovmf
   # ARM64 boards: qemu-system-aarch64 running Debian's U-Boot (qemu_arm64)
   qemu-system-arm u-boot-qemu
+  # mkimage: the unit test checks pxe's boot.scr.uimg against it byte for byte
+  u-boot-tools
   # bootloaders served to the VMs and provisioned by `pxe sync`
   pxelinux syslinux-common syslinux-efi
   # namespaces, initrd building, captures, test OpenPGP keys, non-root capability test

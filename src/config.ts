@@ -98,6 +98,14 @@ export const configSchema = z
              * iPXE); a file name or an http:// script URL otherwise.
              */
             ipxe: z.string().min(1).nullable().default(null),
+            /**
+             * U-Boot (option 93 = 21/22, vendor class "U-Boot.*"): only `pxe dhcp-config`
+             * uses it. U-Boot drops every DHCP reply without an address, proxy offers
+             * included, so the site DHCP server must hand it next-server (and this file).
+             * boot.scr.uimg is the script U-Boot's distro boot fetches by name; pxe
+             * serves one that runs `pxe get; pxe boot` (src/catalog/uboot.ts).
+             */
+            uboot: bootFile.nullable().default('boot.scr.uimg'),
           })
           .strict()
           .prefault({}),

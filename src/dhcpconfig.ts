@@ -20,7 +20,7 @@ interface Rule {
  * for every iPXE client; else, with dhcp.ipxeHttp and the HTTP server on, BIOS iPXE
  * clients get the BIOS file as an HTTP URL (the policy's `ipxeHttpBootFile`).
  */
-function rules(config: Config, serverAddress: string): { byArch: Rule[]; ipxe: string | null; ipxeBios: string | null } {
+function rules(config: Config, serverAddress: string): { byArch: Rule[]; ipxe: string | null; ipxeBios: string | null; uboot: string | null } {
   const f = config.dhcp.bootFiles;
   const all: Array<Rule | null> = [
     f.bios ? { name: 'bios', arch: [0], file: f.bios } : null,
@@ -32,11 +32,21 @@ function rules(config: Config, serverAddress: string): { byArch: Rule[]; ipxe: s
   ];
   const port = ipxeHttpPort(config);
   const ipxeBios = !f.ipxe && f.bios && port !== undefined ? ipxeHttpBootFile(f.bios, serverAddress, port) : null;
-  return { byArch: all.filter((r): r is Rule => r !== null), ipxe: f.ipxe, ipxeBios };
+  return { byArch: all.filter((r): r is Rule => r !== null), ipxe: f.ipxe, ipxeBios, uboot: f.uboot };
 }
 
+/**
+ * U-Boot (boot/pxe_utils.c, net/bootp.c): option 93 = 21 (32-bit ARM) or 22 (ARM64),
+ * vendor class "U-Boot.<arch>" (older builds send no option 93). It ignores any reply
+ * without an address, so no proxy reaches it: the site server has to say next-server.
+ * Its distro boot (bootcmd_dhcp) later asks again as "PXEClient:Arch:00011" for an EFI
+ * loader; that request matches the efi-arm64 rule, not this one.
+ */
+const UBOOT_ARCH = [21, 22];
+const UBOOT_VENDOR = 'U-Boot';
+
 export function renderDhcpConfig(config: Config, format: DhcpConfigFormat, serverAddress: string): string {
-  const { byArch, ipxe, ipxeBios } = rules(config, serverAddress);
+  const { byArch, ipxe, ipxeBios, uboot } = rules(config, serverAddress);
   // the BIOS rule of a non-iPXE client, when BIOS iPXE clients have their own
   const notIpxeBios = (r: Rule) => ipxeBios !== null && r.name === 'bios';
   const hex = (n: number) => `00:${n.toString(16).padStart(2, '0')}`;
@@ -65,6 +75,17 @@ export function renderDhcpConfig(config: Config, format: DhcpConfigFormat, serve
         first = false;
       }
       out.push('}');
+      if (uboot) {
+        out.push(
+          '',
+          '# U-Boot drops replies without an address: only this server can tell it next-server.',
+          'class "uboot" {',
+          `  match if substring (option vendor-class-identifier, 0, ${UBOOT_VENDOR.length}) = "${UBOOT_VENDOR}" or ${UBOOT_ARCH.map((a) => `option arch = ${hex(a)}`).join(' or ')};`,
+          `  next-server ${serverAddress};`,
+          `  filename "${uboot}";`,
+          '}',
+        );
+      }
       return `${out.join('\n')}\n`;
     }
     case 'kea': {
@@ -79,6 +100,14 @@ export function renderDhcpConfig(config: Config, format: DhcpConfigFormat, serve
           'boot-file-name': r.file,
         });
       }
+      if (uboot) {
+        classes.push({
+          name: 'uboot',
+          test: `substring(option[60].hex,0,${UBOOT_VENDOR.length}) == '${UBOOT_VENDOR}' or ${UBOOT_ARCH.map((a) => `option[93].hex == 0x${a.toString(16).padStart(4, '0')}`).join(' or ')}`,
+          'next-server': serverAddress,
+          'boot-file-name': uboot,
+        });
+      }
       return `${JSON.stringify({ Dhcp4: { 'client-classes': classes } }, null, 2)}\n`;
     }
     case 'dnsmasq': {
@@ -88,6 +117,12 @@ export function renderDhcpConfig(config: Config, format: DhcpConfigFormat, serve
       if (ipxe) out.push(`dhcp-boot=tag:ipxe,${ipxe},,${serverAddress}`);
       if (ipxeBios) out.push(`dhcp-boot=tag:ipxe,tag:bios,${ipxeBios},,${serverAddress}`);
       for (const r of byArch) out.push(`dhcp-boot=${ipxe || notIpxeBios(r) ? 'tag:!ipxe,' : ''}tag:${r.name},${r.file},,${serverAddress}`);
+      if (uboot) {
+        out.push('# U-Boot drops replies without an address: only this server can tell it next-server.');
+        out.push(`dhcp-vendorclass=set:uboot,${UBOOT_VENDOR}`);
+        for (const a of UBOOT_ARCH) out.push(`dhcp-match=set:uboot,option:client-arch,${a}`);
+        out.push(`dhcp-boot=tag:uboot,${uboot},,${serverAddress}`);
+      }
       return `${out.join('\n')}\n`;
     }
   }

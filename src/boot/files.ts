@@ -3,6 +3,7 @@ import type { Hosts } from '../hosts/load.js';
 import { findHost } from '../hosts/load.js';
 import type { FileClient, VirtualFile, VirtualFileProvider } from './types.js';
 import { CatalogRenderError, renderGrubConfig, renderHostPxelinux, renderMainMenu, type FirmwareClass, type RenderContext } from '../catalog/render.js';
+import { renderUbootHost, renderUbootMenu, UBOOT_ARCH, UBOOT_DEFAULT_CFG, UBOOT_SCRIPT, UBOOT_SCRIPT_NAME, ubootScriptImage } from '../catalog/uboot.js';
 
 const HOST_CFG = /^(?:.*\/)?pxelinux\.cfg\/01-([0-9a-f]{2}(?:-[0-9a-f]{2}){5})$/;
 const DEFAULT_CFG = /^(?:.*\/)?pxelinux\.cfg\/default$/;
@@ -15,6 +16,9 @@ const ROOT_C32 = /^[a-z0-9_-]+\.c32$/;
  * `pxelinux.cfg/01-<mac>` (hosts in hosts.yaml only: others get null and pxelinux
  * moves on down its lookup list), `pxelinux.cfg/default` and `grub.cfg` /
  * `grub/grub.cfg` (per host when the client's MAC is known, else the menu).
+ * U-Boot (src/catalog/uboot.ts): `boot.scr.uimg`, the script its network boot runs,
+ * `pxelinux.cfg/default-arm[-<soc>]` and the `01-<mac>` of an aarch64 host (syslinux
+ * has no ARM build, so only U-Boot asks for those).
  * `getHosts`/`getCtx` are read on every request so a reload swaps them atomically.
  * A render failure returns null (the client sees "file not found") and is logged:
  * better than a half-valid config.
@@ -48,6 +52,7 @@ export interface ProviderOptions {
  */
 export function catalogFileProvider(getCtx: (mac?: string) => RenderContext, getHosts: () => Hosts, log?: Logger, opts: ProviderOptions = {}): VirtualFileProvider {
   const fw = (mac: string | undefined) => ({ firmware: opts.firmwareOf?.(mac) ?? 'bios' });
+  const ubootScript = ubootScriptImage(UBOOT_SCRIPT);
   const isStatic = async (relPath: string) => (opts.hasStaticFile ? opts.hasStaticFile(relPath) : false);
   const wrap = (relPath: string, origin: string, render: () => string): VirtualFile | null => {
     try {
@@ -65,6 +70,7 @@ export function catalogFileProvider(getCtx: (mac?: string) => RenderContext, get
       if (m) {
         const host = findHost(getHosts(), m[1]!.replace(/-/g, ':'));
         if (!host || !host.allow) return null;
+        if (host.arch === UBOOT_ARCH) return wrap(relPath, `rendered from templates/uboot-host.njk for host ${host.hostname}`, () => renderUbootHost(getCtx(host.mac), host));
         return wrap(relPath, `rendered from templates/pxelinux-host.njk for host ${host.hostname}`, () => renderHostPxelinux(getCtx(host.mac), host, fw(host.mac)));
       }
       if (ROOT_C32.test(path) && opts.efiModule && opts.firmwareOf?.(client.mac) === 'efi') {
@@ -73,7 +79,9 @@ export function catalogFileProvider(getCtx: (mac?: string) => RenderContext, get
         const content = await opts.efiModule(path);
         return content ? { content, origin: `efi64/${path} (EFI COM32 module for an EFI client)` } : null;
       }
-      if ((DEFAULT_CFG.test(path) || GRUB_CFG.test(path)) && (await isStatic(relPath))) return null;
+      if ((DEFAULT_CFG.test(path) || GRUB_CFG.test(path) || UBOOT_DEFAULT_CFG.test(path) || path === UBOOT_SCRIPT_NAME) && (await isStatic(relPath))) return null;
+      if (UBOOT_DEFAULT_CFG.test(path)) return wrap(relPath, 'rendered from templates/uboot-menu.njk', () => renderUbootMenu(getCtx(client.mac)));
+      if (path === UBOOT_SCRIPT_NAME) return { content: ubootScript, origin: 'U-Boot boot script: pxe get; pxe boot' };
       if (DEFAULT_CFG.test(path)) return wrap(relPath, 'rendered from templates/pxelinux-menu.njk', () => renderMainMenu(getCtx(client.mac), fw(client.mac)));
       if (GRUB_CFG.test(path)) {
         const host = client.mac ? findHost(getHosts(), client.mac) : undefined;

@@ -175,7 +175,7 @@ function env(ctx: RenderContext, autoescape: boolean): nunjucks.Environment {
   return e;
 }
 
-function renderFile(ctx: RenderContext, name: string, vars: Record<string, unknown>, autoescape = false): string {
+export function renderFile(ctx: RenderContext, name: string, vars: Record<string, unknown>, autoescape = false): string {
   try {
     return env(ctx, autoescape).render(name, vars);
   } catch (err) {

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configSchema } from '../../src/config.js';
+import { renderDhcpConfig } from '../../src/dhcpconfig.js';
 
 const run = promisify(execFile);
 const CLI = resolve('dist/cli.js');
@@ -100,6 +102,26 @@ describe('pxe dhcp-config', () => {
     // with the HTTP server off the plain rules stay
     writeFileSync(join(dir, 'nohttp.yaml'), 'serverAddress: 10.77.0.10\nhttp: { enabled: false }\n');
     expect(await generate('dnsmasq', 'nohttp.yaml')).not.toContain('http://');
+  });
+
+  it('U-Boot (93 = 21/22, vendor class U-Boot.*) gets next-server and boot.scr.uimg from the site server in every format; bootFiles.uboot null leaves the rule out', async () => {
+    // the default file: the script U-Boot's distro boot (bootcmd_dhcp) asks for by name
+    const isc = await generate('isc');
+    expect(isc).toMatch(
+      /class "uboot" \{\s+match if substring \(option vendor-class-identifier, 0, 6\) = "U-Boot" or option arch = 00:15 or option arch = 00:16;\s+next-server 10\.77\.0\.10;\s+filename "boot\.scr\.uimg";\s+\}/,
+    );
+    const kea = (JSON.parse(await generate('kea')) as { Dhcp4: { 'client-classes': Array<Record<string, string>> } }).Dhcp4['client-classes'];
+    expect(kea.find((c) => c.name === 'uboot')).toEqual({
+      name: 'uboot',
+      test: "substring(option[60].hex,0,6) == 'U-Boot' or option[93].hex == 0x0015 or option[93].hex == 0x0016",
+      'next-server': '10.77.0.10',
+      'boot-file-name': 'boot.scr.uimg',
+    });
+    const dnsmasq = await generate('dnsmasq');
+    expect(dnsmasq).toContain('dhcp-vendorclass=set:uboot,U-Boot\ndhcp-match=set:uboot,option:client-arch,21\ndhcp-match=set:uboot,option:client-arch,22\ndhcp-boot=tag:uboot,boot.scr.uimg,,10.77.0.10\n');
+    // (the checkers of the tests above ran on these same outputs)
+    const noUboot = configSchema.parse({ dhcp: { bootFiles: { uboot: null } } });
+    for (const f of ['isc', 'kea', 'dnsmasq'] as const) expect(renderDhcpConfig(noUboot, f, '10.77.0.10')).not.toMatch(/uboot|U-Boot/);
   });
 
   it('needs a server address', async () => {
