@@ -141,6 +141,18 @@ export const configSchema = z
     catalogDirs: z.array(z.string().min(1)).default([]),
     /** nunjucks templates; default: the templates shipped with pxe */
     templatesDir: z.string().optional(),
+    /** unattended installs (answer files under /unattended/, src/hosts/tokens.ts) */
+    install: z
+      .object({
+        /**
+         * how long a host's install token (the secret in its answer-file URL) stays
+         * valid after its boot config was first rendered for the install; the
+         * installer's done callback ends it sooner
+         */
+        tokenTtlMinutes: z.number().int().min(1).max(7 * 24 * 60).default(240),
+      })
+      .strict()
+      .prefault({}),
     /** per-host file (MAC -> entry, answers); missing file = no hosts */
     hostsFile: z.string().default('./hosts.yaml'),
     /** sync state, install-once markers, boot-event log */

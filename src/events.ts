@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
  * DHCP knows the MAC but often not the IP (a proxy never leases, and BIOS clients do
  * not come to 4011); TFTP and HTTP know the IP but not the MAC. The log correlates
  * them: a 4011 request carries ciaddr, a pxelinux request for pxelinux.cfg/01-<mac>
- * names the MAC, and an /unattended/<mac>/ URL does too.
+ * names the MAC, and an /unattended/<mac>/<token>/ URL with a valid token does too.
  */
 export interface BootEvent {
   time: string;

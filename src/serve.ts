@@ -53,7 +53,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
     if (!st?.isDirectory()) throw new UserError(`TFTP root ${config.tftp.root} does not exist or is not a directory (create it, or set tftp.root / --tftp-root)`, 1);
   }
 
-  let app = await loadApp(config, logger);
+  let app = await loadApp(config, logger, { issueTokens: true });
   const events = new BootEventLog(join(config.stateDir, 'boot-events.jsonl'));
   const metrics = new Metrics();
   metrics.setSyncStateDir(config.stateDir);
@@ -165,9 +165,16 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
         logger,
         filesRoot: config.tftp.root,
         virtualFile: booter.virtualFile,
-        unattended: (mac, file, addr) => {
+        unattended: async (mac, token, file, addr) => {
+          const out = await app.unattended(mac, token, file, addr);
+          // learnt only with a valid token: a refused client must not borrow the host's MAC
           events.learn(addr, mac);
-          return app.unattended(mac, file, addr);
+          return out;
+        },
+        installDone: async (mac, token, addr) => {
+          const said = await app.installDone(mac, token, addr);
+          events.record({ proto: 'http', mac, ip: addr, what: `install finished: ${said}` });
+          return said;
         },
         ipxeScript: (mac, addr) => app.ipxeScript(mac, addr),
         allow: allowed,
@@ -205,7 +212,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
     // Validate everything first; only a fully loaded new policy replaces the old one.
     const next = opts.reloadConfig ? opts.reloadConfig() : config.source === '(embedded defaults)' ? config : loadConfig(config.source);
     // Sockets stay as they are: ports, addresses and the TFTP root need a restart.
-    const nextApp = await loadApp({ ...next, listen: config.listen, tftp: { ...next.tftp, root: config.tftp.root } }, logger);
+    const nextApp = await loadApp({ ...next, listen: config.listen, tftp: { ...next.tftp, root: config.tftp.root } }, logger, { issueTokens: true });
     if (next.tftp.port !== config.tftp.port || next.dhcp.port !== config.dhcp.port || next.http.port !== config.http.port || next.listen !== config.listen) {
       logger.warn('reload: port or listen-address changes take effect only after a restart');
     }

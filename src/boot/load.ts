@@ -15,6 +15,7 @@ import {
 } from '../catalog/render.js';
 import { findHost, hostAccess, loadHosts, type Hosts } from '../hosts/load.js';
 import { InstallState } from '../hosts/state.js';
+import { InstallTokens } from '../hosts/tokens.js';
 import { RenderError, type RenderedFile } from '../http/server.js';
 import { catalogFileProvider } from './files.js';
 import { installedChecker } from '../sync/menus.js';
@@ -29,7 +30,10 @@ export interface LoadedApp extends App {
   catalog: Catalog;
   hosts: Hosts | undefined;
   renderContext: RenderContext;
-  unattended: (mac: string, file: string, clientAddress: string) => Promise<RenderedFile>;
+  /** an answer file, only with the host's live install token (else RenderError 403) */
+  unattended: (mac: string, token: string, file: string, clientAddress: string) => Promise<RenderedFile>;
+  /** the installer reports it finished: marks an install_once host installed, ends the token */
+  installDone: (mac: string, token: string, clientAddress: string) => Promise<string>;
   ipxeScript: (mac: string | undefined, clientAddress: string) => Promise<RenderedFile>;
   /** firmware class learnt from DHCP per MAC (syslinux.efi and pxelinux ask for the same names) */
   noteFirmware: (mac: string, firmware: FirmwareClass) => void;
@@ -56,10 +60,20 @@ export function defaultServerAddress(config: Config): string {
 const toRenderError = (err: unknown): Error =>
   err instanceof CatalogRenderError ? new RenderError(err.message, err.status === 404 ? 404 : 500) : (err as Error);
 
-export async function loadApp(config: Config, logger?: Logger): Promise<LoadedApp> {
+export interface LoadOptions {
+  /**
+   * Issue install tokens when a host's boot config is rendered (`pxe serve`). Off for
+   * commands that only show files (`pxe which`): their URLs carry NO_TOKEN and
+   * nothing is written to the state directory.
+   */
+  issueTokens?: boolean;
+}
+
+export async function loadApp(config: Config, logger?: Logger, opts: LoadOptions = {}): Promise<LoadedApp> {
   const catalog: Catalog = loadConfiguredCatalog(config);
   const hosts = existsSync(config.hostsFile) ? loadHosts(config.hostsFile, catalog) : undefined;
   const installState = InstallState.inDir(config.stateDir);
+  const tokens = InstallTokens.inDir(config.stateDir, config.install.tokenTtlMinutes);
   const root = config.tftp.root;
 
   const renderContext: RenderContext = {
@@ -72,6 +86,7 @@ export async function loadApp(config: Config, logger?: Logger): Promise<LoadedAp
     // Only entries whose files `pxe sync` installed are offered (images/<id>/<version>/<arch>).
     isInstalled: installedChecker(root),
     hostInstalled: (mac: string) => installState.isInstalled(mac),
+    ...(opts.issueTokens ? { installToken: (mac: string) => tokens.current(mac) } : {}),
   };
 
   // What the proxyDHCP learnt per client MAC, bounded (rememberBounded): a flood of
@@ -121,14 +136,27 @@ export async function loadApp(config: Config, logger?: Logger): Promise<LoadedAp
       rememberBounded(serverByMac, mac.toLowerCase(), address, MAX_CLIENTS_REMEMBERED);
     },
     renderContextFor,
-    async unattended(mac, file) {
+    async unattended(mac, token, file) {
+      const host = hosts && findHost(hosts, mac);
+      // unknown host and bad token look the same: the answer says nothing about which MACs are hosts
+      const check = host ? tokens.check(mac, token) : { ok: false as const, reason: 'no install in progress for this host' };
+      if (!check.ok) throw new RenderError(`${file} for ${mac}: ${check.reason}`, 403);
       try {
-        const out = renderUnattended(renderContextFor(mac), hosts && findHost(hosts, mac), file);
-        if (out.marksInstalled) installState.markInstalled(mac, out.entryId, out.version);
+        const out = renderUnattended(renderContextFor(mac), host, file, token);
         return { contentType: out.contentType, body: out.body };
       } catch (err) {
         throw toRenderError(err);
       }
+    },
+    async installDone(mac, token) {
+      const host = hosts && findHost(hosts, mac);
+      const check = host ? tokens.check(mac, token) : { ok: false as const, reason: 'no install in progress for this host' };
+      if (!host || !check.ok) throw new RenderError(`install done for ${mac}: ${check.ok ? 'unknown host' : check.reason}`, 403);
+      const entry = catalog.entries.find((e) => e.id === host.entry);
+      if (host.install_once) installState.markInstalled(mac, host.entry, host.version ?? entry?.versions[0]?.version ?? '');
+      tokens.revoke(mac);
+      logger?.info({ mac, hostname: host.hostname, installOnce: host.install_once }, 'install finished (reported by the installer); its token ends');
+      return host.install_once ? `${host.hostname}: installed; next boot is from the local disk` : `${host.hostname}: install finished`;
     },
     async ipxeScript(mac) {
       try {

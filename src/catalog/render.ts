@@ -18,6 +18,7 @@ import {
   type VersionSpec,
 } from './schema.js';
 import { renderInline } from './template.js';
+import { NO_TOKEN } from '../hosts/tokens.js';
 
 /**
  * Renders boot menus (pxelinux, iPXE, GRUB) and unattended-install files from one
@@ -26,8 +27,10 @@ import { renderInline } from './template.js';
  *
  * URL scheme (documented in templates/README.md):
  *   http://<server>:<port><filesPath>/images/<id>/<version>/<arch>/<file>  kernels, initrds, images
- *   http://<server>:<port>/unattended/<mac-with-dashes>/<file>             per-host answers
+ *   http://<server>:<port>/unattended/<mac-with-dashes>/<token>/<file>     per-host answers
  *     preseed.cfg | kickstart.ks | autoyast.xml | user-data, meta-data, vendor-data | config.ign
+ *   http://<server>:<port>/unattended/<mac-with-dashes>/<token>/done       the installer's "finished"
+ * <token> is the host's install token (src/hosts/tokens.ts): without it the server refuses.
  * TFTP clients (pxelinux, GRUB) get the same files by the tftproot-relative path
  * `images/<id>/<version>/<arch>/<file>`.
  */
@@ -58,6 +61,12 @@ export interface RenderContext {
   isInstalled: (entryId: string, version: string, arch: Arch) => boolean;
   /** install-once state: has this host (MAC) already installed? */
   hostInstalled?: (mac: string) => boolean;
+  /**
+   * The host's install token for the URLs its boot config and answer files carry
+   * (issuing one when none is live: src/hosts/tokens.ts). Absent (pxe which, pxe
+   * render): URLs carry NO_TOKEN, which the server refuses, and nothing is written.
+   */
+  installToken?: (mac: string) => string;
   /** templates directory (default: the project's templates/) */
   templatesDir?: string;
   /**
@@ -214,8 +223,8 @@ export function macSlug(mac: string): string {
   return mac.toLowerCase().replace(/:/g, '-');
 }
 
-export function unattendedBaseUrl(ctx: RenderContext, mac: string): string {
-  return `${httpBase(ctx)}/unattended/${macSlug(mac)}/`;
+export function unattendedBaseUrl(ctx: RenderContext, mac: string, token: string): string {
+  return `${httpBase(ctx)}/unattended/${macSlug(mac)}/${token}/`;
 }
 
 function fileRef(ctx: RenderContext, relPath: string): FileRef {
@@ -226,15 +235,21 @@ function labelOf(entryId: string, version: string, arch: Arch): string {
   return `${entryId}-${version}-${arch}`.toLowerCase().replace(/[^a-z0-9_.-]/g, '_');
 }
 
-/** Host-specific template variables (empty in menus, where no host is known). */
-function hostVars(ctx: RenderContext, entry: CatalogEntry, host: Host): Record<string, unknown> {
+/**
+ * Host-specific template variables (empty in menus, where no host is known). `token`:
+ * the one the request was authenticated with (answer files); else the host's current
+ * one, asked only when the entry has answer files.
+ */
+function hostVars(ctx: RenderContext, entry: CatalogEntry, host: Host, token?: string): Record<string, unknown> {
   const kind = entry.unattended === 'none' ? undefined : entry.unattended;
-  const base = unattendedBaseUrl(ctx, host.mac);
+  const base = unattendedBaseUrl(ctx, host.mac, (kind ? (token ?? ctx.installToken?.(host.mac)) : undefined) ?? NO_TOKEN);
   return {
     host,
     hostname: host.hostname,
     automation_dir: base,
     automation_url: kind ? `${base}${UNATTENDED_FILES[kind].primary}` : '',
+    // the installer's last step reports here: that, not fetching the answers, ends the install
+    install_done_url: `${base}done`,
   };
 }
 
@@ -389,8 +404,6 @@ export function renderGrubConfig(ctx: RenderContext, host: Host | null, opts: Re
 export interface UnattendedFile {
   contentType: string;
   body: string;
-  /** the installer fetched its main answers file: an install_once host is now "installed" */
-  marksInstalled: boolean;
   entryId: string;
   version: string;
 }
@@ -413,7 +426,7 @@ function mirrorParts(url: string): { mirror_url: string; mirror_host: string; mi
  * unknown host or a file its entry does not use, 500 for a template fault. The
  * output is parsed back (JSON, YAML) before it is returned.
  */
-export function renderUnattended(ctx: RenderContext, host: Host | undefined, fileName: string): UnattendedFile {
+export function renderUnattended(ctx: RenderContext, host: Host | undefined, fileName: string, token?: string): UnattendedFile {
   if (!host) throw new CatalogRenderError('unknown host: not in the hosts file', 404);
   const entry = ctx.catalog.entries.find((e) => e.id === host.entry);
   if (!entry) throw new CatalogRenderError(`host ${host.mac}: unknown catalog entry "${host.entry}"`, 500);
@@ -429,7 +442,7 @@ export function renderUnattended(ctx: RenderContext, host: Host | undefined, fil
     const mirror = host.mirror || String(common.mirror);
     vars = {
       ...common,
-      ...hostVars(ctx, entry, host),
+      ...hostVars(ctx, entry, host, token),
       ...mirrorParts(mirror),
       entry,
       fqdn: host.domain ? `${host.hostname}.${host.domain}` : host.hostname,
@@ -448,21 +461,19 @@ export function renderUnattended(ctx: RenderContext, host: Host | undefined, fil
   } catch (err) {
     throw new CatalogRenderError(`template ${TEMPLATE_OF[fileName]} produced invalid output: ${(err as Error).message}`, 500);
   }
-  const primary = UNATTENDED_FILES[entry.unattended].primary;
   return {
     contentType: CONTENT_TYPES[fileName] ?? 'text/plain; charset=utf-8',
     body,
-    marksInstalled: host.install_once && fileName === primary,
     entryId: entry.id,
     version: v.version,
   };
 }
 
 /**
- * Parses "/unattended/<mac>/<file>" (MAC with '-' or ':'); null when it is not
+ * Parses "/unattended/<mac>/<token>/<file>" (MAC with '-' or ':'); null when it is not
  * such a path. For HTTP layers that do not route it themselves.
  */
-export function parseUnattendedPath(path: string): { mac: string; file: string } | null {
-  const m = /^\/?unattended\/([0-9a-f]{2}(?:[-:][0-9a-f]{2}){5})\/([A-Za-z0-9._-]+)$/i.exec(path);
-  return m ? { mac: m[1]!.toLowerCase().replace(/-/g, ':'), file: m[2]! } : null;
+export function parseUnattendedPath(path: string): { mac: string; token: string; file: string } | null {
+  const m = /^\/?unattended\/([0-9a-f]{2}(?:[-:][0-9a-f]{2}){5})\/([A-Za-z0-9-]+)\/([A-Za-z0-9._-]+)$/i.exec(path);
+  return m && !m[3]!.startsWith('.') ? { mac: m[1]!.toLowerCase().replace(/-/g, ':'), token: m[2]!, file: m[3]! } : null;
 }

@@ -1,6 +1,6 @@
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { z } from 'zod';
+import { JsonStore } from './jsonstore.js';
 import { normalizeMacKey } from './schema.js';
 
 const stateSchema = z.record(
@@ -11,75 +11,50 @@ export type InstalledRecord = z.infer<typeof stateSchema>[string];
 
 /**
  * "Install once, then boot locally" markers (`<stateDir>/installed.json`).
- * The HTTP layer marks a host when its installer fetched the unattended answers
- * (`renderUnattended` returns `marksInstalled: true` for that file); from then on
- * its pxelinux.cfg/01-<mac> and iPXE/GRUB configs boot the local disk.
- * `pxe reinstall <mac>` (clear) undoes it. Writes are atomic (temp + rename), so a
- * crash never leaves a truncated JSON that would make every host reinstall.
+ * A host is marked when its installer reports that it finished (the done callback
+ * each unattended template ends with, authenticated by the install token:
+ * tokens.ts); fetching the answer file marks nothing. From then on its
+ * pxelinux.cfg/01-<mac> and iPXE/GRUB configs boot the local disk. `startInstall`
+ * (tokens.ts) undoes it. A corrupt state file reads as "nothing installed" (fail
+ * towards reinstalling rather than towards never installing); the next write
+ * replaces it.
  */
 export class InstallState {
-  private cache: { mtimeMs: number; size: number; data: Record<string, InstalledRecord> } | undefined;
+  private readonly store: JsonStore<Record<string, InstalledRecord>>;
 
-  constructor(readonly file: string) {}
+  constructor(readonly file: string) {
+    this.store = new JsonStore(file, stateSchema);
+  }
 
   static inDir(stateDir: string): InstallState {
     return new InstallState(join(stateDir, 'installed.json'));
   }
 
-  private read(): Record<string, InstalledRecord> {
-    let st;
-    try {
-      st = statSync(this.file);
-    } catch {
-      return {};
-    }
-    if (this.cache && this.cache.mtimeMs === st.mtimeMs && this.cache.size === st.size) return this.cache.data;
-    let data: Record<string, InstalledRecord> = {};
-    try {
-      const parsed = stateSchema.safeParse(JSON.parse(readFileSync(this.file, 'utf8')));
-      // A corrupt state file reads as "nothing installed" (fail towards reinstalling
-      // rather than towards never installing); the next write replaces it.
-      if (parsed.success) data = parsed.data;
-    } catch {
-      data = {};
-    }
-    this.cache = { mtimeMs: st.mtimeMs, size: st.size, data };
-    return data;
-  }
-
-  private write(data: Record<string, InstalledRecord>): void {
-    mkdirSync(dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(data, null, 2)}\n`);
-    renameSync(tmp, this.file);
-    this.cache = undefined;
-  }
-
   isInstalled(mac: string): boolean {
-    return normalizeMacKey(mac) in this.read();
+    return normalizeMacKey(mac) in this.store.read();
   }
 
   get(mac: string): InstalledRecord | undefined {
-    return this.read()[normalizeMacKey(mac)];
+    return this.store.read()[normalizeMacKey(mac)];
   }
 
   markInstalled(mac: string, entry: string, version: string, at = new Date()): void {
-    const data = { ...this.read() };
-    data[normalizeMacKey(mac)] = { entry, version, at: at.toISOString() };
-    this.write(data);
+    this.store.update((data) => {
+      data[normalizeMacKey(mac)] = { entry, version, at: at.toISOString() };
+    });
   }
 
   /** Returns whether there was a marker to remove. */
   clear(mac: string): boolean {
-    const data = { ...this.read() };
     const key = normalizeMacKey(mac);
-    if (!(key in data)) return false;
-    delete data[key];
-    this.write(data);
+    if (!(key in this.store.read())) return false;
+    this.store.update((data) => {
+      delete data[key];
+    });
     return true;
   }
 
   list(): Record<string, InstalledRecord> {
-    return { ...this.read() };
+    return { ...this.store.read() };
   }
 }

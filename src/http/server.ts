@@ -6,9 +6,9 @@ import type { Logger } from '../log.js';
 import type { FileClient, VirtualFile } from '../boot/types.js';
 import { normalizeRequestPath } from '../tftp/paths.js';
 
-/** Why a rendered file could not be produced: mapped to 404 (unknown) or 500 (broken template). */
+/** Why a rendered file could not be produced: 403 (no valid install token), 404 (unknown) or 500 (broken template). */
 export class RenderError extends Error {
-  constructor(message: string, readonly status: 404 | 500) {
+  constructor(message: string, readonly status: 403 | 404 | 500) {
     super(message);
     this.name = 'RenderError';
   }
@@ -23,8 +23,13 @@ export interface HttpDeps {
   logger: Logger;
   /** directory whose files (kernels, initrds) iPXE clients fetch under /files/… */
   filesRoot: string;
-  /** unattended-install file for a host: preseed, kickstart, autoyast, user-data, meta-data… */
-  unattended?: (mac: string, file: string, clientAddress: string) => Promise<RenderedFile>;
+  /**
+   * unattended-install file for a host: preseed, kickstart, autoyast, user-data,
+   * meta-data…; only with the host's live install token (else RenderError 403)
+   */
+  unattended?: (mac: string, token: string, file: string, clientAddress: string) => Promise<RenderedFile>;
+  /** the installer's "finished" report, with the host's install token (else RenderError 403) */
+  installDone?: (mac: string, token: string, clientAddress: string) => Promise<string>;
   /**
    * Files produced on demand (per-host pxelinux.cfg/01-<mac>, rendered menus), asked
    * before the disk, as TFTP does: pxelinux.0 loaded over HTTP makes the same lookups
@@ -70,6 +75,12 @@ const normMac = (m: string): string | null => (MAC_RE.test(m) ? m.toLowerCase().
 /** Dual-stack sockets report IPv4 peers as ::ffff:a.b.c.d; logs and allowlists want a.b.c.d. */
 export const clientAddress = (ip: string): string => ip.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
 
+/**
+ * The URL as logged: an install token is a secret (whoever reads it may fetch the
+ * host's answers while it is live), so logs and boot events show `<token>` instead.
+ */
+export const redactToken = (url: string): string => url.replace(/^(\/unattended\/[^/?]+\/)[^/?]+(?=\/)/, '$1<token>');
+
 export function createHttpServer(deps: HttpDeps): FastifyInstance {
   const app = Fastify({ logger: false, return503OnClosing: true });
   const log = deps.logger.child({ svc: 'http' });
@@ -90,7 +101,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     notes.pxeLogged = true;
     const bytes = Number(reply.getHeader('content-length') ?? 0);
     const { pxeReason: reason, pxeVirtual: virtual } = notes;
-    const ev = { client: clientAddress(req.ip), method: req.method, url: req.url, status: reply.statusCode, bytes, ...(reason ? { reason } : {}) };
+    const ev = { client: clientAddress(req.ip), method: req.method, url: redactToken(req.url), status: reply.statusCode, bytes, ...(reason ? { reason } : {}) };
     // `virtual` as on TFTP's "transfer finished": rendered on demand or read from disk
     const line = { ...ev, ...(virtual === undefined ? {} : { virtual }), ...(complete ? {} : { complete }), ms: Math.round(reply.elapsedTime) };
     if (reply.statusCode >= 500) log.error(line, 'http request failed');
@@ -137,18 +148,42 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     return m.body;
   });
 
-  app.get<{ Params: { mac: string; file: string } }>('/unattended/:mac/:file', async (req, reply) => {
+  // Answer files carry secrets (password hash, SSH keys) and MACs are public on a LAN:
+  // only the URL with the host's install token (its rendered boot config has it) works.
+  app.get<{ Params: { mac: string; file: string } }>('/unattended/:mac/:file', async (req, reply) =>
+    fail(reply, 403, `install token required: /unattended/<mac>/<token>/${req.params.file}`),
+  );
+
+  const unattendedError = (reply: FastifyReply, err: unknown, mac: string, file: string) => {
+    if (err instanceof RenderError) return fail(reply, err.status, err.message);
+    log.error({ err, mac, file }, 'unattended render crashed');
+    return fail(reply, 500, `render failed: ${(err as Error).message}`);
+  };
+
+  /** the installer's last step: GET (d-i's busybox wget) or POST (curl) */
+  const done = async (req: FastifyRequest<{ Params: { mac: string; token: string } }>, reply: FastifyReply) => {
     const mac = normMac(req.params.mac);
-    if (!mac) return fail(reply, 404, `not a MAC address: ${req.params.mac}`);
-    if (!deps.unattended) return fail(reply, 404, 'no catalog loaded');
+    if (!mac || !deps.installDone) return fail(reply, 403, 'no install in progress for this URL');
     try {
-      const file = await deps.unattended(mac, req.params.file, clientAddress(req.ip));
+      reply.type('text/plain; charset=utf-8');
+      return `${await deps.installDone(mac, req.params.token, clientAddress(req.ip))}\n`;
+    } catch (err) {
+      return unattendedError(reply, err, mac, 'done');
+    }
+  };
+  app.get('/unattended/:mac/:token/done', done);
+  app.post('/unattended/:mac/:token/done', done);
+
+  app.get<{ Params: { mac: string; token: string; file: string } }>('/unattended/:mac/:token/:file', async (req, reply) => {
+    const mac = normMac(req.params.mac);
+    // 403 rather than 404 for any MAC: the answer says nothing about which hosts exist
+    if (!mac || !deps.unattended) return fail(reply, 403, 'no install in progress for this URL');
+    try {
+      const file = await deps.unattended(mac, req.params.token, req.params.file, clientAddress(req.ip));
       reply.type(file.contentType);
       return file.body;
     } catch (err) {
-      if (err instanceof RenderError) return fail(reply, err.status, err.message);
-      log.error({ err, mac, file: req.params.file }, 'unattended render crashed');
-      return fail(reply, 500, `render failed: ${(err as Error).message}`);
+      return unattendedError(reply, err, mac, req.params.file);
     }
   });
 

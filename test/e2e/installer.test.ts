@@ -96,10 +96,11 @@ describe('e2e: Debian 12 installer from the catalog (pxe sync + hosts.yaml + ren
     await lab?.stop();
   });
 
-  // the rendered automation URL is /unattended/<mac, dashed or coloned>/preseed.cfg
+  // the rendered automation URL is /unattended/<mac>/<install token>/preseed.cfg (the log
+  // shows the token as <token>; a request without the host's live token is a 403)
   const preseedFetched = () =>
     server.jsonLines().filter((l) => {
-      const m = typeof l.url === 'string' ? /^\/unattended\/([^/]+)\/preseed\.cfg$/.exec(l.url) : null;
+      const m = typeof l.url === 'string' ? /^\/unattended\/([^/]+)\/<token>\/preseed\.cfg$/.exec(l.url) : null;
       return m !== null && isMac(m[1], HOST_MAC) && l.status === 200;
     });
 
@@ -130,5 +131,9 @@ describe('e2e: Debian 12 installer from the catalog (pxe sync + hosts.yaml + ren
     expect(initrd, why).not.toHaveLength(0);
     expect(Number(initrd[0]!.bytes), why).toBe(statSync(assets.installer!.initrd).size);
     expect(Number(preseedFetched()[0]!.bytes)).toBeGreaterThan(0);
+    // through the tokenized URL: the host's token was issued when its config was rendered
+    const tokens = JSON.parse(readFileSync(join(lab!.runDir, 'site', 'state', 'install-tokens.json'), 'utf8')) as Record<string, { token: string }>;
+    expect(tokens[HOST_MAC]?.token, why).toMatch(/^[0-9a-f]{32}$/);
+    expect(server.jsonLines().filter((l) => l.status === 403), why).toHaveLength(0);
   }, 240_000);
 });

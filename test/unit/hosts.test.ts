@@ -1,11 +1,12 @@
 import { configError } from '../helpers/errors.js';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadCatalog } from '../../src/catalog/load.js';
 import { findHost, hostAccess, loadHosts, parseHosts } from '../../src/hosts/load.js';
 import { InstallState } from '../../src/hosts/state.js';
+import { InstallTokens, NO_TOKEN, TOKEN_RE, startInstall } from '../../src/hosts/tokens.js';
 
 const catalog = loadCatalog(resolve(__dirname, '../../distros'));
 const tmp = mkdtempSync(join(tmpdir(), `pxe-hosts-${process.pid}-`));
@@ -118,5 +119,34 @@ describe('install-once state', () => {
     expect(new InstallState(file).isInstalled('52:54:00:aa:bb:01')).toBe(false);
     writeFileSync(file, '{"52:54:00:aa:bb:01": {"entry": "debi');
     expect(new InstallState(file).isInstalled('52:54:00:aa:bb:01')).toBe(false);
+  });
+});
+
+describe('install tokens', () => {
+  it('one random token per install: reused while live, refused when wrong/expired/revoked, rotated by startInstall', () => {
+    const dir = join(tmp, 'tok-state');
+    let now = Date.parse('2026-01-01T00:00:00Z');
+    const t = new InstallTokens(join(dir, 'install-tokens.json'), 60_000, () => now);
+    const mac = '52:54:00:aa:bb:07';
+    expect(t.check(mac, '0'.repeat(32))).toEqual({ ok: false, reason: 'no install in progress for this host' });
+    const a = t.current(mac);
+    expect(a).toMatch(TOKEN_RE);
+    expect(t.current('52-54-00-AA-BB-07')).toBe(a); // same host, any spelling
+    expect(new InstallTokens(join(dir, 'install-tokens.json'), 60_000, () => now).check(mac, a).ok).toBe(true); // another process
+    expect(statSync(join(dir, 'install-tokens.json')).mode & 0o777).toBe(0o600);
+    expect(t.check(mac, a.replace(/^./, (c) => (c === '0' ? '1' : '0')))).toMatchObject({ ok: false, reason: 'wrong install token' });
+    expect(t.check(mac, NO_TOKEN)).toMatchObject({ ok: false, reason: 'no install token in the URL' });
+    now += 60_001;
+    expect(t.check(mac, a)).toMatchObject({ ok: false, reason: expect.stringMatching(/expired/) });
+    const b = t.current(mac); // a boot after expiry: a new install attempt, a new token
+    expect(b).not.toBe(a);
+    expect(t.revoke(mac)).toBe(true);
+    expect(t.check(mac, b).ok).toBe(false);
+    const s = InstallState.inDir(dir);
+    s.markInstalled(mac, 'debian', '12');
+    const r = startInstall(dir, mac);
+    expect(r.wasInstalled).toBe(true);
+    expect(s.isInstalled(mac)).toBe(false);
+    expect(InstallTokens.inDir(dir).check(mac, r.token).ok).toBe(true);
   });
 });

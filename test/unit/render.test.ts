@@ -21,6 +21,7 @@ import { expandEntry, type Arch } from '../../src/catalog/schema.js';
 import { parseHosts } from '../../src/hosts/load.js';
 import type { Host } from '../../src/hosts/schema.js';
 import { InstallState } from '../../src/hosts/state.js';
+import { InstallTokens, NO_TOKEN } from '../../src/hosts/tokens.js';
 
 const catalog = loadCatalog(resolve(__dirname, '../../distros'));
 const tmp = mkdtempSync(join(tmpdir(), `pxe-render-${process.pid}-`));
@@ -60,7 +61,9 @@ const isInstalled = (id: string, version: string, arch: Arch): boolean => {
   return !!t && t.files.every((f) => existsSync(join(root, f.relPath)));
 };
 const state = new InstallState(join(tmp, 'state', 'installed.json'));
-const ctx: RenderContext = { catalog, serverAddress: '10.9.0.1', httpPort: 8080, isInstalled, hostInstalled: (m) => state.isInstalled(m) };
+const tokens = InstallTokens.inDir(join(tmp, 'state'));
+const tok = (mac: string) => tokens.current(mac);
+const ctx: RenderContext = { catalog, serverAddress: '10.9.0.1', httpPort: 8080, isInstalled, hostInstalled: (m) => state.isInstalled(m), installToken: tok };
 /** every synced target, for hosts that boot all entries */
 const ctxAll: RenderContext = { ...ctx, isInstalled: () => true };
 
@@ -114,23 +117,29 @@ describe('pxelinux menus', () => {
     expect(cfg).not.toMatch(/^UI /m);
     expect(cfg).toContain('  LINUX images/debian/12/x86_64/linux\n  INITRD images/debian/12/x86_64/initrd.gz\n');
     expect(cfg).toContain(
-      `  APPEND auto=true priority=critical url=http://10.9.0.1:8080/unattended/${h.mac.replace(/:/g, '-')}/preseed.cfg netcfg/get_hostname=host-debian netcfg/choose_interface=auto --- quiet console=ttyS0\n`,
+      `  APPEND auto=true priority=critical url=http://10.9.0.1:8080/unattended/${h.mac.replace(/:/g, '-')}/${tok(h.mac)}/preseed.cfg netcfg/get_hostname=host-debian netcfg/choose_interface=auto --- quiet console=ttyS0\n`,
     );
   });
 
-  it('install_once: after the installer fetched its answers, 01-<mac> boots locally', () => {
+  it('without an install token (pxe which, pxe render) URLs carry no-token and nothing is issued', () => {
+    const h = hostFor('rocky');
+    const bare: RenderContext = { ...ctx, installToken: undefined };
+    expect(renderHostPxelinux(bare, h)).toContain(`/unattended/${h.mac.replace(/:/g, '-')}/${NO_TOKEN}/kickstart.ks`);
+    expect(tokens.get(h.mac)).toBeUndefined();
+  });
+
+  it('install_once: after the installer reported done, 01-<mac> boots locally', () => {
     const once = [...hosts.byMac.values()].find((h) => h.hostname === 'once')!;
     expect(renderHostPxelinux(ctx, once)).toContain('LABEL install');
-    const f = renderUnattended(ctx, once, 'preseed.cfg');
-    expect(f.marksInstalled).toBe(true);
+    const f = renderUnattended(ctx, once, 'preseed.cfg', tok(once.mac));
+    // the answers end by reporting back with the token
+    expect(f.body).toContain(`wget -q -O /dev/null 'http://10.9.0.1:8080/unattended/${once.mac.replace(/:/g, '-')}/${tok(once.mac)}/done' || true`);
     state.markInstalled(once.mac, f.entryId, f.version);
     const cfg = renderHostPxelinux(ctx, once);
     expect(cfg).toMatch(/DEFAULT local\n[\s\S]*LOCALBOOT 0/);
     expect(cfg).not.toContain('images/');
     expect(renderIpxeScript(ctx, once)).toMatch(/^exit 0$/m);
     expect(renderGrubConfig(ctx, once)).toMatch(/^\s+exit$/m);
-    // secondary files never mark; hosts without install_once never mark
-    expect(renderUnattended(ctx, hostFor('debian'), 'preseed.cfg').marksInstalled).toBe(false);
     state.clear(once.mac);
     expect(renderHostPxelinux(ctx, once)).toContain('LABEL install');
   });
@@ -169,7 +178,7 @@ describe('iPXE scripts', () => {
 describe('GRUB configs', () => {
   it('quotes the nocloud ";" for GRUB (cobbler#1777) but not for pxelinux', () => {
     const h = hostFor('ubuntu');
-    const dir = `http://10.9.0.1:8080/unattended/${h.mac.replace(/:/g, '-')}/`;
+    const dir = `http://10.9.0.1:8080/unattended/${h.mac.replace(/:/g, '-')}/${tok(h.mac)}/`;
     const grub = renderGrubConfig(ctx, h);
     expect(grub).toContain(`'ds=nocloud-net;s=${dir}'`);
     expect(grub).not.toMatch(/[^']ds=nocloud-net;s=/);
@@ -247,7 +256,8 @@ describe('unattended files carry the host values and are well-formed', () => {
     expect(body).toContain(`user --name=ops --groups=wheel --iscrypted --password=${HASH}`);
     expect(body).toContain(`sshkey --username=ops "${KEY}"`);
     expect(body).toMatch(/^ignoredisk --only-use=vdb$/m);
-    expect(body.match(/^%packages$/gm)!.length).toBe(body.match(/^%end$/gm)!.length);
+    expect(body.match(/^%(?:packages|post\b.*)$/gm)!.length).toBe(body.match(/^%end$/gm)!.length);
+    expect(body).toContain(`%post --nochroot\ncurl -fsS -X POST 'http://10.9.0.1:8080/unattended/${h.mac.replace(/:/g, '-')}/${tok(h.mac)}/done' || true\n%end`);
   });
 
   it('AutoYaST: xmllint parses it and the XPath values are the host values', () => {
@@ -263,6 +273,9 @@ describe('unattended files carry the host values and are well-formed', () => {
     expect(x("//*[local-name()='user']/*[local-name()='username']")).toBe('ops');
     expect(x("//*[local-name()='user']/*[local-name()='user_password']")).toBe(HASH);
     expect(x("//*[local-name()='authorized_keys']/*[local-name()='listentry']")).toBe(KEY);
+    expect(x("//*[local-name()='chroot-scripts']/*[local-name()='script']/*[local-name()='source']")).toBe(
+      `curl -fsS -X POST 'http://10.9.0.1:8080/unattended/${h.mac.replace(/:/g, '-')}/${tok(h.mac)}/done' || true`,
+    );
   });
 
   it('AutoYaST escapes XML metacharacters (autoescape on)', () => {
@@ -288,7 +301,7 @@ describe('unattended files carry the host values and are well-formed', () => {
     });
     const md = parseYaml(renderUnattended(ctx, h, 'meta-data').body) as Record<string, string>;
     expect(md).toEqual({ 'instance-id': `pxe-${h.mac.replace(/:/g, '-')}`, 'local-hostname': 'host-ubuntu' });
-    expect(renderUnattended(ctx, h, 'user-data').marksInstalled).toBe(false);
+    expect((doc.autoinstall['late-commands'] as string[]).at(-1)).toBe(`curl -fsS -X POST 'http://10.9.0.1:8080/unattended/${h.mac.replace(/:/g, '-')}/${tok(h.mac)}/done' || true`);
   });
 
   it('Ignition: valid JSON (spec 3.3.0) with the host values', () => {
@@ -300,14 +313,17 @@ describe('unattended files carry the host values and are well-formed', () => {
         ignition: { version: string };
         passwd: { users: Array<{ name: string; sshAuthorizedKeys: string[]; passwordHash: string }> };
         storage: { files: Array<{ path: string; contents: { source: string } }> };
+        systemd: { units: Array<{ name: string; enabled: boolean; contents: string }> };
       };
+      expect(j.systemd.units[0]).toMatchObject({ name: 'pxe-install-done.service', enabled: true });
+      expect(j.systemd.units[0]!.contents).toContain(`ExecStart=/usr/bin/curl -fsS -X POST http://10.9.0.1:8080/unattended/${h.mac.replace(/:/g, '-')}/${tok(h.mac)}/done\n`);
       expect(j.ignition.version).toBe('3.3.0');
       expect(j.passwd.users[0]).toMatchObject({ name: 'ops', sshAuthorizedKeys: [KEY], passwordHash: HASH });
       expect(j.storage.files[0]).toEqual({ path: '/etc/hostname', mode: 420, overwrite: true, contents: { source: `data:,host-${id}.lab.example` } });
     }
     // FCOS installs to the host's disk with the per-host Ignition URL
     const h = hostFor('fedora-coreos');
-    expect(renderHostPxelinux(ctx, h)).toContain(`coreos.inst.install_dev=/dev/vdb coreos.inst.ignition_url=http://10.9.0.1:8080/unattended/${h.mac.replace(/:/g, '-')}/config.ign`);
+    expect(renderHostPxelinux(ctx, h)).toContain(`coreos.inst.install_dev=/dev/vdb coreos.inst.ignition_url=http://10.9.0.1:8080/unattended/${h.mac.replace(/:/g, '-')}/${tok(h.mac)}/config.ign`);
   });
 });
 
@@ -346,9 +362,10 @@ describe('errors are typed and nothing half-rendered is returned', () => {
     expect(() => renderUnattended({ ...ctx, templatesDir: tdir }, hostFor('flatcar'), 'config.ign')).toThrowError(/invalid output/);
   });
 
-  it('parses /unattended/<mac>/<file> paths', () => {
-    expect(parseUnattendedPath('/unattended/52-54-00-AA-bb-01/user-data')).toEqual({ mac: '52:54:00:aa:bb:01', file: 'user-data' });
-    expect(parseUnattendedPath('/unattended/52-54-00-aa-bb-01/../x')).toBeNull();
+  it('parses /unattended/<mac>/<token>/<file> paths', () => {
+    expect(parseUnattendedPath('/unattended/52-54-00-AA-bb-01/0123abcd/user-data')).toEqual({ mac: '52:54:00:aa:bb:01', token: '0123abcd', file: 'user-data' });
+    expect(parseUnattendedPath('/unattended/52-54-00-aa-bb-01/0123abcd/../x')).toBeNull();
+    expect(parseUnattendedPath('/unattended/52-54-00-aa-bb-01/0123abcd/..')).toBeNull();
     expect(parseUnattendedPath('/images/x')).toBeNull();
   });
 });
