@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node } from 'yaml';
+import { LineCounter, parseDocument, isCollection, isMap, isSeq, isScalar, visit, type Node } from 'yaml';
+import { closest } from './closest.js';
 import type { z } from 'zod';
 
 /**
@@ -60,6 +61,29 @@ export function positionOf(text: string, path: ReadonlyArray<PropertyKey>): { li
   return range ? lineCounter.linePos(range[0]) : undefined;
 }
 
+/**
+ * `key: {{ x }}/linux` is a YAML flow mapping, not a template: the parser either fails
+ * ("Unexpected scalar") or reads a map with a map as its key. Either way the fix is
+ * to quote the value; this builds that hint from the source line.
+ */
+function quoteTemplateHint(lineText: string): string | undefined {
+  const m = /^\s*(?:-\s+)?([^\s:#][^:#]*?)\s*:\s+(\{\{.*?)\s*(?:\s#.*)?$/.exec(lineText) ?? /^\s*-\s+(\{\{.*?)\s*(?:\s#.*)?$/.exec(lineText);
+  if (!m) return undefined;
+  const [key, value] = m.length === 3 && m[2] !== undefined ? [m[1]!, m[2]] : [undefined, m[1]!];
+  const quoted = JSON.stringify(value);
+  return `a value that starts with "{{" must be quoted: ${key === undefined ? `- ${quoted}` : `${key}: ${quoted}`}`;
+}
+
+function lineOf(text: string, line: number): string {
+  return text.split('\n')[line - 1] ?? '';
+}
+
+/** The key a path ends with ("version" for entries[0].versions[1].version), for "quote it" hints. */
+function lastKey(path: ReadonlyArray<PropertyKey>): string | undefined {
+  for (let i = path.length - 1; i >= 0; i--) if (typeof path[i] === 'string') return path[i] as string;
+  return undefined;
+}
+
 /** Parses YAML text and validates it; throws ConfigError naming file, line and field. */
 export function parseYaml<T>(file: string, text: string, schema: z.ZodType<T>): T {
   const lineCounter = new LineCounter();
@@ -67,10 +91,29 @@ export function parseYaml<T>(file: string, text: string, schema: z.ZodType<T>): 
   const firstError = doc.errors[0];
   if (firstError) {
     const pos = lineCounter.linePos(firstError.pos[0]);
-    throw new ConfigError(file, pos?.line, pos?.col, undefined, `YAML syntax: ${firstError.message.split('\n')[0]}`);
+    const hint = pos ? quoteTemplateHint(lineOf(text, pos.line)) : undefined;
+    throw new ConfigError(file, pos?.line, pos?.col, undefined, `YAML syntax: ${firstError.message.split('\n')[0]}${hint ? `; ${hint}` : ''}`);
   }
+  // A map used as a key is never meant here: it is an unquoted "{{ … }}" that parsed.
+  visit(doc, {
+    Pair(_, pair) {
+      if (!isCollection(pair.key)) return;
+      const pos = pair.key.range ? lineCounter.linePos(pair.key.range[0]) : undefined;
+      const hint = pos ? quoteTemplateHint(lineOf(text, pos.line)) : undefined;
+      throw new ConfigError(file, pos?.line, pos?.col, undefined, hint ?? 'a map or list cannot be a key (quote a value that starts with "{" or "[")');
+    },
+  });
   const data: unknown = doc.toJS() ?? {};
-  const result = schema.safeParse(data);
+  // An unknown key: name the closest known key of the same object (the error map sees the object's shape).
+  const result = schema.safeParse(data, {
+    error: (iss) => {
+      if (iss.code !== 'unrecognized_keys') return undefined;
+      const shape = (iss.inst as { _zod?: { def?: { shape?: Record<string, unknown> } } } | undefined)?._zod?.def?.shape;
+      const keys = iss.keys as string[];
+      const guess = shape && keys[0] !== undefined ? closest(keys[0], Object.keys(shape)) : undefined;
+      return `unknown key "${keys.join('", "')}"${guess ? ` (did you mean "${guess}"?)` : ''}`;
+    },
+  });
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   // An unknown key is reported on its parent object; point at the key itself.
@@ -79,7 +122,14 @@ export function parseYaml<T>(file: string, text: string, schema: z.ZodType<T>): 
   const range = issue.code === 'unrecognized_keys' ? (keyNode?.range ?? node?.range) : (node?.range ?? keyNode?.range);
   const pos = range ? lineCounter.linePos(range[0]) : undefined;
   const field = path.length > 0 ? formatPath(path) : undefined;
-  throw new ConfigError(file, pos?.line, pos?.col, field, issue.message);
+  let message = issue.message;
+  // `version: 24.10` is the number 24.1 to YAML: say so, with the quoted spelling of what was written.
+  if (issue.code === 'invalid_type' && issue.expected === 'string' && node && isScalar(node) && node.range && (typeof node.value === 'number' || typeof node.value === 'boolean')) {
+    const written = text.slice(node.range[0], node.range[1]).trim();
+    const key = lastKey(path);
+    message = `${message}: YAML reads ${written} as a ${typeof node.value}; quote it: ${key ? `${key}: ` : ''}"${written}"`;
+  }
+  throw new ConfigError(file, pos?.line, pos?.col, field, message);
 }
 
 /** Reads and validates a YAML file; a missing or unreadable file is a ConfigError too. */

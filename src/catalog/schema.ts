@@ -99,10 +99,8 @@ export type UnattendedKind = (typeof UNATTENDED_KINDS)[number];
 export const versionSchema = z
   .object({
     /** the version string used in paths and tftproot (`images/<id>/<version>/<arch>/`) */
-    version: z
-      .union([z.string(), z.number()])
-      .transform((v) => String(v))
-      .pipe(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'expected a version made of letters, digits, ".", "_", "-"')),
+    // a string: YAML reads `version: 24.10` as the number 24.1 (the loader says "quote it")
+    version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'expected a version made of letters, digits, ".", "_", "-"'),
     codename: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/).optional(),
     label: nonEmpty.optional(),
     /** restricts the entry's architectures for this version */

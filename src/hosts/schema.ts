@@ -70,10 +70,8 @@ export const hostSchema = profileSchema
   .extend({
     hostname,
     entry: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected a catalog entry id'),
-    version: z
-      .union([z.string(), z.number()])
-      .transform((v) => String(v))
-      .optional(),
+    /** a string: YAML reads `version: 24.10` as the number 24.1 (the loader says "quote it") */
+    version: z.string().optional(),
     /** restrict to one architecture (else the client's firmware decides) */
     arch: z.enum(ARCHES).optional(),
     /** false: the proxyDHCP ignores this MAC entirely */

@@ -22,7 +22,7 @@ hosts:
   "52:54:00:AA:BB:01":
     hostname: web1
     entry: debian
-    version: 12
+    version: "12"
     disk: /dev/vda
     install_once: true
   52-54-00-aa-bb-02:
@@ -96,7 +96,7 @@ describe('hosts.yaml', () => {
     let e = configError(() => parseHosts('hosts.yaml', GOOD.replace('entry: rocky', 'entry: rocky-linux'), catalog));
     expect(e).toMatchObject({ line: 16, field: 'hosts.52-54-00-aa-bb-02.entry' });
     expect(e.message).toMatch(/unknown catalog entry "rocky-linux"/);
-    e = configError(() => parseHosts('hosts.yaml', GOOD.replace('version: 12', 'version: 11'), catalog));
+    e = configError(() => parseHosts('hosts.yaml', GOOD.replace('version: "12"', 'version: "11"'), catalog));
     expect(e).toMatchObject({ line: 10, field: 'hosts.52:54:00:AA:BB:01.version' });
     e = configError(() => parseHosts('hosts.yaml', GOOD.replace('entry: rocky', 'entry: memtest86plus\n    arch: aarch64'), catalog));
     expect(e.field).toBe('hosts.52-54-00-aa-bb-02.arch');
