@@ -20,7 +20,7 @@ import {
   type BootResult,
   type Lab,
   type LabProcess,
-} from '../../src/bench/lab.js';
+} from '../../bench/lab.js';
 import { isMac, pxeCli, type LogLine, explainBoot } from '../helpers/e2e.js';
 
 const MAC_BIOS_HOST = '52:54:00:e2:e0:11'; // has pxelinux.cfg/01-<mac>

@@ -15,7 +15,7 @@ import {
   writeTftpRoot,
   type Lab,
   type LabProcess,
-} from '../../src/bench/lab.js';
+} from '../../bench/lab.js';
 
 const MAC = '52:54:00:e2:e0:01';
 

@@ -20,7 +20,7 @@ import {
   type Lab,
   type LabProcess,
   REPO_ROOT,
-} from '../../src/bench/lab.js';
+} from '../../bench/lab.js';
 import { isMac, pxeCli, pxeSync, writeSiteConfig, startPxeServe, explainBoot } from '../helpers/e2e.js';
 import { makeTestKey, publishDebian, startLocalMirror, type LocalMirror } from '../helpers/mirror.js';
 

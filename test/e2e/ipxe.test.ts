@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { ensureAssets, FAIL_FAST, MARKER, startLab, type BootResult, type Lab, type LabProcess } from '../../src/bench/lab.js';
+import { ensureAssets, FAIL_FAST, MARKER, startLab, type BootResult, type Lab, type LabProcess } from '../../bench/lab.js';
 import { isMac, pxeCli, pxeSync, type LogLine, writeSiteConfig, startPxeServe, explainBoot, E2E_HTTP_PORT } from '../helpers/e2e.js';
 import { startLocalMirror, type LocalMirror } from '../helpers/mirror.js';
 

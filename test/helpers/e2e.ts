@@ -1,6 +1,6 @@
 /**
  * Test-side helpers for the QEMU end-to-end tests: reading `pxe serve`'s JSON log
- * lines. The lab itself (namespaces, QEMU, assets) is src/bench/lab.ts, shared with
+ * lines. The lab itself (namespaces, QEMU, assets) is bench/lab.ts, shared with
  * the boot benchmark.
  */
 import { execFile } from 'node:child_process';
@@ -8,7 +8,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { PXE_UDP_PORTS, REPO_ROOT, type BootResult, type Lab, type LabProcess } from '../../src/bench/lab.js';
+import { PXE_UDP_PORTS, REPO_ROOT, type BootResult, type Lab, type LabProcess } from '../../bench/lab.js';
 
 export type LogLine = Record<string, unknown>;
 

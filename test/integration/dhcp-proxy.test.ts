@@ -1,7 +1,7 @@
 /**
  * The proxyDHCP in a network namespace, clients in another, joined by a veth:
  *   pxe-<pid>-dhcp-srv  s0 10.66.0.1/24   runs dist/dhcp/standalone.js (real PolicyBooter)
- *   pxe-<pid>-dhcp-cli  c0 10.66.0.2/24   runs udhcpc, tcpdump and dist/dhcp/probe.js
+ *   pxe-<pid>-dhcp-cli  c0 10.66.0.2/24   runs udhcpc, tcpdump and dist-bench/bench/fuzz/probe.js
  * Needs root, iproute2, busybox (udhcpc) and tcpdump.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -14,7 +14,7 @@ import { NetnsLab, run, waitFor } from '../helpers/netns.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const STANDALONE = join(ROOT, 'dist/dhcp/standalone.js');
-const PROBE = join(ROOT, 'dist/dhcp/probe.js');
+const PROBE = join(ROOT, 'dist-bench/bench/fuzz/probe.js');
 const SRV_IP = '10.66.0.1';
 const CLI_IP = '10.66.0.2';
 
@@ -98,9 +98,9 @@ async function startCapture(filter: string): Promise<{ proc: ChildProcess; lines
   return { proc, lines: () => out };
 }
 
-/** dist/ is newer than every source the two entry points load (skip a 30 s tsc on a busy host). */
+/** dist/ and dist-bench/ are newer than every source the two entry points load (skip a 30 s tsc on a busy host). */
 function distIsFresh(): boolean {
-  const newestSrc = ['src/dhcp', 'src/boot', 'src/config.ts', 'src/log.ts']
+  const newestSrc = ['src/dhcp', 'src/boot', 'src/config.ts', 'src/log.ts', 'bench/fuzz']
     .map((p) => join(ROOT, p))
     .flatMap((p) => (statSync(p).isDirectory() ? readdirSync(p).map((f) => join(p, f)) : [p]))
     .reduce((m, f) => Math.max(m, statSync(f).mtimeMs), 0);
@@ -111,7 +111,10 @@ beforeAll(async () => {
   // The proxy runs as a separate process inside the namespace (Node cannot setns()),
   // so it needs the compiled entry points. tsc may report errors in other people's
   // files; what matters is that our outputs exist.
-  if (!distIsFresh()) await run(['npx', 'tsc', '-p', join(ROOT, 'tsconfig.json')], 180_000);
+  if (!distIsFresh()) {
+    await run(['npx', 'tsc', '-p', join(ROOT, 'tsconfig.json')], 180_000);
+    await run(['npx', 'tsc', '-p', join(ROOT, 'bench/tsconfig.json')], 180_000);
+  }
   expect(existsSync(STANDALONE) && existsSync(PROBE)).toBe(true);
 
   srv = await lab.netns('srv');

@@ -7,7 +7,7 @@
  * and a byte-identical file to tftp-hpa).
  */
 import { describe, expect, it } from 'vitest';
-import { runFuzz } from '../../src/fuzz/index.js';
+import { runFuzz } from '../../bench/fuzz/index.js';
 
 describe('fuzz (10^5 slice)', () => {
   it('DHCP 67/4011 and TFTP survive 10^5 mutated datagrams each and still serve valid clients', async () => {

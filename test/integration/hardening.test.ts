@@ -14,8 +14,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runAmplificationBench, type AmplificationResult } from '../../src/bench/amplification.js';
-import { REPO_ROOT, ServeChild } from '../../src/fuzz/child.js';
+import { runAmplificationBench, type AmplificationResult } from '../../bench/amplification.js';
+import { REPO_ROOT, ServeChild } from '../../bench/fuzz/child.js';
 import { NetnsLab } from '../helpers/netns.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, ServeChild } from '../../src/fuzz/child.js';
+import { REPO_ROOT, ServeChild } from '../../bench/fuzz/child.js';
 import { runCommand } from '../../src/proc.js';
 import { NetnsLab } from '../helpers/netns.js';
 

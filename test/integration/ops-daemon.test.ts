@@ -9,7 +9,7 @@ import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, ServeChild } from '../../src/fuzz/child.js';
+import { REPO_ROOT, ServeChild } from '../../bench/fuzz/child.js';
 import { NetnsLab, run } from '../helpers/netns.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');

@@ -11,7 +11,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, REPO_ROOT, ServeChild } from '../../src/fuzz/child.js';
+import { CLI, REPO_ROOT, ServeChild } from '../../bench/fuzz/child.js';
 import { NetnsLab } from '../helpers/netns.js';
 import { run, sha256File, writeRandomFile } from '../helpers/tftp.js';
 
@@ -117,7 +117,7 @@ describe('idle', () => {
     // tick (20) and pino/libuv housekeeping: 30-32 measured. With the 10 ms sampler this
     // was 100-230. The proxy's tick stays on purpose: slowed to 2 s while idle (tried),
     // the first boot storm after the pause had a wire p99 of 0.84 and 2.20 ms against
-    // 0.51 ms with the tick (src/bench/dhcp.ts, 7 rounds each).
+    // 0.51 ms with the tick (bench/dhcp.ts, 7 rounds each).
     expect(perSecond).toBeGreaterThan(0);
     expect(perSecond).toBeLessThan(40);
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bootstrapRatioOfMedians, median } from '../../src/bench/peers.js';
+import { bootstrapRatioOfMedians, median } from '../../bench/peers.js';
 
 describe('bootstrapRatioOfMedians (the boot bench interval)', () => {
   const base = [12.1, 13.4, 11.8, 14.9, 12.7, 13.0, 15.2, 12.2, 13.8, 12.9, 14.1, 12.5];

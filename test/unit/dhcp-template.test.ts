@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { DhcpBootDecision } from '../../src/boot/types.js';
 import { decode, encode, makeRequest, type DhcpPacket } from '../../src/dhcp/codec.js';
 import { buildReply, classify, toDhcpClient, type ClassifyOptions } from '../../src/dhcp/pxe.js';
-import { mutate, prng } from '../../src/dhcp/fuzz.js';
+import { mutate, prng } from '../../bench/fuzz/mutate.js';
 import { MAX_TEMPLATES, ReplyTemplates } from '../../src/dhcp/template.js';
 
 const FIX = join(import.meta.dirname, '../fixtures/dhcp');

@@ -1,20 +1,20 @@
 #!/usr/bin/env node
 /**
  * Test/bench client run inside a network namespace (Node cannot setns()):
- *   node dist/dhcp/probe.js --port 68 --to 255.255.255.255:67 --hex <datagram> [--hex ...]
+ *   node dist-bench/bench/fuzz/probe.js --port 68 --to 255.255.255.255:67 --hex <datagram> [--hex ...]
  *        [--wait-ms 2000] [--expect N]
  *     sends the datagrams (SO_BROADCAST on), prints each reply as a JSON line
  *     {"from","port","hex"}, exits when N replies arrived or the wait is over.
- *   node dist/dhcp/probe.js --port 0 --to A:P --fuzz-dir DIR --count 100000 --rate 10000 --seed 1
+ *   node dist-bench/bench/fuzz/probe.js --port 0 --to A:P --fuzz-dir DIR --count 100000 --rate 10000 --seed 1
  *     sends `count` mutated copies of DIR/*.bin at `rate` datagrams/s, prints {"sent":N,"ms":T,"kinds":{...}}.
- *   node dist/dhcp/probe.js --port 0 --listen-only --wait-ms 3000
+ *   node dist-bench/bench/fuzz/probe.js --port 0 --listen-only --wait-ms 3000
  *     just prints what arrives (used as a raw "did anyone answer" listener).
  */
 import dgram from 'node:dgram';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { mutate, prng } from './fuzz.js';
+import { mutate, prng } from './mutate.js';
 
 function parseTarget(s: string): { address: string; port: number } {
   const i = s.lastIndexOf(':');

@@ -5,7 +5,7 @@
  * log to a file) serving the same directory on loopback, with concurrent `curl`
  * processes as clients.
  *
- *   node dist/bench/http.js [--rounds 5] [--rows 50x64,200x40,1x64] [--with-stream]
+ *   node dist-bench/bench/http.js [--rounds 5] [--rows 50x64,200x40,1x64] [--with-stream]
  *
  * Per row both servers are started fresh (peak RSS is the row's own), the file is read
  * once through each (page cache warm), then `rounds` rounds, the server order reversed

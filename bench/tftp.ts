@@ -5,7 +5,7 @@
  * (the order reversed every other run). Prints a markdown table of median MB/s, pxe / best peer, server CPU
  * seconds and peak RSS of the server process tree.
  *
- *   node dist/bench/tftp.js [--runs 3] [--quick] [--with-dgram]
+ *   node dist-bench/bench/tftp.js [--runs 3] [--quick] [--with-dgram]
  *
  * --with-dgram adds a column for pxe on its node:dgram fallback (same build, `--io
  * dgram`): the A/B of the native datagram socket (src/native/udp.c). It is not a peer:

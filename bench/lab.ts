@@ -1,7 +1,7 @@
 /**
  * Real-firmware PXE lab: network namespaces + a bridge + QEMU (SeaBIOS/OVMF, iPXE or
  * OVMF's own PXE). Used by the end-to-end tests (test/e2e/) and the boot benchmark
- * (src/bench/boot.ts); it lives under src/ so the benchmark can ship in dist/.
+ * (bench/boot.ts); like them it is not part of the product and never ships in dist/.
  *
  * Topology (every name carries process.pid so concurrent runs never collide):
  *
@@ -26,16 +26,15 @@
  */
 import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, rmSync, mkdirSync, mkdtempSync, readFileSync, copyFileSync, writeFileSync, readdirSync, type WriteStream } from 'node:fs';
-import { join, resolve, dirname } from 'node:path';
+import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { REPO_ROOT } from './repo.js';
 
 const execFileP = promisify(execFile);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Repository root (this file is src/bench/lab.ts or dist/bench/lab.js). */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export { REPO_ROOT };
 
 export const LAB_NET = {
   prefix: 24,

@@ -5,12 +5,12 @@
  * caller can wait for "pxe serving" or any other line (bounded waits only).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
-/** Repository root: this file lives in src/fuzz/ (tests) or dist/fuzz/ (built). */
-export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const CLI = join(REPO_ROOT, 'dist', 'cli.js');
+import { DIST, REPO_ROOT } from '../repo.js';
+
+export { REPO_ROOT };
+export const CLI = join(DIST, 'cli.js');
 
 export interface LogLine {
   level?: number;

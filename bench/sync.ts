@@ -5,7 +5,7 @@
  * the archive keys), so every code path a real sync takes runs: manifest fetch,
  * OpenPGP verification, streaming SHA-256, archive extraction, atomic install.
  *
- *   node dist/bench/sync.js [--mib 320] [--concurrency 4] [--runs 3] [--keep] [--json] [--cpu-prof-dir DIR]
+ *   node dist-bench/bench/sync.js [--mib 320] [--concurrency 4] [--runs 3] [--keep] [--json] [--cpu-prof-dir DIR]
  *
  * Measures, in one run:
  *   - cold sync (empty tftproot and state) wall time and throughput;
@@ -24,14 +24,14 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { gzipSync, crc32 } from 'node:zlib';
 import * as openpgp from 'openpgp';
-import { loadCatalog } from '../catalog/load.js';
-import { expandCatalog, siteMirrors, type ExpandedTarget } from '../catalog/schema.js';
-import { runSync, type SyncConfig } from '../sync/engine.js';
-import { LocalMirror } from '../sync/localmirror.js';
+import { loadCatalog } from '#pxe/catalog/load.js';
+import { expandCatalog, siteMirrors, type ExpandedTarget } from '#pxe/catalog/schema.js';
+import { runSync, type SyncConfig } from '#pxe/sync/engine.js';
+import { LocalMirror } from '#pxe/sync/localmirror.js';
+import { DIST, REPO_ROOT as REPO } from './repo.js';
 import { median } from './peers.js';
 
 const run = promisify(execFile);
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MiB = 1024 * 1024;
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -284,7 +284,7 @@ export async function runSyncBench(
   const work = mkdtempSync(join(tmpdir(), `pxe-bench-sync-${process.pid}-`));
   // The mirror runs in its own process: in-process it would share the event loop (and
   // one of the two cores) with the sync under test but not with curl, skewing the ratio.
-  const child = fork(fileURLToPath(new URL('../sync/localmirror-main.js', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(join(DIST, 'sync/localmirror-main.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   try {
     const { port } = await ask<{ port: number }>(child, 'ready');
     const mirror = new LocalMirror(); // builds the file table; the child serves it
@@ -415,7 +415,7 @@ export async function runSyncBench(
   }
 }
 
-/** Markdown (the bench runner, src/bench/index.ts, collects stdout into docs). */
+/** Markdown (the bench runner, bench/index.ts, collects stdout into docs). */
 export function formatSyncBench(r: SyncBenchResult): string {
   const mib = (b: number) => (b / MiB).toFixed(1);
   return [

@@ -18,7 +18,7 @@
  * only dilutes the difference between the servers.
  *
  * Needs root, QEMU, dnsmasq and the e2e assets (scripts/e2e-assets.sh); run with
- * `npm run bench` or `node dist/bench/boot.js [runs]`.
+ * `npm run bench` or `node dist-bench/bench/boot.js [runs]`.
  */
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
@@ -141,7 +141,7 @@ function permutations<T>(xs: readonly T[]): T[][] {
 
 export async function runBootBench(opts: { runs?: number; log?: (line: string) => void; out?: (text: string) => void } = {}): Promise<BootBenchResult> {
   const runs = Math.max(1, opts.runs ?? 3);
-  // progress on stderr; the result (markdown, as src/bench/index.ts expects) on stdout
+  // progress on stderr; the result (markdown, as bench/index.ts expects) on stdout
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   phaseLog = log;
   if (!existsSync(join(REPO_ROOT, 'dist', 'cli.js'))) throw new Error('dist/cli.js missing: npm run build');

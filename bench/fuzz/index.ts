@@ -2,11 +2,11 @@
 /**
  * `npm run fuzz`: a bounded mutation fuzzer against a real `pxe serve` child process.
  *
- *   node dist/fuzz/index.js [--count N] [--seed S] [--only dhcp|tftp] [--rate R]
+ *   node dist-bench/bench/fuzz/index.js [--count N] [--seed S] [--only dhcp|tftp] [--rate R]
  *
  * DHCP: the server runs in a fresh network namespace (it binds 67 and 4011, which
  * must never touch the machine's interfaces); the DHCP engineer's sender
- * (dist/dhcp/probe.js, mutations from src/dhcp/fuzz.ts seeded with the real iPXE/OVMF
+ * (bench/fuzz/probe.ts, mutations from bench/fuzz/mutate.ts seeded with the real iPXE/OVMF
  * captures in test/fixtures/dhcp/) runs in a second namespace joined by a veth pair,
  * N datagrams to 67 and N to 4011. TFTP: the server listens on 127.0.0.1; N mutated
  * datagrams go to the listening port and to the ports of live transfers (from the
@@ -17,7 +17,7 @@
  * valid client is served afterwards: a proxyDHCP OFFER on 67, an ACK on 4011, and a
  * byte-identical file to tftp-hpa. Prints counts and rates; exit 1 on failure.
  */
-import { runCommand } from '../proc.js';
+import { runCommand } from '#pxe/proc.js';
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,10 +25,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { decode, encode } from '../dhcp/codec.js';
-import { prng } from '../dhcp/fuzz.js';
-import { encodeAck, encodeError, encodeRequest } from '../tftp/packet.js';
+import { decode, encode } from '#pxe/dhcp/codec.js';
+import { prng } from './mutate.js';
+import { encodeAck, encodeError, encodeRequest } from '#pxe/tftp/packet.js';
 import { REPO_ROOT, ServeChild } from './child.js';
+import { BENCH_DIST } from '../repo.js';
 
 export interface FuzzTargetReport {
   target: string;
@@ -100,7 +101,7 @@ async function fuzzDhcp(o: FuzzOptions): Promise<FuzzTargetReport[]> {
   const cli = `${tag}-cli`;
   const created: string[] = [];
   let server: ServeChild | undefined;
-  const probe = join(REPO_ROOT, 'dist/dhcp/probe.js');
+  const probe = join(BENCH_DIST, 'fuzz/probe.js');
   const fixtures = join(REPO_ROOT, 'test/fixtures/dhcp');
   try {
     for (const ns of [srv, cli]) {

@@ -17,21 +17,21 @@
  * runAmplificationBench() re-executes this file with `--inside` under
  * `ip netns exec`, and the inner run prints one JSON line with the numbers.
  */
-import { runCommand } from '../proc.js';
+import { runCommand } from '#pxe/proc.js';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildApp } from '../app.js';
-import { loadConfig } from '../config.js';
-import { decode, encode } from '../dhcp/codec.js';
-import { ProxyDhcpServer } from '../dhcp/proxy.js';
-import { silentLogger } from '../log.js';
-import { encodeAck, encodeRequest } from '../tftp/packet.js';
-import { TftpServer } from '../tftp/server.js';
+import { buildApp } from '#pxe/app.js';
+import { loadConfig } from '#pxe/config.js';
+import { decode, encode } from '#pxe/dhcp/codec.js';
+import { ProxyDhcpServer } from '#pxe/dhcp/proxy.js';
+import { silentLogger } from '#pxe/log.js';
+import { encodeAck, encodeRequest } from '#pxe/tftp/packet.js';
+import { TftpServer } from '#pxe/tftp/server.js';
+import { BENCH_DIST, REPO_ROOT } from './repo.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export interface AmplificationCase {
   name: string;
@@ -194,7 +194,7 @@ async function inside(): Promise<AmplificationResult> {
     });
     await dhcp.start();
     try {
-      const fixture = readFileSync(join(ROOT, 'test/fixtures/dhcp/ipxe-bios-discover.bin'));
+      const fixture = readFileSync(join(REPO_ROOT, 'test/fixtures/dhcp/ipxe-bios-discover.bin'));
       const d = decode(fixture);
       if (!d.ok) throw new Error('fixture does not decode');
       d.packet.ciaddr = '127.0.0.1';
@@ -249,7 +249,7 @@ export async function runAmplificationBench(print = true): Promise<Amplification
   await mustRun(['ip', 'netns', 'add', ns]);
   try {
     await mustRun(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
-    const r = await runCmd(['ip', 'netns', 'exec', ns, process.execPath, join(ROOT, 'dist/bench/amplification.js'), '--inside'], 120_000);
+    const r = await runCmd(['ip', 'netns', 'exec', ns, process.execPath, join(BENCH_DIST, 'amplification.js'), '--inside'], 120_000);
     const line = r.stdout.trim().split('\n').pop() ?? '';
     if (r.code !== 0 || !line.startsWith('{')) throw new Error(`amplification bench failed (${r.code}): ${r.stderr.slice(-2000)}`);
     const res = JSON.parse(line) as AmplificationResult;

@@ -4,7 +4,7 @@
  * the reply latency (p50/p99), for pxe's proxy and for dnsmasq in proxy mode, on
  * the same namespaces in the same run.
  *
- *   node dist/bench/dhcp.js [--clients 1000] [--window-ms 100] [--rounds 3]
+ *   node dist-bench/bench/dhcp.js [--clients 1000] [--window-ms 100] [--rounds 3]
  *
  * Topology (root needed; nothing in the root namespace):
  *   pxe-<pid>-bench-srv  s0 10.67.0.1/24 (default dev s0)  server under test
@@ -17,14 +17,13 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import os from 'node:os';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { decode, encode, makeRequest } from '../dhcp/codec.js';
+import { decode, encode, makeRequest } from '#pxe/dhcp/codec.js';
+import { DIST } from './repo.js';
 import { median } from './peers.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const REPO = resolve(HERE, '..', '..');
 const SRV_IP = '10.67.0.1';
 
 export interface StormResult {
@@ -283,7 +282,7 @@ export async function runDhcpBench(opts: { clients?: number; windowMs?: number; 
   const clients = opts.clients ?? 1000;
   const windowMs = opts.windowMs ?? 100;
   const roundsN = opts.rounds ?? 3;
-  const standalone = join(REPO, 'dist/dhcp/standalone.js');
+  const standalone = join(DIST, 'dhcp/standalone.js');
   if (!existsSync(standalone)) throw new Error(`${standalone} missing: run npm run build`);
   const load0 = os.loadavg()[0] ?? NaN;
   const pre = `pxe-${process.pid}-bench`;

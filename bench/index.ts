@@ -2,8 +2,8 @@
  * `npm run bench`: runs every benchmark module present, one at a time, each in its own
  * process (so one bench's sockets, namespaces or memory cannot skew the next).
  *
- *   node dist/bench/index.js            all benches
- *   node dist/bench/index.js tftp dhcp  only these
+ *   node dist-bench/bench/index.js            all benches
+ *   node dist-bench/bench/index.js tftp dhcp  only these
  *
  * To add a bench, add a line to BENCHES; its module must run itself when executed
  * directly and print its results (markdown) on stdout.

@@ -8,9 +8,11 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+import { REPO_ROOT as REPO } from './repo.js';
+
+export { REPO };
+
 const PEER_DIR = path.join(REPO, '.cache', 'peers');
 
 export interface PeerServer {
