@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import { loadConfig } from './config.js';
 import { BootEventLog } from './events.js';
 import { createHttpServer } from './http/server.js';
+import { nativeSendfileStatus } from './native/sendfile.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics, type StatsShape } from './metrics.js';
 import { createAllowlist } from './boot/access.js';
@@ -196,7 +197,11 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
       }
       const h = http;
       started.push({ close: async () => void (await h.close()) });
-      logger.info({ svc: 'http', addresses: http.addresses().map((a) => (typeof a === 'string' ? a : `${a.address}:${a.port}`)) }, 'http server listening');
+      const sendfile = nativeSendfileStatus();
+      logger.info(
+        { svc: 'http', addresses: http.addresses().map((a) => (typeof a === 'string' ? a : `${a.address}:${a.port}`)), files: sendfile.native ? 'sendfile' : `node stream (${sendfile.reason})` },
+        'http server listening',
+      );
     }
   } catch (err) {
     await stopAll();

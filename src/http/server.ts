@@ -1,10 +1,10 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { createReadStream } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { Logger } from '../log.js';
 import type { FileClient, VirtualFile } from '../boot/types.js';
 import { normalizeRequestPath } from '../tftp/paths.js';
+import { openRegularFile, sendOpenedFile } from './files.js';
 
 /** Why a rendered file could not be produced: 403 (no valid install token), 404 (unknown) or 500 (broken template). */
 export class RenderError extends Error {
@@ -38,6 +38,11 @@ export interface HttpDeps {
   virtualFile?: (relPath: string, client: FileClient) => Promise<VirtualFile | null>;
   /** iPXE script for a client (mac may be unknown) */
   ipxeScript?: (mac: string | undefined, clientAddress: string) => Promise<RenderedFile>;
+  /**
+   * false: /files/ bodies stream through Node even when the native sendfile module is
+   * loaded (the fallback, tested alongside); default: sendfile when available
+   */
+  sendfile?: boolean;
   /** false: the request gets nothing at all (the connection is dropped) */
   allow?: (address: string) => boolean;
   /** Prometheus text exposition */
@@ -86,7 +91,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
   const log = deps.logger.child({ svc: 'http' });
 
   /** Per-reply state the handlers leave for the access log. */
-  type ReplyNotes = { pxeReason?: string; pxeVirtual?: boolean; pxeLogged?: boolean };
+  type ReplyNotes = { pxeReason?: string; pxeVirtual?: boolean; pxeLogged?: boolean; pxeBytes?: number };
   const notesOf = (reply: object): ReplyNotes => reply as ReplyNotes;
 
   /**
@@ -99,7 +104,8 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     const notes = notesOf(reply);
     if (notes.pxeLogged) return;
     notes.pxeLogged = true;
-    const bytes = Number(reply.getHeader('content-length') ?? 0);
+    // a file response is written on the raw response and says itself what went out
+    const bytes = notes.pxeBytes ?? Number(reply.getHeader('content-length') ?? 0);
     const { pxeReason: reason, pxeVirtual: virtual } = notes;
     const ev = { client: clientAddress(req.ip), method: req.method, url: redactToken(req.url), status: reply.statusCode, bytes, ...(reason ? { reason } : {}) };
     // `virtual` as on TFTP's "transfer finished": rendered on demand or read from disk
@@ -219,12 +225,12 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     }
     const path = await safeResolve(deps.filesRoot, req.params['*']);
     if (!path) return fail(reply, 403, `path escapes the root: ${req.params['*']}`);
-    const st = await stat(path).catch(() => null);
-    if (!st?.isFile()) return fail(reply, 404, `no such file: ${req.params['*']}`);
+    const file = await openRegularFile(path);
+    if (!file) return fail(reply, 404, `no such file: ${req.params['*']}`);
     notesOf(reply).pxeVirtual = false;
-    reply.header('content-length', st.size);
-    reply.type('application/octet-stream');
-    return reply.send(createReadStream(path));
+    reply.hijack();
+    sendOpenedFile(req.method, req.headers, reply.raw, file, notesOf(reply), deps.sendfile !== false);
+    return reply;
   });
 
   return app;
