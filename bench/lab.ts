@@ -47,7 +47,8 @@ export const LAB_NET = {
   serverIface: 'pxe0',
 } as const;
 
-export type FirmwareKind = 'bios' | 'uefi';
+/** 'uboot': Debian's U-Boot (u-boot-qemu qemu_arm64) on qemu-system-aarch64 -M virt */
+export type FirmwareKind = 'bios' | 'uefi' | 'uboot';
 export type NicKind = 'ipxe' | 'native';
 
 export interface LabOptions {
@@ -63,6 +64,11 @@ export interface LabOptions {
   runDir?: string;
   /** bound for each setup command (ms) */
   commandTimeoutMs?: number;
+  /**
+   * more site dnsmasq options (`--dhcp-boot=…`): a site configured with what
+   * `pxe dhcp-config --format dnsmasq` prints, for clients no proxy reaches (U-Boot)
+   */
+  siteDhcpArgs?: string[];
   /** keep runDir (serial logs, server logs) after stop(); default: env E2E_KEEP=1 */
   keepRunDir?: boolean;
 }
@@ -413,6 +419,7 @@ class LabImpl implements Lab {
     ];
     if (this.opts.siteRa ?? true) args.push('--enable-ra', `--dhcp-range=${LAB_NET.ra6Prefix},ra-only,64`);
     if (!(this.opts.sitePing ?? true)) args.push('--no-ping');
+    args.push(...(this.opts.siteDhcpArgs ?? []));
     this.site = this.spawnIn(this.ns.site, 'site-dhcp', 'dnsmasq', args, {});
     await this.waitPorts(this.site, this.ns.site, [67], [], 10_000);
   }
@@ -489,6 +496,7 @@ class LabImpl implements Lab {
     const name = o.name ?? `vm${this.vmCounter++}-${o.firmware}-${nic}`;
     const serialPath = join(this.runDir, `${name}.serial.log`);
     writeFileSync(serialPath, '');
+    const uboot = o.firmware === 'uboot';
     const args = [
       '-accel', process.env.E2E_ACCEL ?? 'tcg', // KVM here is nested without VMX: the guest kernel never boots
       '-m', String(o.memoryMb ?? 512),
@@ -499,8 +507,14 @@ class LabImpl implements Lab {
       '-no-reboot', // a reboot (pxelinux failure, kernel panic with panic=-1) ends the run at once
       '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no',
       '-device', `${model},netdev=n0,mac=${o.mac}${nic === 'native' ? ',romfile=' : ''}`,
-      '-boot', 'n',
     ];
+    if (uboot) {
+      // U-Boot is the machine's firmware (-bios); its distro boot tries disks, then DHCP.
+      args.unshift('-M', 'virt', '-cpu', 'cortex-a57');
+      args.push('-bios', UBOOT_QEMU_ARM64);
+    } else {
+      args.push('-boot', 'n');
+    }
     if (o.firmware === 'uefi') {
       // OVMF split into read-only code + per-run writable variables (boot order is stored there).
       const vars = join(this.runDir, `${name}.OVMF_VARS.fd`);
@@ -508,10 +522,11 @@ class LabImpl implements Lab {
       args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF.code}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`);
     }
     args.push(...(o.extraArgs ?? []));
-    writeFileSync(join(this.runDir, `${name}.qemu.cmd`), ['qemu-system-x86_64', ...args].join(' ') + '\n');
+    const qemu = uboot ? 'qemu-system-aarch64' : 'qemu-system-x86_64';
+    writeFileSync(join(this.runDir, `${name}.qemu.cmd`), [qemu, ...args].join(' ') + '\n');
 
     const started = Date.now();
-    const vm = this.spawnIn(this.ns.lan, `${name}.qemu`, 'qemu-system-x86_64', args, {});
+    const vm = this.spawnIn(this.ns.lan, `${name}.qemu`, qemu, args, {});
     const readSerial = (): string => {
       try {
         return readFileSync(serialPath, 'latin1');
@@ -618,6 +633,9 @@ class LabImpl implements Lab {
     for (const n of all) runSync('ip', ['netns', 'del', n]);
   }
 }
+
+/** Debian u-boot-qemu: U-Boot for qemu-system-aarch64 -M virt */
+export const UBOOT_QEMU_ARM64 = '/usr/lib/u-boot/qemu_arm64/u-boot.bin';
 
 export const OVMF = {
   code: '/usr/share/OVMF/OVMF_CODE_4M.fd',
