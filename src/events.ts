@@ -6,9 +6,11 @@ import { dirname } from 'node:path';
  * fetched, in one timeline per MAC. This answers "why didn't this machine boot".
  *
  * DHCP knows the MAC but often not the IP (a proxy never leases, and BIOS clients do
- * not come to 4011); TFTP and HTTP know the IP but not the MAC. The log correlates
- * them: a 4011 request carries ciaddr, a pxelinux request for pxelinux.cfg/01-<mac>
- * names the MAC, and an /unattended/<mac>/<token>/ URL with a valid token does too.
+ * not come to 4011); TFTP and HTTP know the IP but not the MAC. `macFor` (the server's
+ * ClientMemory, boot/clients.ts, which learns IP -> MAC: a 4011 request's ciaddr, a
+ * pxelinux.cfg/01-<mac> request, an /unattended/<mac>/<token>/ URL with a valid token)
+ * fills in the MAC of an event that only has an address, so one timeline per MAC
+ * holds all three protocols.
  */
 export interface BootEvent {
   time: string;
@@ -21,30 +23,25 @@ export interface BootEvent {
 
 export class BootEventLog {
   private readonly ring: BootEvent[] = [];
-  private readonly macByIp = new Map<string, string>();
   private writing: Promise<void> = Promise.resolve();
   private pending: string[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
 
+  private readonly capacity: number;
+  private readonly macFor: ((ip: string) => string | undefined) | undefined;
+
   constructor(
     private readonly file: string | undefined,
-    private readonly capacity = 5000,
-  ) {}
-
-  /** Learns that `ip` is `mac` (from a 4011 request's ciaddr, a 01-<mac> request, a URL). */
-  learn(ip: string, mac: string): void {
-    if (this.macByIp.size > this.capacity * 4) this.macByIp.clear();
-    this.macByIp.set(ip, mac);
-  }
-
-  macFor(ip: string): string | undefined {
-    return this.macByIp.get(ip);
+    opts: { capacity?: number; macFor?: (ip: string) => string | undefined } = {},
+  ) {
+    this.capacity = opts.capacity ?? 5000;
+    this.macFor = opts.macFor;
   }
 
   record(ev: Omit<BootEvent, 'time'>): BootEvent {
     const full: BootEvent = { time: new Date().toISOString(), ...ev };
     if (!full.mac && full.ip) {
-      const mac = this.macByIp.get(full.ip);
+      const mac = this.macFor?.(full.ip);
       if (mac) full.mac = mac;
     }
     this.ring.push(full);

@@ -9,7 +9,7 @@ import { nativeSendfileStatus } from './native/sendfile.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics, type StatsShape } from './metrics.js';
 import { createAllowlist } from './boot/access.js';
-import { macFromPxelinuxPath } from './boot/pxelinux.js';
+import { ClientMemory } from './boot/clients.js';
 import type { Booter, DhcpClient, FileClient } from './boot/types.js';
 import { ProxyDhcpServer } from './dhcp/proxy.js';
 import { TftpServer } from './tftp/server.js';
@@ -54,8 +54,10 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
     if (!st?.isDirectory()) throw new UserError(`TFTP root ${config.tftp.root} does not exist or is not a directory (create it, or set tftp.root / --tftp-root)`, 1);
   }
 
-  let app = await loadApp(config, logger, { issueTokens: true });
-  const events = new BootEventLog(join(config.stateDir, 'boot-events.jsonl'));
+  // One memory for the server's lifetime: every reload gets the same (boot/clients.ts).
+  const clients = new ClientMemory();
+  let app = await loadApp(config, logger, { issueTokens: true, clients });
+  const events = new BootEventLog(join(config.stateDir, 'boot-events.jsonl'), { macFor: (ip) => clients.macFor(ip) });
   const metrics = new Metrics();
   metrics.setSyncStateDir(config.stateDir);
   let allow = createAllowlist(config.allow);
@@ -77,11 +79,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
 
   const booter: Booter = {
     dhcpBoot: (client: DhcpClient) => app.booter.dhcpBoot(client),
-    virtualFile: (relPath: string, client: FileClient) => {
-      const mac = macFromPxelinuxPath(relPath);
-      if (mac) events.learn(client.address, mac);
-      return app.booter.virtualFile(relPath, { ...client, ...(client.mac ? {} : { mac: events.macFor(client.address) }) } as FileClient);
-    },
+    virtualFile: (relPath: string, client: FileClient) => app.booter.virtualFile(relPath, clients.identify(relPath, client)),
   };
 
   let tftp: TftpServer | undefined;
@@ -147,9 +145,8 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
         allow: (address) => (address === '0.0.0.0' ? directLanAllowed() : allowed(address)),
         ratePerMacPerSecond: config.dhcp.ratePerMac,
         onEvent: (ev) => {
-          if (ev.client) app.noteFirmware(ev.mac, ev.client.firmware.startsWith('efi') ? 'efi' : 'bios');
-          if (ev.client && ev.reply !== 'none') app.noteServerAddress(ev.mac, ev.client.serverAddress);
-          if (ev.port === 'pxe' && ev.sourceAddress !== '0.0.0.0') events.learn(ev.sourceAddress, ev.mac);
+          if (ev.client) clients.noteDhcp(ev.mac, ev.client.firmware, ev.reply === 'none' ? undefined : ev.client.serverAddress);
+          if (ev.port === 'pxe' && ev.sourceAddress !== '0.0.0.0') clients.noteAddress(ev.sourceAddress, ev.mac);
           events.record({
             proto: 'dhcp', mac: ev.mac, what: ev.reply === 'none' ? `no reply: ${ev.reason}` : `${ev.reply} ${ev.bootFile ?? ''} via ${ev.nextServer ?? '?'}`,
             detail: { port: ev.port, firmware: ev.client?.firmware, ipxe: ev.client?.isIpxe, vendorClass: ev.client?.vendorClass },
@@ -169,7 +166,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
         unattended: async (mac, token, file, addr) => {
           const out = await app.unattended(mac, token, file, addr);
           // learnt only with a valid token: a refused client must not borrow the host's MAC
-          events.learn(addr, mac);
+          clients.noteAddress(addr, mac);
           return out;
         },
         installDone: async (mac, token, addr) => {
@@ -217,7 +214,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
     // Validate everything first; only a fully loaded new policy replaces the old one.
     const next = opts.reloadConfig ? opts.reloadConfig() : config.source === '(embedded defaults)' ? config : loadConfig(config.source);
     // Sockets stay as they are: ports, addresses and the TFTP root need a restart.
-    const nextApp = await loadApp({ ...next, listen: config.listen, tftp: { ...next.tftp, root: config.tftp.root } }, logger, { issueTokens: true });
+    const nextApp = await loadApp({ ...next, listen: config.listen, tftp: { ...next.tftp, root: config.tftp.root } }, logger, { issueTokens: true, clients });
     if (next.tftp.port !== config.tftp.port || next.dhcp.port !== config.dhcp.port || next.http.port !== config.http.port || next.listen !== config.listen) {
       logger.warn('reload: port or listen-address changes take effect only after a restart');
     }

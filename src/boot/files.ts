@@ -1,7 +1,8 @@
 import type { Logger } from '../log.js';
 import type { Hosts } from '../hosts/load.js';
 import { findHost } from '../hosts/load.js';
-import type { FileClient, VirtualFile, VirtualFileProvider } from './types.js';
+import { isEfi } from './firmware.js';
+import type { FileClient, Firmware, VirtualFile, VirtualFileProvider } from './types.js';
 import { CatalogRenderError, renderGrubConfig, renderHostPxelinux, renderMainMenu, type FirmwareClass, type RenderContext } from '../catalog/render.js';
 import { renderUbootHost, renderUbootMenu, UBOOT_ARCH, UBOOT_DEFAULT_CFG, UBOOT_SCRIPT, UBOOT_SCRIPT_NAME, ubootScriptImage } from '../catalog/uboot.js';
 
@@ -24,8 +25,8 @@ const ROOT_C32 = /^[a-z0-9_-]+\.c32$/;
  * better than a half-valid config.
  */
 export interface ProviderOptions {
-  /** firmware class of a client, learnt from DHCP (memdisk and LOCALBOOT are BIOS-only) */
-  firmwareOf?: (mac: string | undefined) => FirmwareClass;
+  /** firmware of a client as DHCP saw it (boot/clients.ts); undefined: not seen, taken as BIOS */
+  firmwareOf?: (mac: string | undefined) => Firmware | undefined;
   /**
    * true when the site keeps its own static file at this path in tftproot: the
    * rendered menus (default, grub.cfg) then step aside. Per-host configs always win.
@@ -39,7 +40,7 @@ export interface ProviderOptions {
    * and the libraries it pulls in (libutil.c32) in its own directory, gets the BIOS
    * build and dies (OVMF: "X64 Exception Type - 00(#DE - Divide Error)", seen in
    * test/e2e/uefi-menu.test.ts without this). So a root `.c32` request from a client
-   * DHCP saw as EFI gets the efi64 copy. (`PATH efi64/` in the EFI menu was not used:
+   * DHCP saw as x64 UEFI gets the efi64 copy. (`PATH efi64/` in the EFI menu was not used:
    * syslinux tries the bare name before PATH entries, so the root file would still win;
    * that is from its source, not tried on firmware.)
    */
@@ -51,7 +52,8 @@ export interface ProviderOptions {
  * client on a multi-homed host: load.ts).
  */
 export function catalogFileProvider(getCtx: (mac?: string) => RenderContext, getHosts: () => Hosts, log?: Logger, opts: ProviderOptions = {}): VirtualFileProvider {
-  const fw = (mac: string | undefined) => ({ firmware: opts.firmwareOf?.(mac) ?? 'bios' });
+  // memdisk and LOCALBOOT entries are BIOS-only: the menu of an EFI client leaves them out
+  const fw = (mac: string | undefined): { firmware: FirmwareClass } => ({ firmware: isEfi(opts.firmwareOf?.(mac)) ? 'efi' : 'bios' });
   const ubootScript = ubootScriptImage(UBOOT_SCRIPT);
   const isStatic = async (relPath: string) => (opts.hasStaticFile ? opts.hasStaticFile(relPath) : false);
   const wrap = (relPath: string, origin: string, render: () => string): VirtualFile | null => {
@@ -73,9 +75,10 @@ export function catalogFileProvider(getCtx: (mac?: string) => RenderContext, get
         if (host.arch === UBOOT_ARCH) return wrap(relPath, `rendered from templates/uboot-host.njk for host ${host.hostname}`, () => renderUbootHost(getCtx(host.mac), host));
         return wrap(relPath, `rendered from templates/pxelinux-host.njk for host ${host.hostname}`, () => renderHostPxelinux(getCtx(host.mac), host, fw(host.mac)));
       }
-      if (ROOT_C32.test(path) && opts.efiModule && opts.firmwareOf?.(client.mac) === 'efi') {
+      if (ROOT_C32.test(path) && opts.efiModule && opts.firmwareOf?.(client.mac) === 'efi-x64') {
         // client.mac is known here: syslinux.efi asks for pxelinux.cfg/01-<mac> before it
-        // loads the UI module, which teaches serve.ts the address -> MAC mapping.
+        // loads the UI module, which teaches ClientMemory the address -> MAC mapping.
+        // x64 only: efi64/ holds x86_64 modules, which an ia32 or ARM64 loader cannot run.
         const content = await opts.efiModule(path);
         return content ? { content, origin: `efi64/${path} (EFI COM32 module for an EFI client)` } : null;
       }

@@ -38,3 +38,8 @@ export const FIRMWARE_LABEL: Record<Firmware, string> = {
   'efi-arm64-http': 'ARM64 UEFI HTTP boot (93=19)',
   unknown: 'unknown architecture',
 };
+
+/** A UEFI client (any architecture, PXE or HTTP boot); false for BIOS, unknown or not yet seen. */
+export function isEfi(firmware: Firmware | undefined): boolean {
+  return firmware !== undefined && firmware.startsWith('efi-');
+}

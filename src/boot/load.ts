@@ -17,6 +17,8 @@ import { findHost, hostAccess, loadHosts, type Hosts } from '../hosts/load.js';
 import { InstallState } from '../hosts/state.js';
 import { InstallTokens } from '../hosts/tokens.js';
 import { RenderError, type RenderedFile } from '../http/server.js';
+import { ClientMemory } from './clients.js';
+import { isEfi } from './firmware.js';
 import { catalogFileProvider } from './files.js';
 import { installedChecker } from '../sync/menus.js';
 import type { Logger } from '../log.js';
@@ -35,15 +37,9 @@ export interface LoadedApp extends App {
   /** the installer reports it finished: marks an install_once host installed, ends the token */
   installDone: (mac: string, token: string, clientAddress: string) => Promise<string>;
   ipxeScript: (mac: string | undefined, clientAddress: string) => Promise<RenderedFile>;
-  /** firmware class learnt from DHCP per MAC (syslinux.efi and pxelinux ask for the same names) */
-  noteFirmware: (mac: string, firmware: FirmwareClass) => void;
-  /**
-   * The address the proxyDHCP advertised to this MAC (our address on the interface its
-   * request came in on): rendered menus, iPXE scripts and answer files for that client
-   * then point at it too. Ignored when pxe.yaml sets serverAddress.
-   */
-  noteServerAddress: (mac: string, address: string) => void;
-  /** the render context for a client (its noted server address, else the default) */
+  /** what was learnt about clients (shared by every load of one `pxe serve`) */
+  clients: ClientMemory;
+  /** the render context for a client (the address it was advertised, else the default) */
   renderContextFor: (mac: string | undefined) => RenderContext;
 }
 
@@ -67,9 +63,15 @@ export interface LoadOptions {
    * nothing is written to the state directory.
    */
   issueTokens?: boolean;
+  /**
+   * The server's memory of its clients: `pxe serve` passes the same one to every load
+   * so a reload keeps it; a one-off load (`pxe which`, tests) gets a fresh one.
+   */
+  clients?: ClientMemory;
 }
 
 export async function loadApp(config: Config, logger?: Logger, opts: LoadOptions = {}): Promise<LoadedApp> {
+  const clients = opts.clients ?? new ClientMemory();
   const catalog: Catalog = loadConfiguredCatalog(config);
   const hosts = existsSync(config.hostsFile) ? loadHosts(config.hostsFile, catalog) : undefined;
   const installState = InstallState.inDir(config.stateDir);
@@ -89,21 +91,20 @@ export async function loadApp(config: Config, logger?: Logger, opts: LoadOptions
     ...(opts.issueTokens ? { installToken: (mac: string) => tokens.current(mac) } : {}),
   };
 
-  // What the proxyDHCP learnt per client MAC, bounded (rememberBounded): a flood of
-  // forged MACs cannot grow these without limit.
-  const firmwareByMac = new Map<string, FirmwareClass>();
-  const firmwareOf = (mac: string | undefined): FirmwareClass => (mac ? (firmwareByMac.get(mac) ?? 'bios') : 'bios');
+  // memdisk and LOCALBOOT entries are BIOS-only: an EFI client gets a menu without them.
+  const firmwareOf = (mac: string | undefined): FirmwareClass => (isEfi(clients.firmwareOf(mac)) ? 'efi' : 'bios');
 
   // Multi-homed hosts: each client's files carry the address the proxyDHCP advertised to
   // it (its arrival interface), not one address for every segment. A configured
   // serverAddress always wins.
-  const serverByMac = new Map<string, string>();
   const contextByAddress = new Map<string, RenderContext>();
   const renderContextFor = (mac: string | undefined): RenderContext => {
-    const addr = !config.serverAddress && mac ? serverByMac.get(mac.toLowerCase()) : undefined;
+    const addr = config.serverAddress ? undefined : clients.serverAddressOf(mac);
     if (!addr || addr === renderContext.serverAddress) return renderContext;
     let ctx = contextByAddress.get(addr);
     if (!ctx) {
+      // our own addresses: few, but bounded all the same
+      if (contextByAddress.size >= 1_000) contextByAddress.clear();
       ctx = { ...renderContext, serverAddress: addr };
       contextByAddress.set(addr, ctx);
     }
@@ -112,7 +113,7 @@ export async function loadApp(config: Config, logger?: Logger, opts: LoadOptions
 
   const emptyHosts: Hosts = { file: '', unknown: undefined, byMac: new Map() };
   const catalogProvider = catalogFileProvider(renderContextFor, () => hosts ?? emptyHosts, logger, {
-    firmwareOf,
+    firmwareOf: (mac) => clients.firmwareOf(mac),
     hasStaticFile: async (rel) => (await stat(join(root, rel)).catch(() => null))?.isFile() === true,
     // `name` is a bare "<word>.c32" (checked by the provider): no path traversal possible.
     efiModule: async (name) => readFile(join(root, 'efi64', name)).catch(() => null),
@@ -130,11 +131,7 @@ export async function loadApp(config: Config, logger?: Logger, opts: LoadOptions
     catalog,
     hosts,
     renderContext,
-    noteFirmware: (mac, fw) => rememberBounded(firmwareByMac, mac, fw, MAX_CLIENTS_REMEMBERED),
-    noteServerAddress: (mac, address) => {
-      if (contextByAddress.size > 1_000) contextByAddress.clear();
-      rememberBounded(serverByMac, mac.toLowerCase(), address, MAX_CLIENTS_REMEMBERED);
-    },
+    clients,
     renderContextFor,
     async unattended(mac, token, file) {
       const host = hosts && findHost(hosts, mac);
@@ -167,12 +164,4 @@ export async function loadApp(config: Config, logger?: Logger, opts: LoadOptions
       }
     },
   };
-}
-
-const MAX_CLIENTS_REMEMBERED = 100_000;
-
-/** map.set(key, value), but first forgets everything once the map holds more than `max`. */
-function rememberBounded<V>(map: Map<string, V>, key: string, value: V, max: number): void {
-  if (map.size > max) map.clear();
-  map.set(key, value);
 }

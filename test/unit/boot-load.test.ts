@@ -28,7 +28,7 @@ describe('per-client server address in rendered files', () => {
   it('a MAC the proxy answered gets the address it was advertised; others the default', async () => {
     const app = await loadApp(loadConfig(site('')));
     const fallback = app.renderContext.serverAddress;
-    app.noteServerAddress('52:54:00:AA:BB:01', '10.68.0.1');
+    app.clients.noteDhcp('52:54:00:AA:BB:01', 'efi-x64', '10.68.0.1');
     expect(hosts((await app.ipxeScript('52:54:00:aa:bb:01', '10.68.0.50')).body)).toEqual(['http://10.68.0.1:8080']);
     expect(hosts((await app.ipxeScript('52:54:00:aa:bb:02', '10.66.0.50')).body)).toEqual([`http://${fallback}:8080`]);
     expect(hosts((await app.ipxeScript(undefined, '10.66.0.50')).body)).toEqual([`http://${fallback}:8080`]);
@@ -39,7 +39,21 @@ describe('per-client server address in rendered files', () => {
 
   it('a configured serverAddress wins for every client', async () => {
     const app = await loadApp(loadConfig(site('serverAddress: 10.9.9.9')));
-    app.noteServerAddress('52:54:00:aa:bb:01', '10.68.0.1');
+    app.clients.noteDhcp('52:54:00:aa:bb:01', 'efi-x64', '10.68.0.1');
     expect(hosts((await app.ipxeScript('52:54:00:aa:bb:01', '10.68.0.50')).body)).toEqual(['http://10.9.9.9:8080']);
+  });
+});
+
+describe('a reload keeps what the server learnt about its clients', () => {
+  it('a second load with the same ClientMemory renders for the advertised address and the EFI menu', async () => {
+    const file = site('');
+    const first = await loadApp(loadConfig(file));
+    first.clients.noteDhcp('52:54:00:aa:bb:01', 'efi-x64', '10.68.0.1');
+    const second = await loadApp(loadConfig(file), undefined, { clients: first.clients });
+    expect(second.renderContextFor('52:54:00:aa:bb:01').serverAddress).toBe('10.68.0.1');
+    expect(hosts((await second.ipxeScript('52:54:00:aa:bb:01', '10.68.0.50')).body)).toEqual(['http://10.68.0.1:8080']);
+    // a load without it starts empty: the default address
+    const fresh = await loadApp(loadConfig(file));
+    expect(fresh.renderContextFor('52:54:00:aa:bb:01').serverAddress).toBe(fresh.renderContext.serverAddress);
   });
 });

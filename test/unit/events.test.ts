@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ClientMemory } from '../../src/boot/clients.js';
 import { BootEventLog, formatEvents, readEvents } from '../../src/events.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pxe-events-'));
@@ -10,10 +11,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('boot-event log', () => {
   it('joins TFTP/HTTP events to the MAC that DHCP or a 01-<mac> request revealed', async () => {
     const file = join(dir, 'sub', 'boot-events.jsonl');
-    const log = new BootEventLog(file);
+    const clients = new ClientMemory();
+    const log = new BootEventLog(file, { macFor: (ip) => clients.macFor(ip) });
     log.record({ proto: 'dhcp', mac: '52:54:00:12:34:56', what: 'offer pxelinux.0 via 10.77.0.10' });
     log.record({ proto: 'tftp', ip: '10.77.0.111', what: 'fetched pxelinux.0' }); // IP not yet known
-    log.learn('10.77.0.111', '52:54:00:12:34:56');
+    clients.noteAddress('10.77.0.111', '52:54:00:12:34:56');
     log.record({ proto: 'tftp', ip: '10.77.0.111', what: 'fetched pxelinux.cfg/01-52-54-00-12-34-56' });
     log.record({ proto: 'dhcp', mac: '52:54:00:ab:cd:ef', what: 'no reply: denied' });
     expect(log.timeline('52:54:00:12:34:56').map((e) => e.what)).toEqual(['offer pxelinux.0 via 10.77.0.10', 'fetched pxelinux.cfg/01-52-54-00-12-34-56']);
@@ -32,7 +34,7 @@ describe('boot-event log', () => {
   });
 
   it('keeps a bounded ring in memory', () => {
-    const log = new BootEventLog(undefined, 10);
+    const log = new BootEventLog(undefined, { capacity: 10 });
     for (let i = 0; i < 25; i++) log.record({ proto: 'dhcp', mac: 'aa:bb:cc:dd:ee:ff', what: `e${i}` });
     const t = log.timeline();
     expect(t).toHaveLength(10);

@@ -391,7 +391,7 @@ describe('virtual-file provider', () => {
     const efiMac = '52:54:00:00:00:e1';
     const asked: string[] = [];
     const p = catalogFileProvider(() => ctx, () => hosts, undefined, {
-      firmwareOf: (mac) => (mac === efiMac ? 'efi' : 'bios'),
+      firmwareOf: (mac) => (mac === efiMac ? 'efi-x64' : 'bios'),
       efiModule: async (name) => {
         asked.push(name);
         return name === 'menu.c32' ? Buffer.from('EFI MENU') : null;
