@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode, encode, makeRequest } from '../../src/dhcp/codec.js';
-import { REPO_ROOT, ServeChild } from '../../src/fuzz/child.js';
+import { REPO_ROOT, ServeChild } from '../../bench/fuzz/child.js';
 import { NetnsLab, run } from '../helpers/netns.js';
 
 const PROBE = join(REPO_ROOT, 'dist/dhcp/probe.js');
