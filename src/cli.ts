@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { isIP } from 'node:net';
+import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig, type Config } from './config.js';
+import { fileURLToPath } from 'node:url';
+import { CONFIG_OPTION_HELP, commandConfig, EMBEDDED_DEFAULTS, loadConfig, packageVersion, type Config } from './config.js';
 import { ConfigError } from './yamlfile.js';
 import { UserError } from './errors.js';
 import { normalizeMac, normalizeUuid } from './boot/pxelinux.js';
@@ -60,10 +62,11 @@ export function applyServeFlags(config: Config, f: ServeFlags): Config {
 export function buildProgram(): Command {
   const program = new Command('pxe')
     .description('Network-boot server: proxyDHCP, TFTP and HTTP, with a verified distro catalog and rendered menus')
+    .version(packageVersion(), '-V, --version', 'print the version of pxe')
     .showHelpAfterError()
     .configureHelp({ sortSubcommands: false });
 
-  const configOption = () => new Option('-c, --config <file>', 'pxe.yaml to use (default: ./pxe.yaml if present, else embedded defaults)');
+  const configOption = () => new Option('-c, --config <file>', CONFIG_OPTION_HELP);
 
   program
     .command('serve')
@@ -81,9 +84,11 @@ export function buildProgram(): Command {
     .option('--no-tftp', 'do not run the TFTP server')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action(async (flags: ServeFlags) => {
-      const config = applyServeFlags(loadConfig(flags.config), flags);
+      const first = commandConfig(flags.config);
+      const config = applyServeFlags(first, flags);
       const { serve } = await import('./serve.js');
-      await serve(config, () => applyServeFlags(loadConfig(flags.config), flags));
+      // A reload (SIGHUP) reads the file this run started with again.
+      await serve(config, () => applyServeFlags(first.source === EMBEDDED_DEFAULTS ? first : loadConfig(first.source), flags));
     });
 
   program
@@ -102,7 +107,7 @@ export function buildProgram(): Command {
         uuid = normalizeUuid(opts.uuid) ?? undefined;
         if (!uuid) throw new UserError(`not a UUID: ${opts.uuid}`);
       }
-      const app = await loadApp(loadConfig(opts.config));
+      const app = await loadApp(commandConfig(opts.config));
       const client: { mac: string; ip?: string; uuid?: string } = { mac };
       if (opts.ip) client.ip = opts.ip;
       if (uuid) client.uuid = uuid;
@@ -142,7 +147,7 @@ export function buildProgram(): Command {
     .option('-n, --last <n>', 'only the last N events', (v) => Math.max(1, Number.parseInt(v, 10) || 50))
     .option('--json', 'raw JSON lines')
     .action(async (macArg: string | undefined, opts: { config?: string; last?: number; json?: boolean }) => {
-      const config = loadConfig(opts.config);
+      const config = commandConfig(opts.config);
       const mac = macArg === undefined ? undefined : normalizeMac(macArg);
       if (macArg !== undefined && !mac) throw new UserError(`not a MAC address: ${macArg}`);
       const { readEvents, formatEvents } = await import('./events.js');
@@ -157,7 +162,7 @@ export function buildProgram(): Command {
     .option('--server-address <addr>', 'TFTP server address to put in next-server (default: serverAddress from the config)', parseIpv4)
     .addOption(configOption())
     .action(async (opts: { format: DhcpConfigFormat; serverAddress?: string; config?: string }) => {
-      const config = loadConfig(opts.config);
+      const config = commandConfig(opts.config);
       const addr = opts.serverAddress ?? config.serverAddress;
       if (!addr) throw new UserError('dhcp-config needs --server-address or serverAddress in pxe.yaml');
       process.stdout.write(renderDhcpConfig(config, opts.format, addr));
@@ -190,7 +195,22 @@ export async function main(argv = process.argv): Promise<number> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/cli.js')) {
+/**
+ * Run when node was started with this file (`node dist/cli.js`, or a symlink to it:
+ * node resolves the main module's symlinks, argv[1] keeps the link's name, so both
+ * are compared by their real path). The installed command is bin/pxe.js.
+ */
+function startedAsMain(): boolean {
+  const arg = process.argv[1];
+  if (!arg) return false;
+  try {
+    return realpathSync(arg) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (startedAsMain()) {
   main().then((code) => {
     if (code !== 0) process.exit(code);
   });

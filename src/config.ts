@@ -170,11 +170,19 @@ export const configSchema = z
 /** The package's own directory (dist/config.js -> ..; src/config.ts under tsx/vitest -> ..). */
 export const PACKAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
+/** The version in pxe's package.json (`pxe --version`). */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(PACKAGE_DIR, 'package.json'), 'utf8')) as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+}
+
 export type Config = Omit<z.infer<typeof configSchema>, 'catalogDir' | 'templatesDir'> & {
   catalogDir: string;
   templatesDir: string;
   /** the file it came from, or "(embedded defaults)" */
   source: string;
+  /** why that one: "--config", "$PXE_CONFIG", "./pxe.yaml", "/etc/pxe/pxe.yaml", or what was looked for */
+  sourceWhy: string;
 };
 
 /**
@@ -190,7 +198,7 @@ function distributionKeyrings(): Record<string, string> {
 }
 
 /** Paths in the file are relative to the file's directory; with no file, to the cwd. */
-function resolvePaths(cfg: z.infer<typeof configSchema>, base: string): Omit<Config, 'source'> {
+function resolvePaths(cfg: z.infer<typeof configSchema>, base: string): Omit<Config, 'source' | 'sourceWhy'> {
   const r = (p: string) => resolve(base, p);
   return {
     ...cfg,
@@ -205,24 +213,53 @@ function resolvePaths(cfg: z.infer<typeof configSchema>, base: string): Omit<Con
 }
 
 export const DEFAULT_CONFIG_FILE = 'pxe.yaml';
+/** Where a daemon install keeps its configuration (contrib/systemd units, docs/operations.md). */
+export const SYSTEM_CONFIG_FILE = '/etc/pxe/pxe.yaml';
+export const EMBEDDED_DEFAULTS = '(embedded defaults)';
+
+export interface ConfigLookup {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** default /etc/pxe/pxe.yaml (tests point it elsewhere) */
+  systemFile?: string;
+}
 
 /**
- * Loads `file`, or `./pxe.yaml` when it exists, or the embedded defaults.
+ * Which pxe.yaml a command uses, the same way for every command: `--config`, then
+ * `$PXE_CONFIG`, then `./pxe.yaml`, then `/etc/pxe/pxe.yaml`; undefined: the
+ * embedded defaults. A file named by --config or $PXE_CONFIG must exist (a typo is
+ * an error, not a silent fall back to defaults).
+ */
+export function findConfigFile(flag: string | undefined, lookup: ConfigLookup = {}): { path: string | undefined; why: string } {
+  const cwd = lookup.cwd ?? process.cwd();
+  const env = lookup.env ?? process.env;
+  if (flag) return { path: resolve(cwd, flag), why: '--config' };
+  if (env.PXE_CONFIG) return { path: resolve(cwd, env.PXE_CONFIG), why: '$PXE_CONFIG' };
+  const local = resolve(cwd, DEFAULT_CONFIG_FILE);
+  if (existsSync(local)) return { path: local, why: `./${DEFAULT_CONFIG_FILE}` };
+  const system = lookup.systemFile ?? SYSTEM_CONFIG_FILE;
+  if (existsSync(system)) return { path: system, why: system };
+  return { path: undefined, why: `no --config, $PXE_CONFIG, ./${DEFAULT_CONFIG_FILE} or ${system}` };
+}
+
+/**
+ * Loads the pxe.yaml `findConfigFile` picks, or the embedded defaults (paths then
+ * relative to the current directory). Paths in a file are relative to that file.
  * Throws ConfigError (file, line, field) on any problem; nothing starts half-configured.
  */
-export function loadConfig(file?: string, cwd = process.cwd()): Config {
-  const path = file ? resolve(cwd, file) : resolve(cwd, DEFAULT_CONFIG_FILE);
-  if (!file && !existsSync(path)) {
-    return { ...resolvePaths(parseYaml('(embedded defaults)', '{}', configSchema), cwd), source: '(embedded defaults)' };
+export function loadConfig(file?: string, cwd = process.cwd(), lookup: Omit<ConfigLookup, 'cwd'> = {}): Config {
+  const found = findConfigFile(file, { ...lookup, cwd });
+  if (found.path === undefined) {
+    return { ...resolvePaths(parseYaml(EMBEDDED_DEFAULTS, '{}', configSchema), cwd), source: EMBEDDED_DEFAULTS, sourceWhy: found.why };
   }
-  const parsed = loadYamlFile(path, configSchema);
-  const config = resolvePaths(parsed, dirname(path));
-  checkCatalogDirs(path, parsed, config);
-  return { ...config, source: path };
+  const parsed = loadYamlFile(found.path, configSchema);
+  const config = resolvePaths(parsed, dirname(found.path));
+  checkCatalogDirs(found.path, parsed, config);
+  return { ...config, source: found.path, sourceWhy: found.why };
 }
 
 /** A catalog directory the file names but that is not there is an error naming the key (it used to give an empty catalog). */
-function checkCatalogDirs(file: string, parsed: z.infer<typeof configSchema>, config: Omit<Config, 'source'>): void {
+function checkCatalogDirs(file: string, parsed: z.infer<typeof configSchema>, config: Omit<Config, 'source' | 'sourceWhy'>): void {
   const named: Array<[Array<string | number>, string | undefined, string]> = [
     [['catalogDir'], parsed.catalogDir, config.catalogDir],
     ...config.catalogDirs.map((abs, i): [Array<string | number>, string | undefined, string] => [['catalogDirs', i], parsed.catalogDirs[i], abs]),
@@ -233,4 +270,20 @@ function checkCatalogDirs(file: string, parsed: z.infer<typeof configSchema>, co
     const field = path.length === 1 ? String(path[0]) : `${path[0]}[${path[1]}]`;
     throw new ConfigError(file, pos?.line, pos?.col, field, `catalog directory "${given}" does not exist (${abs})`);
   }
+}
+
+/** The one stderr line every command prints: which configuration it runs with, and why. */
+export function describeConfigSource(config: Config): string {
+  if (config.source === EMBEDDED_DEFAULTS)
+    return `pxe: config: embedded defaults (${config.sourceWhy}); state ${config.stateDir}, tftproot ${config.tftp.root}`;
+  return `pxe: config: ${config.source} (${config.sourceWhy})`;
+}
+
+export const CONFIG_OPTION_HELP = `pxe.yaml to use (default: $PXE_CONFIG, else ./${DEFAULT_CONFIG_FILE}, else ${SYSTEM_CONFIG_FILE}, else embedded defaults)`;
+
+/** loadConfig for a CLI command: also says on stderr which configuration it used. */
+export function commandConfig(flag: string | undefined): Config {
+  const config = loadConfig(flag);
+  process.stderr.write(`${describeConfigSource(config)}\n`);
+  return config;
 }

@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { InvalidArgumentError } from 'commander';
-import { loadConfig, type Config } from '../config.js';
+import { CONFIG_OPTION_HELP, commandConfig, type Config } from '../config.js';
 import { loadCatalog, findEntry } from '../catalog/load.js';
 import { versionArches } from '../catalog/schema.js';
 import { loadHosts } from '../hosts/load.js';
@@ -106,7 +106,7 @@ export function registerDoctorCommand(program: Command): void {
   program
     .command('doctor')
     .description('Find what on this host and network would stop a machine from booting (other DHCP/PXE servers, ports, firewall, files)')
-    .option('-c, --config <file>', 'pxe.yaml to use')
+    .option('-c, --config <file>', CONFIG_OPTION_HELP)
     .option('-i, --interface <name>', 'probe only this interface (default: every non-loopback IPv4 interface)')
     .option('--timeout <ms>', 'how long to listen for DHCP answers', (v) => {
       const n = Number(v);
@@ -116,7 +116,7 @@ export function registerDoctorCommand(program: Command): void {
     .option('--no-network', 'skip the DHCP probes (host checks only)')
     .option('--json', 'one JSON document: {findings, errors, warnings}')
     .action(async (flags: DoctorFlags) => {
-      const config = loadConfig(flags.config);
+      const config = commandConfig(flags.config);
       const findings = await runDoctor(config, flags);
       if (flags.json) {
         const count = (s: Finding['severity']): number => findings.filter((f) => f.severity === s).length;

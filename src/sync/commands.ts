@@ -4,7 +4,7 @@
  * needs one line per feature.
  */
 import { Command, Option } from 'commander';
-import { loadConfig } from '../config.js';
+import { CONFIG_OPTION_HELP, commandConfig } from '../config.js';
 import { ConfigError } from '../yamlfile.js';
 import { createLogger } from '../log.js';
 import { runSync } from './engine.js';
@@ -29,7 +29,7 @@ function friendly<A extends unknown[]>(fn: (...a: A) => Promise<void>): (...a: A
 }
 
 export function registerSyncCommands(program: Command): void {
-  const configOption = () => new Option('-c, --config <file>', 'pxe.yaml to use (default: ./pxe.yaml if present, else embedded defaults)');
+  const configOption = () => new Option('-c, --config <file>', CONFIG_OPTION_HELP);
 
   program
     .command('sync')
@@ -43,7 +43,7 @@ export function registerSyncCommands(program: Command): void {
     .option('--write-menus', 'also write pxelinux.cfg/default (+ efi64/) as static files, for a plain tftpd (needs serverAddress)')
     .option('--json', 'print the result as JSON (no progress output)')
     .action(friendly(async (o: { config?: string; only?: string; dryRun?: boolean; concurrency: number; progress: boolean; json?: boolean; writeMenus?: boolean; bootloadersOnly?: boolean }) => {
-      const config = loadConfig(o.config);
+      const config = commandConfig(o.config);
       // Per-entry results are printed by the reporter; the JSON log only adds detail at debug.
       const logger = createLogger(config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : 'error', false);
       const res = await runSync({
@@ -68,7 +68,7 @@ export function registerSyncCommands(program: Command): void {
     .option('--only <id>', 'just this entry')
     .option('--json', 'machine-readable output')
     .action(friendly(async (o: { config?: string; only?: string; json?: boolean }) => {
-      const config = loadConfig(o.config);
+      const config = commandConfig(o.config);
       const catalog = loadConfiguredCatalog(config);
       const rows = await listEntries({ config, catalog, ...(o.only ? { only: o.only } : {}) });
       process.stdout.write(o.json ? `${JSON.stringify(rows, null, 2)}\n` : formatList(rows, o.only ? undefined : catalog.disabled));
@@ -83,7 +83,7 @@ export function registerSyncCommands(program: Command): void {
     .option('--arch <a>', 'only this architecture')
     .action(friendly(async (id: string, o: { config?: string; version?: string; arch?: string }) => {
       const res = await rollback(id, {
-        config: loadConfig(o.config),
+        config: commandConfig(o.config),
         ...(o.version ? { version: o.version } : {}),
         ...(o.arch ? { arch: o.arch } : {}),
       });
