@@ -84,7 +84,9 @@ export function buildProgram(): Command {
     .option('--no-tftp', 'do not run the TFTP server')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .action(async (flags: ServeFlags) => {
-      const first = commandConfig(flags.config);
+      // serve names its configuration in its 'pxe serving' log line (config, configWhy):
+      // stderr stays for the one line a startup error prints.
+      const first = loadConfig(flags.config);
       const config = applyServeFlags(first, flags);
       const { serve } = await import('./serve.js');
       // A reload (SIGHUP) reads the file this run started with again.

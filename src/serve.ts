@@ -206,7 +206,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
   }
 
   logger.info(
-    { config: config.source, serverAddress: app.renderContext.serverAddress, catalogEntries: app.catalog.entries.length, hosts: app.hosts?.byMac.size ?? 0 },
+    { config: config.source, configWhy: config.sourceWhy, serverAddress: app.renderContext.serverAddress, catalogEntries: app.catalog.entries.length, hosts: app.hosts?.byMac.size ?? 0 },
     'pxe serving',
   );
 

@@ -95,7 +95,8 @@ describe('a site catalog layer over the shipped catalog', () => {
   it('pxe list shows the merged catalog and where each entry came from', async () => {
     const before = shippedDigest();
     const r = await pxe('list', '--config', 'pxe.yaml');
-    expect(r.stderr).toBe('');
+    // the one line every command prints: which configuration it used
+    expect(r.stderr).toMatch(/^pxe: config: \S+\/pxe\.yaml \(--config\)\n$/);
     expect(r.code).toBe(0);
     const line = (id: string) => r.stdout.split('\n').find((l) => l.startsWith(`${id} `)) ?? '';
     expect(line('rescue')).toMatch(/1\.0\s+x86_64\s+missing\s+\(checksum\)\s+-\s+\S+\/site\/rescue\.yaml$/);
