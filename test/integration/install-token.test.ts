@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ServeChild } from '../../src/fuzz/child.js';
+import { ServeChild } from '../../bench/fuzz/child.js';
 import { NetnsLab } from '../helpers/netns.js';
 
 const lab = new NetnsLab('token');
