@@ -10,7 +10,7 @@ type Destination = ReturnType<typeof pino.destination>;
  * The process's log output: pino's own SonicBoom on stdout, plus a second SonicBoom
  * of the same kind on /dev/null that the output switches to while discarding.
  *
- * Why: the proxyDHCP warm-up (src/dhcp/proxy.ts) runs the real request path before
+ * Why: the proxyDHCP warm-up (src/dhcp/warmup.ts) runs the real request path before
  * its ports open, log calls included. With a throw-away logger, V8 optimised the
  * reply path for that logger's hidden class, and the first real reply deoptimised
  * handle() ("wrong map" at the `this.log.info` call, --trace-deopt) in the middle of

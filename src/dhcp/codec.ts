@@ -136,7 +136,7 @@ function walkOptions(area: Buffer, into: Map<number, Buffer>, where: string): st
  * Decode a datagram. Option values, chaddr are views into `buf` (no copies: this
  * runs for every packet of a boot storm), so callers must not reuse `buf` while the
  * packet is in use; dgram hands every message its own buffer and the native socket
- * path copies each datagram out of its receive buffer (proxy.ts openNative).
+ * path copies each datagram out of its receive buffer (sockets.ts openNative).
  */
 export function decode(buf: Buffer): DecodeResult {
   if (buf.length < HEADER_LEN) return fail('too-short', `${buf.length} bytes < ${HEADER_LEN}`);
