@@ -31,7 +31,7 @@ packages=(
   # mkimage: the unit test checks pxe's boot.scr.uimg against it byte for byte
   u-boot-tools
   # bootloaders served to the VMs and provisioned by `pxe sync`
-  pxelinux syslinux-common syslinux-efi
+  pxelinux syslinux-common syslinux-efi ipxe
   # namespaces, initrd building, captures, test OpenPGP keys, non-root capability test
   iproute2 cpio gzip tcpdump gnupg util-linux systemd
   # checkers the render tests use: xmllint (AutoYaST), grub-script-check, debconf-set-selections

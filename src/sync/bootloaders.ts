@@ -12,6 +12,9 @@
  *   efi64/{syslinux.efi,ldlinux.e64,menu.c32,vesamenu.c32,libutil.c32,libcom32.c32}
  * A site that wants UEFI menus points bootFiles.efi-x64 at efi64/syslinux.efi so
  * syslinux.efi finds the efi64 modules in its own directory.
+ *   ipxe/snponly.efi ipxe/undionly.kpxe   (Debian's ipxe package, when installed: for
+ *   sites that chain into iPXE, e.g. bootFiles.efi-x64-http or bootFiles.bios pointing
+ *   there; both drive the NIC through the firmware's own stack, SNP or UNDI)
  *
  * Each file is copied to a staging path on the same filesystem and renamed into
  * place (atomic), and only when its content differs.
@@ -43,6 +46,8 @@ export function defaultBootloaders(): BootloaderFile[] {
     { dest: 'efi64/syslinux.efi', sources: ['/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi'], pkg: 'syslinux-efi' },
     { dest: 'efi64/ldlinux.e64', sources: [`${EFI64_MODS}/ldlinux.e64`], pkg: 'syslinux-efi' },
     ...MENU_MODULES.map((m) => ({ dest: `efi64/${m}`, sources: [`${EFI64_MODS}/${m}`], pkg: 'syslinux-efi' })),
+    { dest: 'ipxe/snponly.efi', sources: ['/usr/lib/ipxe/snponly.efi'], pkg: 'ipxe' },
+    { dest: 'ipxe/undionly.kpxe', sources: ['/usr/lib/ipxe/undionly.kpxe'], pkg: 'ipxe' },
   ];
 }
 

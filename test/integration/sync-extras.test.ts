@@ -184,6 +184,9 @@ describe('bootloaders and menus', () => {
       ['syslinux.efi', '/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi'],
       ['efi64/ldlinux.e64', '/usr/lib/syslinux/modules/efi64/ldlinux.e64'],
       ['efi64/vesamenu.c32', '/usr/lib/syslinux/modules/efi64/vesamenu.c32'],
+      // iPXE for sites that chain into it (Debian's ipxe package)
+      ['ipxe/snponly.efi', '/usr/lib/ipxe/snponly.efi'],
+      ['ipxe/undionly.kpxe', '/usr/lib/ipxe/undionly.kpxe'],
     ];
     for (const [dest, src] of pairs) expect(sha(readFileSync(join(root, dest))), dest).toBe(sha(readFileSync(src)));
     expect(r.bootloaders.every((b) => b.status === 'installed')).toBe(true);
