@@ -9,7 +9,7 @@ import { ConfigError } from './yamlfile.js';
 import { UserError } from './errors.js';
 import { normalizeMac, normalizeUuid } from './boot/pxelinux.js';
 import { loadApp } from './boot/load.js';
-import { whichConfig } from './app.js';
+import { explainClient, formatExplanation, type ExplainedClient } from './boot/explain.js';
 import { FIRMWARE_LABEL } from './boot/firmware.js';
 import type { Firmware } from './boot/types.js';
 import { renderDhcpConfig, type DhcpConfigFormat } from './dhcpconfig.js';
@@ -99,9 +99,14 @@ export function buildProgram(): Command {
     .argument('<mac>', 'client MAC address')
     .option('--ip <addr>', 'client IPv4 address (adds the hex-IP lookups)', parseIpv4)
     .option('--uuid <uuid>', 'client UUID (option 97), adds the UUID lookup')
+    .addOption(
+      new Option('--firmware <class>', 'firmware the config lookup is replayed for (an EFI client gets the EFI menu)')
+        .choices(Object.keys(FIRMWARE_LABEL).filter((f) => f !== 'unknown'))
+        .default('bios'),
+    )
     .addOption(configOption())
     .option('--json', 'machine-readable output')
-    .action(async (macArg: string, opts: { ip?: string; uuid?: string; config?: string; json?: boolean }) => {
+    .action(async (macArg: string, opts: { ip?: string; uuid?: string; firmware?: Firmware; config?: string; json?: boolean }) => {
       const mac = normalizeMac(macArg);
       if (!mac) throw new UserError(`not a MAC address: ${macArg}`);
       let uuid: string | undefined;
@@ -110,35 +115,12 @@ export function buildProgram(): Command {
         if (!uuid) throw new UserError(`not a UUID: ${opts.uuid}`);
       }
       const app = await loadApp(commandConfig(opts.config));
-      const client: { mac: string; ip?: string; uuid?: string } = { mac };
+      const client: ExplainedClient = { mac };
       if (opts.ip) client.ip = opts.ip;
       if (uuid) client.uuid = uuid;
-      const report = await whichConfig(app, client);
-      // the PXE ROMs, and iPXE (option 77) on BIOS and x64 UEFI, which may get another file
-      const clients: Array<[Firmware, boolean]> = [['bios', false], ['bios', true], ['efi-x64', false], ['efi-x64', true], ['efi-ia32', false], ['efi-arm64', false]];
-      const dhcp = clients.map(([fw, ipxe]) => {
-        const d = app.booter.dhcpBoot({
-          mac, arch: undefined, firmware: fw, isIpxe: ipxe, vendorClass: 'PXEClient', uuid,
-          sourceAddress: opts.ip ?? '0.0.0.0', relayAddress: undefined, serverAddress: app.config.serverAddress ?? '(server address)',
-        });
-        return { firmware: fw, ipxe, ...d };
-      });
-      if (opts.json) {
-        process.stdout.write(`${JSON.stringify({ mac, ip: opts.ip, uuid, dhcp, ...report }, null, 2)}\n`);
-        return;
-      }
-      const out: string[] = [`client ${mac}${opts.ip ? ` ip ${opts.ip}` : ''}${uuid ? ` uuid ${uuid}` : ''}`, '', 'proxyDHCP boot file:'];
-      for (const d of dhcp) {
-        const label = `${FIRMWARE_LABEL[d.firmware]}${d.ipxe ? ' + iPXE' : ''}`;
-        out.push(`  ${label.padEnd(35)} ${d.action === 'boot' ? d.bootFile : `(no answer: ${d.reason})`}`);
-      }
-      out.push('', 'pxelinux config lookup (in order):');
-      for (const s of report.steps) {
-        const mark = s === report.served ? '=>' : s.result === 'missing' ? '  ' : ' +';
-        out.push(`${mark} ${s.path.padEnd(40)} ${s.result.padEnd(8)} ${s.detail}`);
-      }
-      out.push('', report.served ? `served: ${report.served.path} (${report.served.kind}; ${report.served.detail})` : 'served: nothing: pxelinux would find no config and stop');
-      process.stdout.write(`${out.join('\n')}\n`);
+      if (opts.firmware) client.firmware = opts.firmware;
+      const report = await explainClient(app, client);
+      process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatExplanation(report));
     });
 
   program
