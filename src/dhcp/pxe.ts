@@ -3,8 +3,8 @@
  * for each firmware, and where it goes. No sockets here so every decision is unit
  * testable; `proxy.ts` only moves bytes.
  *
- * What the reply holds, per firmware (see docs in /work/shared/notes/anchors.md §4
- * and the captures in test/fixtures/dhcp/):
+ * What the reply holds, per firmware (the captures of dnsmasq's replies in
+ * test/fixtures/dhcp/ and the sources cited below):
  *
  * - Every OFFER/ACK: op 2, the client's xid/chaddr/flags, yiaddr 0.0.0.0 (a proxy
  *   never leases, RFC 4578 §1 / PXE 2.1 §2.2.5), siaddr = next-server, `file` =

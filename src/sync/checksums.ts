@@ -1,6 +1,6 @@
 /**
  * Parsers for the checksum files upstream mirrors publish next to their netboot
- * images (see /work/shared/notes/anchors.md §5). Every parser returns a map from a
+ * images (the formats are listed in docs/catalog.md). Every parser returns a map from a
  * normalised relative path (no leading "./" or "/") to a lower-case SHA-256 hex
  * digest, and never throws on junk lines: a malformed line is skipped, because a
  * mirror file with one odd line must not hide the entries we actually need (the
