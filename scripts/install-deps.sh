@@ -38,6 +38,8 @@ packages=(
   libxml2-utils grub-common debconf
   # DHCP servers that check the output of `pxe dhcp-config`
   isc-dhcp-server kea-dhcp4-server
+  # the dashboard tests drive Debian's Chromium headless (playwright-core, no browser download)
+  chromium fonts-dejavu-core
   # archives the sync tests build (Ubuntu netboot tarball, memtest zip)
   zip tar
   # `npm ci` builds src/native/udp.c (node-gyp against the Node headers); the tbf

@@ -120,6 +120,19 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** the web dashboard at / on the HTTP port */
+    dashboard: z
+      .object({
+        enabled: z.boolean().default(true),
+        /**
+         * Needed for the page's actions (sync, reinstall, remove) from anywhere but
+         * loopback: sent as "Authorization: Bearer <token>" or through the sign-in form.
+         * Without it, actions are allowed from loopback only; viewing needs only `allow:`.
+         */
+        adminToken: z.string().min(16, 'use at least 16 characters').optional(),
+      })
+      .strict()
+      .prefault({}),
     /** the rendered main menu (pxelinux.cfg/default, boot.ipxe and grub.cfg for unknown clients) */
     menu: z
       .object({

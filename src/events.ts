@@ -26,6 +26,7 @@ export class BootEventLog {
   private writing: Promise<void> = Promise.resolve();
   private pending: string[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
+  private readonly listeners: Array<(ev: BootEvent) => void> = [];
 
   private readonly capacity: number;
   private readonly macFor: ((ip: string) => string | undefined) | undefined;
@@ -45,6 +46,7 @@ export class BootEventLog {
       if (mac) full.mac = mac;
     }
     this.ring.push(full);
+    for (const fn of this.listeners) fn(full);
     if (this.ring.length > this.capacity) this.ring.splice(0, this.ring.length - this.capacity);
     if (this.file) {
       // Batched: one append per 200 ms at most, not one per packet (a boot storm is
@@ -70,6 +72,11 @@ export class BootEventLog {
         await appendFile(file, chunk).catch(() => undefined);
       });
     return this.writing;
+  }
+
+  /** Calls `fn` with every event recorded from now on (the dashboard's live view). */
+  subscribe(fn: (ev: BootEvent) => void): void {
+    this.listeners.push(fn);
   }
 
   /** Events for one MAC (or all), oldest first. */

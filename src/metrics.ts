@@ -62,6 +62,19 @@ export class Metrics {
     this.sources.set(subsystem, read);
   }
 
+  /** The current value of every stats source, by subsystem (the dashboard's server view). */
+  snapshot(): Record<string, StatsShape> {
+    const out: Record<string, StatsShape> = {};
+    for (const [subsystem, read] of this.sources) {
+      try {
+        out[subsystem] = read();
+      } catch {
+        // a broken source is left out, as in /metrics
+      }
+    }
+    return out;
+  }
+
   /** Where `pxe sync` keeps sync/state.json: its per-entry results are exported too. */
   setSyncStateDir(dir: string): void {
     this.stateDir = dir;

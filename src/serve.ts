@@ -6,6 +6,7 @@ import { loadConfig } from './config.js';
 import { BootEventLog } from './events.js';
 import { createHttpServer } from './http/server.js';
 import { nativeSendfileStatus } from './native/sendfile.js';
+import { mountDashboard } from './dashboard/wiring.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics, type StatsShape } from './metrics.js';
 import { createAllowlist } from './boot/access.js';
@@ -185,6 +186,16 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
         onDenied: () => void httpDenied++,
       });
       metrics.addSource('http', () => ({ requests: httpRequests, denied: httpDenied }));
+      if (config.dashboard.enabled) {
+        mountDashboard(http, {
+          config: () => config, logger, events, eventsFile: join(config.stateDir, 'boot-events.jsonl'), metrics, app: () => app,
+          services: () => [
+            { service: 'proxyDHCP', port: `${config.dhcp.port}, ${config.dhcp.pxePort}`, state: dhcp ? 'up' : 'off' },
+            { service: 'TFTP', port: config.tftp.port, state: tftp ? 'up' : 'off' },
+            { service: 'HTTP', port: config.http.port, state: 'up' },
+          ],
+        });
+      }
       const host = config.http.ipv6 && config.listen === '0.0.0.0' ? '::' : config.listen;
       try {
         // '::' is dual-stack on Linux: IPv4 clients arrive as ::ffff:a.b.c.d
