@@ -14,6 +14,7 @@ import { FIRMWARE_LABEL } from './boot/firmware.js';
 import type { Firmware } from './boot/types.js';
 import { renderDhcpConfig, type DhcpConfigFormat } from './dhcpconfig.js';
 import { registerSyncCommands } from './sync/commands.js';
+import { registerHostCommands } from './hosts/commands.js';
 import { registerDoctorCommand } from './doctor/command.js';
 
 
@@ -152,6 +153,7 @@ export function buildProgram(): Command {
       process.stdout.write(renderDhcpConfig(config, opts.format, addr));
     });
 
+  registerHostCommands(program); // host add/list/reinstall/rm, render (src/hosts/commands.ts)
   registerSyncCommands(program); // sync, list, rollback (src/sync/commands.ts)
   registerDoctorCommand(program); // src/doctor/
 

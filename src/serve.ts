@@ -16,6 +16,7 @@ import { ProxyDhcpServer } from './dhcp/proxy.js';
 import { TftpServer } from './tftp/server.js';
 import { loadApp, type LoadedApp } from './boot/load.js';
 import { UserError } from './errors.js';
+import { watchFileChanges } from './hosts/watch.js';
 
 /**
  * `pxe serve`: proxyDHCP + TFTP + HTTP around one policy. The protocol servers get a
@@ -246,10 +247,17 @@ export async function serve(config: Config, reloadConfig?: () => Config): Promis
   process.on('SIGHUP', () => {
     server.reload().catch((err: Error) => logger.error({ reason: err.message }, 'reload rejected; the previous configuration stays in force'));
   });
+  // hosts.yaml is reloaded when it changes (pxe host add/rm, the dashboard, an editor):
+  // no restart and no signal needed. The same validated reload as SIGHUP.
+  const stopWatching = watchFileChanges(config.hostsFile, () => {
+    logger.info({ file: config.hostsFile }, 'hosts file changed: reloading');
+    server.reload().catch((err: Error) => logger.error({ reason: err.message }, 'reload rejected; the previous configuration stays in force'));
+  });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
+    stopWatching();
     logger.info({ signal }, 'stopping: no new requests; letting transfers in flight finish (up to 10 s)');
     server.close(10_000).then(
       () => process.exit(0),
