@@ -10,12 +10,15 @@ import {
   CatalogRenderError,
   renderIpxeScript,
   renderUnattended,
+  TEMPLATE_FILTERS,
   type FirmwareClass,
   type RenderContext,
 } from '../catalog/render.js';
 import { findHost, hostAccess, loadHosts, type Hosts } from '../hosts/load.js';
 import { InstallState } from '../hosts/state.js';
 import { InstallTokens } from '../hosts/tokens.js';
+import { checkRendering } from '../catalog/check.js';
+import { loadTemplateSet } from '../catalog/templates.js';
 import { RenderError, type RenderedFile } from '../http/server.js';
 import { ClientMemory } from './clients.js';
 import { isEfi } from './firmware.js';
@@ -85,11 +88,16 @@ export async function loadApp(config: Config, logger?: Logger, opts: LoadOptions
     mirrors: config.mirrors,
     menu: config.menu,
     templatesDir: config.templatesDir,
+    // read and compiled anew on every load (start, SIGHUP): an edit is picked up, a failure never cached
+    templates: loadTemplateSet(config.templatesDir, TEMPLATE_FILTERS),
     // Only entries whose files `pxe sync` installed are offered (images/<id>/<version>/<arch>).
     isInstalled: installedChecker(root),
     hostInstalled: (mac: string) => installState.isInstalled(mac),
     ...(opts.issueTokens ? { installToken: (mac: string) => tokens.current(mac) } : {}),
   };
+  // Every template and catalog template string test-rendered for every entry: a broken
+  // one refuses the start, or the reload (the running set stays), with file:line.
+  checkRendering(renderContext, hosts);
 
   // memdisk and LOCALBOOT entries are BIOS-only: an EFI client gets a menu without them.
   const firmwareOf = (mac: string | undefined): FirmwareClass => (isEfi(clients.firmwareOf(mac)) ? 'efi' : 'bios');

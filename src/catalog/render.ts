@@ -18,6 +18,7 @@ import {
   type VersionSpec,
 } from './schema.js';
 import { renderInline } from './template.js';
+import { loadTemplateSet, type FilterSet, type TemplateSet } from './templates.js';
 import { NO_TOKEN } from '../hosts/tokens.js';
 
 /**
@@ -69,6 +70,8 @@ export interface RenderContext {
   installToken?: (mac: string) => string;
   /** templates directory (default: the project's templates/) */
   templatesDir?: string;
+  /** the compiled templates of this load (src/catalog/templates.ts); else loaded once per directory */
+  templates?: TemplateSet;
   /**
    * pxe.yaml `menu`. `default` is a catalog entry id: its first synced, usable item
    * becomes ONTIMEOUT. When that entry is not offered (not synced, memdisk under UEFI)
@@ -160,28 +163,30 @@ export function defaultTemplatesDir(): string {
   return fileURLToPath(new URL('../../templates', import.meta.url));
 }
 
-const envCache = new Map<string, nunjucks.Environment>();
-/** One environment per (directory, escaping): XML templates autoescape, text/JSON/YAML ones use explicit filters. */
+/** Filters every template set gets. */
+export const TEMPLATE_FILTERS: FilterSet = {
+  // GRUB shell word quoting (cobbler#1777: ';' in ds=nocloud-net;s= ends the command otherwise).
+  grubq: (s: unknown) => grubQuote(String(s)),
+  grubargs: (s: unknown) => grubArgs(String(s)),
+  // For data: URLs in Ignition.
+  urlencode_all: (s: unknown) => encodeURIComponent(String(s)),
+};
+
+/** Sets for contexts built without one (one-shot commands, tests), by directory. */
+const fallbackSets = new Map<string, TemplateSet>();
+/** The context's template set (`pxe serve` loads one per start/SIGHUP: wiring); XML templates autoescape. */
 function env(ctx: RenderContext, autoescape: boolean): nunjucks.Environment {
-  const dir = ctx.templatesDir ?? defaultTemplatesDir();
-  const key = `${autoescape ? 'x' : 't'}:${dir}`;
-  let e = envCache.get(key);
-  if (!e) {
+  let set = ctx.templates;
+  if (!set) {
+    const dir = ctx.templatesDir ?? defaultTemplatesDir();
     if (!existsSync(dir)) throw new CatalogRenderError(`templates directory ${dir} does not exist`, 500);
-    e = new nunjucks.Environment(new nunjucks.FileSystemLoader(dir, { noCache: false }), {
-      autoescape,
-      throwOnUndefined: true,
-      trimBlocks: true,
-      lstripBlocks: true,
-    });
-    // GRUB shell word quoting (cobbler#1777: ';' in ds=nocloud-net;s= ends the command otherwise).
-    e.addFilter('grubq', (s: unknown) => grubQuote(String(s)));
-    e.addFilter('grubargs', (s: unknown) => grubArgs(String(s)));
-    // For data: URLs in Ignition.
-    e.addFilter('urlencode_all', (s: unknown) => encodeURIComponent(String(s)));
-    envCache.set(key, e);
+    set = fallbackSets.get(dir);
+    if (!set) {
+      set = loadTemplateSet(dir, TEMPLATE_FILTERS);
+      fallbackSets.set(dir, set);
+    }
   }
-  return e;
+  return autoescape ? set.xml : set.text;
 }
 
 export function renderFile(ctx: RenderContext, name: string, vars: Record<string, unknown>, autoescape = false): string {
