@@ -31,6 +31,8 @@ const BENCHES: Array<{ name: string; module: string; args?: string[] }> = [
   // difference the server makes
   { name: 'boot', module: 'boot.js', args: ['12'] },
   { name: 'amplification', module: 'amplification.js' },
+  // the web dashboard with 10,000 machines in the boot-event log (~20 s)
+  { name: 'dashboard', module: 'dashboard.js' },
 ];
 
 const wanted = process.argv.slice(2);
