@@ -1,6 +1,5 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { networkInterfaces } from 'node:os';
 import type { Config } from './config.js';
 import { loadConfig } from './config.js';
 import { BootEventLog } from './events.js';
@@ -9,7 +8,7 @@ import { nativeSendfileStatus } from './native/sendfile.js';
 import { mountDashboard } from './dashboard/wiring.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics, type StatsShape } from './metrics.js';
-import { createAllowlist } from './boot/access.js';
+import { NetworkAccess } from './boot/access.js';
 import { ClientMemory } from './boot/clients.js';
 import type { Booter, DhcpClient, FileClient } from './boot/types.js';
 import { ProxyDhcpServer } from './dhcp/proxy.js';
@@ -62,22 +61,8 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
   const events = new BootEventLog(join(config.stateDir, 'boot-events.jsonl'), { macFor: (ip) => clients.macFor(ip) });
   const metrics = new Metrics();
   metrics.setSyncStateDir(config.stateDir);
-  let allow = createAllowlist(config.allow);
-  const allowed = (address: string) => (allow ? allow(address) : true);
-  // A DISCOVER on a directly attached LAN comes from 0.0.0.0: the client has no
-  // address yet (RFC 2131 §4.1). It is on one of our interfaces' networks, so it is
-  // allowed when the allowlist covers one of our interface addresses. Cached briefly:
-  // reading the interfaces per packet would be slow in a boot storm.
-  let lanCache: { at: number; ok: boolean } | undefined;
-  const directLanAllowed = (): boolean => {
-    if (!allow) return true;
-    const now = Date.now();
-    if (!lanCache || now - lanCache.at > 5000) {
-      const addrs = Object.values(networkInterfaces()).flatMap((l) => l ?? []).filter((i) => i.family === 'IPv4' && !i.internal);
-      lanCache = { at: now, ok: addrs.some((i) => allowed(i.address)) };
-    }
-    return lanCache.ok;
-  };
+  let access = new NetworkAccess(config.allow);
+  const allowed = (address: string) => access.allowed(address);
 
   const booter: Booter = {
     dhcpBoot: (client: DhcpClient) => app.booter.dhcpBoot(client),
@@ -144,7 +129,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
         bindAddress: config.listen,
         ...(config.serverAddress ? { serverAddress: config.serverAddress } : {}),
         allowHttpClient: config.dhcp.httpClient,
-        allow: (address) => (address === '0.0.0.0' ? directLanAllowed() : allowed(address)),
+        allow: (address) => access.dhcpAllowed(address),
         ratePerMacPerSecond: config.dhcp.ratePerMac,
         onEvent: (ev) => {
           if (ev.client) clients.noteDhcp(ev.mac, ev.client.firmware, ev.reply === 'none' ? undefined : ev.client.serverAddress);
@@ -232,8 +217,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
     }
     config = { ...config, allow: next.allow, dhcp: { ...config.dhcp, bootFiles: next.dhcp.bootFiles, unknownClients: next.dhcp.unknownClients } };
     app = nextApp;
-    allow = createAllowlist(next.allow);
-    lanCache = undefined;
+    access = new NetworkAccess(next.allow);
     logger.info({ catalogEntries: app.catalog.entries.length, hosts: app.hosts?.byMac.size ?? 0 }, 'reloaded configuration, catalog and hosts');
   };
 

@@ -1,9 +1,9 @@
 import type { Config } from '../config.js';
+import { hostRefusal, type HostAccess } from './access.js';
 import { FIRMWARE_LABEL } from './firmware.js';
 import type { Booter, DhcpBootDecision, DhcpClient, FileClient, Firmware, VirtualFile, VirtualFileProvider } from './types.js';
 
-/** What the hosts file says about a MAC. */
-export type HostAccess = 'allowed' | 'denied' | 'unknown';
+export type { HostAccess } from './access.js';
 
 export interface BooterDeps {
   /** Boot-file table, unknown-client rule, sname. */
@@ -32,11 +32,8 @@ export class PolicyBooter implements Booter {
   constructor(private readonly deps: BooterDeps) {}
 
   dhcpBoot(client: DhcpClient): DhcpBootDecision {
-    const access = this.deps.hostAccess?.(client.mac) ?? 'unknown';
-    if (access === 'denied') return { action: 'ignore', reason: `host ${client.mac} is denied in the hosts file` };
-    if (access === 'unknown' && this.deps.dhcp.unknownClients === 'ignore') {
-      return { action: 'ignore', reason: `host ${client.mac} is not in the hosts file and unknownClients is "ignore"` };
-    }
+    const refused = hostRefusal(client.mac, this.deps.hostAccess?.(client.mac) ?? 'unknown', this.deps.dhcp.unknownClients);
+    if (refused) return { action: 'ignore', reason: refused };
     if (client.firmware === 'unknown') {
       return { action: 'ignore', reason: `unsupported client architecture (option 93 = ${client.arch ?? 'absent'})` };
     }

@@ -20,6 +20,7 @@ import { InstallTokens } from '../hosts/tokens.js';
 import { checkRendering } from '../catalog/check.js';
 import { loadTemplateSet } from '../catalog/templates.js';
 import { RenderError, type RenderedFile } from '../http/server.js';
+import { unknownClientsRule } from './access.js';
 import { ClientMemory } from './clients.js';
 import { isEfi } from './firmware.js';
 import { catalogFileProvider } from './files.js';
@@ -128,7 +129,7 @@ export async function loadApp(config: Config, logger?: Logger, opts: LoadOptions
   });
 
   // hosts.yaml's own `unknown:` setting, when present, decides for unlisted MACs.
-  const dhcpConfig = hosts?.unknown ? { ...config.dhcp, unknownClients: hosts.unknown === 'ignore' ? ('ignore' as const) : ('boot' as const) } : config.dhcp;
+  const dhcpConfig = { ...config.dhcp, unknownClients: unknownClientsRule(config.dhcp.unknownClients, hosts?.unknown) };
   const base = buildApp({ ...config, dhcp: dhcpConfig }, {
     ...(hosts ? { hostAccess: (mac: string) => hostAccess(hosts, mac) } : {}),
     providers: [catalogProvider],

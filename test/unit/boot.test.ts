@@ -139,3 +139,31 @@ describe('allowlist', () => {
     expect(allow('not-an-ip')).toBe(false);
   });
 });
+
+describe('boot/access.ts', () => {
+  it('NetworkAccess: an allowlist covering one of our interfaces admits DHCP from 0.0.0.0 (a client on a directly attached LAN); one that does not, refuses it', async () => {
+    const { NetworkAccess } = await import('../../src/boot/access.js');
+    const ifs = () => ({ eth0: [{ address: '10.77.0.1', netmask: '255.255.255.0', family: 'IPv4', internal: false, mac: '', cidr: '10.77.0.1/24' }] }) as NodeJS.Dict<import('node:os').NetworkInterfaceInfo[]>;
+    const lan = new NetworkAccess(['10.77.0.0/24'], ifs);
+    expect(lan.dhcpAllowed('0.0.0.0')).toBe(true);
+    expect(lan.dhcpAllowed('10.77.0.50')).toBe(true);
+    expect(lan.dhcpAllowed('10.78.0.50')).toBe(false);
+    expect(lan.allowed('::ffff:10.77.0.9')).toBe(true);
+    const other = new NetworkAccess(['10.99.0.0/16'], ifs);
+    expect(other.dhcpAllowed('0.0.0.0')).toBe(false);
+    expect(other.allowed('10.99.3.4')).toBe(true);
+    const open = new NetworkAccess([], ifs);
+    expect(open.dhcpAllowed('0.0.0.0') && open.allowed('192.0.2.1')).toBe(true);
+  });
+
+  it("hosts.yaml's unknown: wins over dhcp.unknownClients; denied and ignored-unknown MACs get a reason", async () => {
+    const { hostRefusal, unknownClientsRule } = await import('../../src/boot/access.js');
+    expect(unknownClientsRule('boot', undefined)).toBe('boot');
+    expect(unknownClientsRule('boot', 'ignore')).toBe('ignore');
+    expect(unknownClientsRule('ignore', 'menu')).toBe('boot');
+    expect(hostRefusal('aa:bb:cc:dd:ee:ff', 'denied', 'boot')).toMatch(/denied in the hosts file/);
+    expect(hostRefusal('aa:bb:cc:dd:ee:ff', 'unknown', 'ignore')).toMatch(/unknownClients is "ignore"/);
+    expect(hostRefusal('aa:bb:cc:dd:ee:ff', 'unknown', 'boot')).toBeUndefined();
+    expect(hostRefusal('aa:bb:cc:dd:ee:ff', 'allowed', 'ignore')).toBeUndefined();
+  });
+});
