@@ -117,6 +117,14 @@ export const configSchema = z
         enabled: z.boolean().default(true),
         port: port.default(8080),
         ipv6: z.boolean().default(true),
+        /** open connections in total (also capped by the descriptor budget: src/http/limits.ts) */
+        maxConnections: z.number().int().min(1).max(100_000).default(1000),
+        /** open connections per client address */
+        maxConnectionsPerClient: z.number().int().min(1).max(100_000).default(64),
+        /** a connection with no progress either way for this long is closed */
+        idleTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
+        /** request line + headers must arrive within this (slow-loris) */
+        requestTimeoutSeconds: z.number().int().min(1).max(3600).default(10),
       })
       .strict()
       .prefault({}),

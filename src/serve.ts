@@ -4,6 +4,7 @@ import type { Config } from './config.js';
 import { loadConfig } from './config.js';
 import { BootEventLog } from './events.js';
 import { createHttpServer } from './http/server.js';
+import { boundHttpServer, httpConnectionBudget, openFileLimit } from './http/limits.js';
 import { nativeSendfileStatus } from './native/sendfile.js';
 import { mountDashboard } from './dashboard/wiring.js';
 import { createLogger, type Logger } from './log.js';
@@ -171,7 +172,14 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
         },
         onDenied: () => void httpDenied++,
       });
-      metrics.addSource('http', () => ({ requests: httpRequests, denied: httpDenied }));
+      const limits = {
+        maxConnections: httpConnectionBudget(config.http.maxConnections, openFileLimit(), config.tftp.enabled ? config.tftp.maxTransfers : 0),
+        maxConnectionsPerClient: config.http.maxConnectionsPerClient,
+        idleTimeoutMs: config.http.idleTimeoutSeconds * 1000,
+        requestTimeoutMs: config.http.requestTimeoutSeconds * 1000,
+      };
+      const bounded = boundHttpServer(http.server, limits, logger.child({ svc: 'http' }));
+      metrics.addSource('http', () => ({ requests: httpRequests, denied: httpDenied, ...bounded.stats() }));
       if (config.dashboard.enabled) {
         mountDashboard(http, {
           config: () => config, logger, events, eventsFile: join(config.stateDir, 'boot-events.jsonl'), metrics, app: () => app,
@@ -193,7 +201,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
       started.push({ close: async () => void (await h.close()) });
       const sendfile = nativeSendfileStatus();
       logger.info(
-        { svc: 'http', addresses: http.addresses().map((a) => (typeof a === 'string' ? a : `${a.address}:${a.port}`)), files: sendfile.native ? 'sendfile' : `node stream (${sendfile.reason})` },
+        { svc: 'http', ...limits, addresses: http.addresses().map((a) => (typeof a === 'string' ? a : `${a.address}:${a.port}`)), files: sendfile.native ? 'sendfile' : `node stream (${sendfile.reason})` },
         'http server listening',
       );
     }
