@@ -59,7 +59,7 @@ export interface SyncOptions {
   out?: NodeJS.WritableStream | undefined;
   progress?: 'auto' | 'bars' | 'plain' | 'none' | undefined;
   logger?: Logger | undefined;
-  fetch?: Pick<FetchOptions, 'timeoutMs' | 'retries' | 'backoffMs'> | undefined;
+  fetch?: Pick<FetchOptions, 'timeoutMs' | 'retries' | 'backoffMs' | 'dnsLookup'> | undefined;
   /** false: skip bootloaders; a list: provision these instead of the syslinux defaults */
   bootloaders?: boolean | BootloaderFile[] | undefined;
   /** render the menus after a change to check they still render (default true) */
@@ -170,6 +170,11 @@ class RunContext {
   ) {
     this.sem = new Semaphore(Math.max(1, opts.concurrency ?? 4));
   }
+
+  /** errors a file line already printed: the target's line does not repeat them */
+  readonly reported = new WeakSet<object>();
+  /** mirror host names that did not resolve -> the entries that use them */
+  readonly unresolved = new Map<string, Set<string>>();
 
   get fetchOpts(): FetchOptions {
     return { ...this.opts.fetch, onRetry: (n, e) => this.opts.logger?.warn({ attempt: n, err: e.message }, 'sync: retrying') };
@@ -321,6 +326,16 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
+/** The host name a download failed to resolve (DNS: no such name, or no resolver reachable). */
+function unresolvedHost(e: unknown): string | undefined {
+  if (!(e instanceof FetchError) || !['ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EAI_FAIL'].includes(e.code ?? '')) return undefined;
+  try {
+    return new URL(e.url).hostname;
+  } catch {
+    return undefined;
+  }
+}
+
 async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetResult> {
   const unit: UnitKey = { id: t.entryId, version: t.version, arch: t.arch };
   const name = unitName(unit);
@@ -410,7 +425,9 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
               onProgress: (done, total) => reporter.fileProgress(key, done, total),
             });
           } catch (e) {
-            reporter.fileDone(key, flabel, `failed: ${(e as Error).message}`);
+            const host = unresolvedHost(e);
+            reporter.fileDone(key, flabel, `failed: ${host !== undefined ? `mirror ${host} does not resolve` : (e as Error).message}`);
+            if (e instanceof Error) ctx.reported.add(e);
             throw e;
           }
         }, d.archive ? 1 : 0);
@@ -520,7 +537,15 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
         ...(current ? { current } : {}),
       };
     }
-    reporter.line(`${label}: FAILED: ${msg}${current ? ` (previous kept: ${current})` : ''}`);
+    const host = unresolvedHost(e);
+    if (host !== undefined) {
+      const ids = ctx.unresolved.get(host) ?? new Set<string>();
+      ids.add(t.entryId);
+      ctx.unresolved.set(host, ids);
+    }
+    // One line per failure: when a file line already said why, the target line only says it failed.
+    const why = e instanceof Error && ctx.reported.has(e) ? '' : host !== undefined ? `: mirror ${host} does not resolve` : `: ${msg}`;
+    reporter.line(`${label}: FAILED${why}${current ? ` (previous kept: ${current})` : ''}`);
     ctx.opts.logger?.warn({ target: name, err: msg }, 'sync: target failed');
     return result;
   } finally {
@@ -592,6 +617,9 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
     // one state write, after every target finished
     if (!ctx.dryRun) await ctx.state.save();
 
+    // An offline site or a typo in a host name: one line per host, naming the pxe.yaml key to set.
+    for (const [host, ids] of ctx.unresolved)
+      reporter.line(`sync: mirror ${host} is unreachable (its name does not resolve); point ${[...ids].sort().map((id) => `mirrors.${id}`).join(', ')} in pxe.yaml at a reachable (local) mirror`);
     const failed = results.filter((r) => r.status === 'failed').length;
     const bytes = results.reduce((a, r) => a + r.bytes, 0);
     const elapsedMs = Date.now() - started;

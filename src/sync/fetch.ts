@@ -43,6 +43,8 @@ export interface FetchOptions {
   headOnly?: boolean;
   /** called when a retry is scheduled (for logs) */
   onRetry?: (attempt: number, err: Error) => void;
+  /** name resolution (default: the system's); tests make a host name fail to resolve with it */
+  dnsLookup?: (hostname: string, options: object, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void) => void;
 }
 
 export type FetchResult =
@@ -65,6 +67,8 @@ export class FetchError extends Error {
     /** whether a retry might help (5xx, timeout, reset, truncated body) */
     readonly transient: boolean,
     readonly statusCode?: number,
+    /** the system error code (ENOTFOUND, EAI_AGAIN, ECONNREFUSED, ...), when there was one */
+    readonly code?: string,
   ) {
     super(message);
   }
@@ -90,7 +94,7 @@ function toFetchError(err: unknown, url: string): FetchError {
   const e = err as Error & { code?: string };
   const code = e.code ?? '';
   const transient = TRANSIENT_CODES.has(code) || e.name === 'TimeoutError' || e.name === 'ReadError' || e.name === 'RequestError';
-  return new FetchError(`${url}: ${code ? code + ' ' : ''}${e.message}`, url, transient);
+  return new FetchError(`${url}: ${code ? code + ' ' : ''}${e.message}`, url, transient, undefined, code || undefined);
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -224,8 +228,9 @@ export class HashingFileSink extends Writable {
  * shared agents) and timeouts are got's; `socket` is an inactivity timeout, so a
  * stalled body fails after timeoutMs while a slow but moving 60 MiB initrd does not.
  */
-async function openStream(url: string, method: 'GET' | 'HEAD', headers: Record<string, string>, timeoutMs: number) {
+async function openStream(url: string, method: 'GET' | 'HEAD', headers: Record<string, string>, timeoutMs: number, dnsLookup?: FetchOptions['dnsLookup']) {
   const req = got.stream(url, {
+    ...(dnsLookup ? { dnsLookup: dnsLookup as never } : {}),
     method,
     headers,
     timeout: { connect: timeoutMs, response: timeoutMs, socket: timeoutMs },
@@ -256,7 +261,7 @@ async function openResponse(url: string, method: 'GET' | 'HEAD', opts: FetchOpti
   const headers: Record<string, string> = { 'user-agent': 'pxe-sync/0.1' };
   if (opts.validators?.etag) headers['if-none-match'] = opts.validators.etag;
   if (opts.validators?.lastModified) headers['if-modified-since'] = opts.validators.lastModified;
-  const { req, response } = await openStream(url, method, headers, opts.timeoutMs ?? DEFAULTS.timeoutMs);
+  const { req, response } = await openStream(url, method, headers, opts.timeoutMs ?? DEFAULTS.timeoutMs, opts.dnsLookup);
   const status = response.statusCode;
   if (status === 304) {
     req.destroy();

@@ -152,7 +152,10 @@ describe('kill -9 of pxe sync mid-download', () => {
     // one plain line per file and a trust level per entry
     expect(sync.out).toMatch(/debian 12 x86_64 linux: .* sha256 ok/);
     expect(sync.out).toMatch(/debian 12 x86_64: installed snapshot-\S+ \[trust: signed\]/);
-    expect(sync.out).toMatch(/plain 1 x86_64: FAILED: .*HTTP 503/);
+    // the file's line says why, the entry's line only that it failed: the 503 once
+    expect(sync.out).toMatch(/plain 1 x86_64 \S+: failed: .*HTTP 503/);
+    expect(sync.out).toMatch(/^plain 1 x86_64: FAILED$/m);
+    expect(sync.out.match(/HTTP 503/g)).toHaveLength(1);
     const list = await cli('list');
     expect(list.code).toBe(0);
     expect(list.out).toMatch(/^debian\s+12\s+x86_64\s+synced\s+signed\s+snapshot-/m);
