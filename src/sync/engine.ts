@@ -207,7 +207,13 @@ class RunContext {
       p = (async () => {
         // Fail closed: a "signed" entry is never installed on a weaker check than it promises.
         if (!path) throw new Error(`keyring "${name}" is not configured (add pxe.yaml keyrings: { ${name}: <path to the archive key> })`);
-        const raw = await readFile(path);
+        const raw = await readFile(path).catch((e: NodeJS.ErrnoException) => {
+          throw new Error(
+            e.code === 'ENOENT'
+              ? `keyring "${name}": ${path} does not exist (install the archive keyring package, e.g. debian-archive-keyring, or set keyrings.${name} in pxe.yaml)`
+              : `keyring "${name}": cannot read ${path}: ${e.message}`,
+          );
+        });
         // The keyring's hash is part of "verified by": replacing the keyring (a revoked
         // key) forces every cached manifest to be verified again.
         return { keys: await loadKeyring(path), id: `${name}:${sha256(raw)}` };

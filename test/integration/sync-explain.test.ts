@@ -73,4 +73,17 @@ describe('offline mirrors', () => {
     expect(lines.length).toBe(new Set(lines).size);
     expect(lines.filter((l) => l.includes('ENOTFOUND'))).toEqual([]);
   }, 120_000);
+
+  it('a keyring file that does not exist is one clear line per entry naming the key, not a raw ENOENT', async () => {
+    const site = makeSite(base, mirror, keys);
+    await publishAll(mirror, keys, pair);
+    const missing = join(base, 'no-such-keyring.gpg');
+    site.config.keyrings = { ...site.config.keyrings, debian: missing };
+    const out = new TextSink();
+    const res = await runSync({ config: site.config, only: 'debian', progress: 'plain', out, bootloaders: false, render: false, fetch: { retries: 0 } });
+    expect(res.exitCode).toBe(1);
+    const lines = out.text.split('\n').filter((l) => l.startsWith('debian '));
+    expect(lines).toEqual([`debian 12 x86_64: FAILED: keyring "debian": ${missing} does not exist (install the archive keyring package, e.g. debian-archive-keyring, or set keyrings.debian in pxe.yaml)`]);
+    expect(out.text).not.toMatch(/ENOENT/);
+  }, 120_000);
 });
