@@ -15,6 +15,7 @@ import type { Firmware } from './boot/types.js';
 import { renderDhcpConfig, type DhcpConfigFormat } from './dhcpconfig.js';
 import { registerSyncCommands } from './sync/commands.js';
 import { registerHostCommands } from './hosts/commands.js';
+import { registerCatalogCommands } from './catalog/commands.js';
 import { registerDoctorCommand } from './doctor/command.js';
 
 
@@ -155,6 +156,7 @@ export function buildProgram(): Command {
 
   registerHostCommands(program); // host add/list/reinstall/rm, render (src/hosts/commands.ts)
   registerSyncCommands(program); // sync, list, rollback (src/sync/commands.ts)
+  registerCatalogCommands(program); // catalog check (src/catalog/commands.ts)
   registerDoctorCommand(program); // src/doctor/
 
   return program;
