@@ -2,11 +2,11 @@ import type { Logger } from '../log.js';
 import type { Hosts } from '../hosts/load.js';
 import { findHost } from '../hosts/load.js';
 import { isEfi } from './firmware.js';
+import { macFromPxelinuxPath } from './pxelinux.js';
 import type { FileClient, Firmware, VirtualFile, VirtualFileProvider } from './types.js';
 import { CatalogRenderError, renderGrubConfig, renderHostPxelinux, renderMainMenu, type FirmwareClass, type RenderContext } from '../catalog/render.js';
 import { renderUbootHost, renderUbootMenu, UBOOT_ARCH, UBOOT_DEFAULT_CFG, UBOOT_SCRIPT, UBOOT_SCRIPT_NAME, ubootScriptImage } from '../catalog/uboot.js';
 
-const HOST_CFG = /^(?:.*\/)?pxelinux\.cfg\/01-([0-9a-f]{2}(?:-[0-9a-f]{2}){5})$/;
 const DEFAULT_CFG = /^(?:.*\/)?pxelinux\.cfg\/default$/;
 const GRUB_CFG = /^(?:grub\/)?grub\.cfg$/;
 /** a COM32 module at the tftproot root (menu.c32, vesamenu.c32, libutil.c32, libcom32.c32, ...) */
@@ -68,9 +68,9 @@ export function catalogFileProvider(getCtx: (mac?: string) => RenderContext, get
   return {
     async virtualFile(relPath: string, client: FileClient): Promise<VirtualFile | null> {
       const path = relPath.toLowerCase();
-      const m = HOST_CFG.exec(path);
-      if (m) {
-        const host = findHost(getHosts(), m[1]!.replace(/-/g, ':'));
+      const hostMac = macFromPxelinuxPath(path);
+      if (hostMac) {
+        const host = findHost(getHosts(), hostMac);
         if (!host || !host.allow) return null;
         if (host.arch === UBOOT_ARCH) return wrap(relPath, `rendered from templates/uboot-host.njk for host ${host.hostname}`, () => renderUbootHost(getCtx(host.mac), host));
         return wrap(relPath, `rendered from templates/pxelinux-host.njk for host ${host.hostname}`, () => renderHostPxelinux(getCtx(host.mac), host, fw(host.mac)));

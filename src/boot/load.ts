@@ -19,7 +19,7 @@ import { InstallState } from '../hosts/state.js';
 import { InstallTokens } from '../hosts/tokens.js';
 import { checkRendering } from '../catalog/check.js';
 import { loadTemplateSet } from '../catalog/templates.js';
-import { RenderError, type RenderedFile } from '../http/server.js';
+import { RenderError, type RenderedFile } from './types.js';
 import { unknownClientsRule } from './access.js';
 import { ClientMemory } from './clients.js';
 import { isEfi } from './firmware.js';

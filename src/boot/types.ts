@@ -62,6 +62,20 @@ export interface VirtualFile {
   origin: string;
 }
 
+/** A file rendered for one client over HTTP (iPXE script, answer file). */
+export interface RenderedFile {
+  contentType: string;
+  body: string | Buffer;
+}
+
+/** Why a rendered file could not be produced: 403 (no valid install token), 404 (unknown) or 500 (broken template). */
+export class RenderError extends Error {
+  constructor(message: string, readonly status: 403 | 404 | 500) {
+    super(message);
+    this.name = 'RenderError';
+  }
+}
+
 /**
  * Gives TFTP (and HTTP) virtual files. Returns null when the path is not virtual or
  * has no content for this client, so the server falls back to the file on disk.

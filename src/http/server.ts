@@ -2,22 +2,9 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { Logger } from '../log.js';
-import type { FileClient, VirtualFile } from '../boot/types.js';
+import { RenderError, type FileClient, type RenderedFile, type VirtualFile } from '../boot/types.js';
 import { normalizeRequestPath } from '../tftp/paths.js';
 import { openRegularFile, sendOpenedFile } from './files.js';
-
-/** Why a rendered file could not be produced: 403 (no valid install token), 404 (unknown) or 500 (broken template). */
-export class RenderError extends Error {
-  constructor(message: string, readonly status: 403 | 404 | 500) {
-    super(message);
-    this.name = 'RenderError';
-  }
-}
-
-export interface RenderedFile {
-  contentType: string;
-  body: string | Buffer;
-}
 
 export interface HttpDeps {
   logger: Logger;
