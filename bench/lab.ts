@@ -157,11 +157,6 @@ export interface Lab {
 // ---------------------------------------------------------------------------------
 // process bookkeeping and emergency cleanup
 
-interface Tracked {
-  pid: number;
-  child: ChildProcess;
-}
-
 const liveLabs = new Set<LabImpl>();
 let exitHooksInstalled = false;
 
@@ -200,7 +195,7 @@ async function run(cmd: string, args: string[], timeoutMs = 10_000): Promise<str
     return stdout;
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
-    throw new Error(`${cmd} ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`);
+    throw new Error(`${cmd} ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`, { cause: err });
   }
 }
 
@@ -554,6 +549,7 @@ class LabImpl implements Lab {
         // SeaBIOS's serial console writes the VGA text screen: when it scrolls, cursor
         // escapes land in the middle of words ("Loadin\e[25;06H\e[25;07Hg initrd"), and
         // so do carriage returns ("L\r\e[25;02Hoading initrd.gz...ok")
+        // eslint-disable-next-line no-control-regex -- ESC (0x1b) starts the escapes to strip
         const text = serial.replace(/\x1b(\[[0-9;?]*[A-Za-z]|c)/g, '').replace(/\r/g, '');
         for (const [k, re] of Object.entries(o.phases)) if (phaseMs[k] === undefined && re.test(text)) phaseMs[k] = Date.now() - started;
       }
@@ -575,7 +571,7 @@ class LabImpl implements Lab {
       await sleep(100);
     }
 
-    let exitedByItself = false;
+    let exitedByItself: boolean;
     if (reason === 'marker' && (o.requireSelfExit ?? true)) {
       const exitBy = Date.now() + (o.selfExitTimeoutMs ?? 30_000);
       while (!vm.exited() && Date.now() < exitBy) await sleep(100);

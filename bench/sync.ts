@@ -228,7 +228,7 @@ async function publishCatalog(
       m.set(s.key, body);
       inreleases.set(s.url, m);
     } else {
-      const sig = await openpgp.sign({ message: await openpgp.createMessage({ binary: new Uint8Array(body) }), signingKeys: key, detached: true, format: 'armored' });
+      const sig = (await openpgp.sign({ message: await openpgp.createMessage({ binary: new Uint8Array(body) }), signingKeys: key, detached: true, format: 'armored' })) as string;
       mirror.put(pathOf(s.url), sig);
     }
   }

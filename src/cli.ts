@@ -199,7 +199,7 @@ function startedAsMain(): boolean {
 }
 
 if (startedAsMain()) {
-  main().then((code) => {
+  void main().then((code) => {
     if (code !== 0) process.exit(code);
   });
 }

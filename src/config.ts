@@ -13,7 +13,6 @@ import { siteMirrors } from './catalog/schema.js';
  */
 
 const ipv4 = z.string().refine((s) => isIP(s) === 4, 'expected an IPv4 address');
-const ip = z.string().refine((s) => isIP(s) !== 0, 'expected an IP address');
 const port = z.number().int().min(0).max(65535);
 const cidr = z.string().refine((s) => {
   const [addr, len, ...rest] = s.split('/');

@@ -150,7 +150,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
       http = createHttpServer({
         logger,
         filesRoot: config.tftp.root,
-        virtualFile: booter.virtualFile,
+        virtualFile: (relPath, client) => booter.virtualFile(relPath, client),
         unattended: async (mac, token, file, addr) => {
           const out = await app.unattended(mac, token, file, addr);
           // learnt only with a valid token: a refused client must not borrow the host's MAC

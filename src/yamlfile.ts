@@ -56,7 +56,7 @@ function nodeAt(root: Node | null | undefined, path: ReadonlyArray<PropertyKey>)
 export function positionOf(text: string, path: ReadonlyArray<PropertyKey>): { line: number; col: number } | undefined {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter });
-  const { node, keyNode } = nodeAt(doc.contents as Node | null, path);
+  const { node, keyNode } = nodeAt(doc.contents, path);
   const range = node?.range ?? keyNode?.range;
   return range ? lineCounter.linePos(range[0]) : undefined;
 }
@@ -109,7 +109,7 @@ export function parseYaml<T>(file: string, text: string, schema: z.ZodType<T>): 
     error: (iss) => {
       if (iss.code !== 'unrecognized_keys') return undefined;
       const shape = (iss.inst as { _zod?: { def?: { shape?: Record<string, unknown> } } } | undefined)?._zod?.def?.shape;
-      const keys = iss.keys as string[];
+      const keys = iss.keys;
       const guess = shape && keys[0] !== undefined ? closest(keys[0], Object.keys(shape)) : undefined;
       return `unknown key "${keys.join('", "')}"${guess ? ` (did you mean "${guess}"?)` : ''}`;
     },
@@ -118,7 +118,7 @@ export function parseYaml<T>(file: string, text: string, schema: z.ZodType<T>): 
   const issue = result.error.issues[0]!;
   // An unknown key is reported on its parent object; point at the key itself.
   const path = issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined ? [...issue.path, issue.keys[0]] : issue.path;
-  const { node, keyNode } = nodeAt(doc.contents as Node | null, path);
+  const { node, keyNode } = nodeAt(doc.contents, path);
   const range = issue.code === 'unrecognized_keys' ? (keyNode?.range ?? node?.range) : (node?.range ?? keyNode?.range);
   const pos = range ? lineCounter.linePos(range[0]) : undefined;
   const field = path.length > 0 ? formatPath(path) : undefined;

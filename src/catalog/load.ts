@@ -15,7 +15,7 @@ export function locateEntryField(text: string, index: number, field: string): { 
   const doc = parseDocument(text, { lineCounter: lc });
   const path: Array<string | number> = ['entries', index];
   for (const m of field.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) path.push(m[2] !== undefined ? Number(m[2]) : m[1]!);
-  let node: Node | null = doc.contents as Node | null;
+  let node: Node | null = doc.contents;
   for (const key of path) {
     let next: Node | null = null;
     if (node && isMap(node)) {

@@ -84,7 +84,7 @@ function openNative({ port, address, kind, recvBufferSize, onDatagram }: OpenOpt
     bound = s.bind(port, address);
   } catch (err) {
     s.close();
-    throw new Error(`proxyDHCP cannot bind ${address}:${port} (${kind}): ${(err as Error).message}`);
+    throw new Error(`proxyDHCP cannot bind ${address}:${port} (${kind}): ${(err as Error).message}`, { cause: err });
   }
   const ps: ProxySocket = {
     port: bound,
@@ -126,7 +126,7 @@ function openDgram({ port, address, kind, recvBufferSize, onDatagram, log }: Ope
         port: s.address().port,
         send: (data, toPort, toAddress, _ifindex, onSendError) =>
           s.send(data, toPort, toAddress, (err) => {
-            if (err) onSendError(err as NodeJS.ErrnoException);
+            if (err) onSendError(err);
           }),
         close: () => new Promise<void>((res) => s.close(() => res())),
       };

@@ -15,7 +15,7 @@ export interface Hosts {
 function locate(text: string, path: string[]): { line: number; col: number } | undefined {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc });
-  let node: Node | null = doc.contents as Node | null;
+  let node: Node | null = doc.contents;
   for (const key of path) {
     if (!node || !isMap(node)) break;
     const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === key);

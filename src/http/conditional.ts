@@ -72,7 +72,8 @@ export function parseRange(header: string, size: number): ByteRange[] | 'ignore'
     if (i === from) return null;
     const n = Number(s.slice(from, i));
     // nginx refuses what overflows its off_t (2^63 - 1)
-    return n > 9223372036854775807 ? null : n;
+    // (2^63 - 1 as a double is 2^63)
+    return n > 2 ** 63 ? null : n;
   };
   const spaces = () => {
     while (s[i] === ' ') i++;

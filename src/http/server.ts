@@ -79,7 +79,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
 
   /** Per-reply state the handlers leave for the access log. */
   type ReplyNotes = { pxeReason?: string; pxeVirtual?: boolean; pxeLogged?: boolean; pxeBytes?: number };
-  const notesOf = (reply: object): ReplyNotes => reply as ReplyNotes;
+  const notesOf = (reply: object): ReplyNotes => reply;
 
   /**
    * One access-log line (and boot-event) per request. Normally from onResponse; but
@@ -196,7 +196,7 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
   app.get<{ Params: { '*': string } }>('/files/*', async (req, reply) => {
     if (deps.virtualFile) {
       const norm = normalizeRequestPath(req.params['*']);
-      let file: VirtualFile | null = null;
+      let file: VirtualFile | null;
       try {
         file = norm.ok ? await deps.virtualFile(norm.rel, { address: clientAddress(req.ip) }) : null;
       } catch (err) {

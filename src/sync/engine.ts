@@ -484,7 +484,7 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
           lastAttempt: new Date().toISOString(),
           lastSuccess: new Date().toISOString(),
         };
-        delete state.data.entries[name]!.lastError;
+        delete state.data.entries[name].lastError;
         // no save here: nothing on disk changed, the end-of-run save records the timestamps
       }
       reporter.line(`${label}: unchanged ${current} [trust: ${trust}]`);

@@ -141,8 +141,8 @@ export async function rollback(id: string, opts: RollbackOptions): Promise<Rollb
       const to = s.previous;
       await store.pointTo(unit, to);
       state.data.entries[name] = { ...s, current: to, status: 'synced', ...(from ? { previous: from } : {}), trust: s.snapshots[to]?.trust ?? s.trust };
-      if (!from) delete state.data.entries[name]!.previous;
-      delete state.data.entries[name]!.lastError;
+      if (!from) delete state.data.entries[name].previous;
+      delete state.data.entries[name].lastError;
       out.push({ unit: name, from, to });
     }
     if (out.length === 0) throw new Error(`nothing to roll back for "${id}": no previous snapshot kept`);

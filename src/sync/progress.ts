@@ -50,7 +50,7 @@ export class BarReporter implements SyncReporter {
   constructor(out: NodeJS.WritableStream) {
     this.multi = new cliProgress.MultiBar(
       {
-        stream: out as NodeJS.WriteStream,
+        stream: out,
         format: '{bar} {percentage}% | {label} | {done}/{size}',
         hideCursor: true,
         clearOnComplete: false,

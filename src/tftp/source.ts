@@ -72,7 +72,7 @@ export class ChunkCache {
 
   acquire(fileKey: string, idx: number, length: number, read: (buf: Buffer, position: number) => Promise<number>): Buffer | Promise<Buffer> {
     const key = fileKey + '#' + idx;
-    let e = this.entries.get(key);
+    const e = this.entries.get(key);
     if (e) {
       if (e.refs === 0) this.idle.delete(key);
       e.refs++;
@@ -81,7 +81,6 @@ export class ChunkCache {
     const backing = this.free.pop() ?? Buffer.allocUnsafe(this.chunkSize);
     const buf = length === backing.length ? backing : backing.subarray(0, length);
     const entry: ChunkEntry = { key, refs: 1, backing, buf: undefined, promise: undefined, bytes: length };
-    e = entry;
     this.entries.set(key, entry);
     this.bytes += length;
     entry.promise = read(buf, idx * this.chunkSize).then(

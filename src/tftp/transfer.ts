@@ -313,7 +313,7 @@ export class Transfer {
     // (the `stalls` count in the 'transfer finished' log): 1-3 stalls per 64 MiB
     // transfer even on a loaded machine, the first being the initial read, so one
     // chunk ahead is enough.
-    if (c1 >= c0) for (let next = c1 + 1; next <= c1 + READ_AHEAD_CHUNKS && next * cs < source.size; next++) this.need(next);
+    if (c1 >= c0) for (let next = c1 + 1; next <= c1 + READ_AHEAD_CHUNKS && next * cs < source.size; next++) void this.need(next);
     if (wait) {
       this.stalls++;
       this.waitingForChunk = true;

@@ -43,7 +43,7 @@ export async function pxeSync(cli: string, cfgFile: string, only: string): Promi
     return r.stdout;
   } catch (err) {
     const e = err as Error & { stdout?: string; stderr?: string };
-    throw new Error(`pxe sync --only ${only} failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
+    throw new Error(`pxe sync --only ${only} failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`, { cause: err });
   }
 }
 

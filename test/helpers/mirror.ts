@@ -33,7 +33,7 @@ export async function clearsign(text: string, key: TestKey): Promise<string> {
 
 export async function detachSign(data: Buffer, key: TestKey): Promise<string> {
   const message = await openpgp.createMessage({ binary: new Uint8Array(data) });
-  return openpgp.sign({ message, signingKeys: key.privateKey, detached: true, format: 'armored' });
+  return (await openpgp.sign({ message, signingKeys: key.privateKey, detached: true, format: 'armored' })) as string;
 }
 
 /** Deterministic-but-distinct content for a file of `size` bytes. */

@@ -16,10 +16,23 @@ const DISTROS = resolve('distros');
 let dir: string;
 let cfgFile: string;
 
-async function which(...args: string[]): Promise<{ stdout: string; json: any }> {
+/** What `pxe which --json` prints, as far as these tests read it. */
+interface WhichStep {
+  path: string;
+  kind: string;
+  result: string;
+  detail?: string;
+}
+interface WhichJson {
+  steps: WhichStep[];
+  served: WhichStep;
+  dhcp: Array<{ firmware: string; ipxe: boolean }>;
+}
+
+async function which(...args: string[]): Promise<{ stdout: string; json: WhichJson }> {
   const { stdout } = await run('node', [CLI, 'which', ...args, '--config', cfgFile], { timeout: 20_000 });
   const { stdout: js } = await run('node', [CLI, 'which', ...args, '--config', cfgFile, '--json'], { timeout: 20_000 });
-  return { stdout, json: JSON.parse(js) };
+  return { stdout, json: JSON.parse(js) as WhichJson };
 }
 
 beforeAll(() => {

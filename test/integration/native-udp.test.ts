@@ -148,7 +148,7 @@ describe('native UDP socket', () => {
     await waitFor(() => got.length >= 20, 2_000, '20 datagrams', 5);
     expect(tx.stats()[3]).toBe(before + 1);
     expect(tx.stats()[4]).toBe(0);
-    expect(got.map((g) => g.length)).toEqual([...Array(19).fill(1472), 104]);
+    expect(got.map((g) => g.length)).toEqual([...Array<number>(19).fill(1472), 104]);
     expect(got.map((g) => g.readUInt16BE(2))).toEqual([...Array(20).keys()].map((i) => 21 + i));
     for (const g of got) {
       const off = (g.readUInt16BE(2) - 1) * 1468;

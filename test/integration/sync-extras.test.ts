@@ -227,6 +227,7 @@ describe('progress output', () => {
     expect(tty.text).toMatch(/fedora 40 x86_64: installed/);
     const plain = new TextSink();
     await runSync(quiet(makeSite(base, mirror, keys), { progress: 'auto', out: plain, only: 'fedora' }));
+    // eslint-disable-next-line no-control-regex -- no ANSI escape (ESC, 0x1b) may reach a non-TTY
     expect(plain.text).not.toMatch(/\u2588|\u2591|\x1b\[/);
   });
 });

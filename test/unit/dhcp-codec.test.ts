@@ -219,7 +219,7 @@ describe('codec edge cases', () => {
   });
 
   it('typed accessors return undefined for wrong lengths instead of throwing', () => {
-    const p = mustDecode(rawPacket([53, 2, 1, 1, 54, 3, 1, 2, 3, 93, 3, 0, 0, 7, 94, 2, 1, 2, 97, 16, ...Array(16).fill(0), 255]));
+    const p = mustDecode(rawPacket([53, 2, 1, 1, 54, 3, 1, 2, 3, 93, 3, 0, 0, 7, 94, 2, 1, 2, 97, 16, ...Array<number>(16).fill(0), 255]));
     expect(o.messageType(p)).toBeUndefined();
     expect(o.serverId(p)).toBeUndefined();
     expect(o.clientArch(p)).toBeUndefined();

@@ -137,7 +137,7 @@ describe('install tokens', () => {
     expect(t.check(mac, a.replace(/^./, (c) => (c === '0' ? '1' : '0')))).toMatchObject({ ok: false, reason: 'wrong install token' });
     expect(t.check(mac, NO_TOKEN)).toMatchObject({ ok: false, reason: 'no install token in the URL' });
     now += 60_001;
-    expect(t.check(mac, a)).toMatchObject({ ok: false, reason: expect.stringMatching(/expired/) });
+    expect(t.check(mac, a)).toMatchObject({ ok: false, reason: expect.stringMatching(/expired/) as string });
     const b = t.current(mac); // a boot after expiry: a new install attempt, a new token
     expect(b).not.toBe(a);
     expect(t.revoke(mac)).toBe(true);

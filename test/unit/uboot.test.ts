@@ -89,7 +89,7 @@ describe('U-Boot menu (pxelinux.cfg/default-arm)', () => {
       catalog: {
         ...catalog,
         entries: catalog.entries.map((e) => (e.id === 'fedora' && e.boot.method === 'linux' ? { ...e, boot: { ...e.boot, initrd: [String(e.boot.initrd), String(e.boot.initrd).replace('initrd.img', 'extra.img')] } } : e)),
-      } as typeof catalog,
+      },
     };
     expect([...labels(renderUbootMenu(two)).keys()]).toEqual(['local', 'debian-12-aarch64']);
   });
