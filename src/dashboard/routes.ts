@@ -14,7 +14,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { BootEvent } from '../events.js';
 import { clientAddress } from '../http/server.js';
-import { LiveHub, TOPICS, type Topic } from './live.js';
+import { LiveHub, TOPICS } from './live.js';
 import { MachineBook } from './machines.js';
 import { catalogPage, flatStats, hostsPage, machineRow, machinesPage, rowId, serverPage, type CatalogView, type HostView, type ServerView } from './views.js';
 
@@ -129,7 +129,7 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): Da
     });
     scope.get('/server', async (req, reply) => page(reply, serverPage(rates(), isAdmin(req))));
     scope.get<{ Querystring: { topic?: string } }>('/dashboard/live', async (req, reply) => {
-      const topic = TOPICS.find((t) => t === req.query.topic) as Topic | undefined;
+      const topic = TOPICS.find((t) => t === req.query.topic);
       if (!topic) return reply.code(400).send('topic: machines, sync or server\n');
       reply.hijack();
       if (!hub.attach(topic, reply.raw)) {

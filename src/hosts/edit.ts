@@ -51,7 +51,7 @@ function readDoc(file: string): { doc: Document; text: string } {
 function hostsMap(doc: Document): YAMLMap {
   let m = doc.get('hosts', true);
   if (!isMap(m)) {
-    if (!isMap(doc.contents)) doc.contents = doc.createNode({}) as YAMLMap;
+    if (!isMap(doc.contents)) doc.contents = doc.createNode({});
     m = new YAMLMap();
     doc.set('hosts', m);
   }

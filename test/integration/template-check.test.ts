@@ -112,7 +112,7 @@ async function sighup(s: ServeChild): Promise<{ ok: boolean; line: string }> {
   s.signal('SIGHUP');
   const l = await s.waitLine((x) => x.msg === 'reloaded configuration, catalog and hosts' || x.msg === 'reload rejected; the previous configuration stays in force', 60_000, from);
   expect(l, 'no reload outcome logged').toBeDefined();
-  return { ok: l!.msg!.startsWith('reloaded'), line: String(l!.reason ?? '') };
+  return { ok: l!.msg!.startsWith('reloaded'), line: typeof l!.reason === 'string' ? l!.reason : '' };
 }
 
 describe('templates checked like configuration', () => {
