@@ -168,7 +168,7 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
         health: () => ({ tftp: tftp ? 'up' : 'off', dhcp: dhcp ? 'up' : 'off', catalogEntries: app.catalog.entries.length, hosts: app.hosts?.byMac.size ?? 0 }),
         onRequest: (ev) => {
           httpRequests++;
-          events.record({ proto: 'http', ip: ev.client, what: `${ev.method} ${ev.url} -> ${ev.status}`, ...(ev.reason ? { detail: { reason: ev.reason } } : {}) });
+          events.record({ proto: 'http', ip: ev.client, what: `${ev.method} ${ev.url} -> ${ev.status}`, detail: { bytes: ev.bytes, ...(ev.reason ? { reason: ev.reason } : {}) } });
         },
         onDenied: () => void httpDenied++,
       });

@@ -68,6 +68,8 @@ export function stepOf(ev: BootEvent): Step | undefined {
     ok = m[1] === 'fetched';
     why = typeof d.reason === 'string' ? d.reason : m[2];
   } else if (ev.proto === 'http') {
+    // the installer's done callback (the install token's last use), recorded by serve
+    if (ev.what.startsWith('install finished')) return { ...base, kind: 'done', text: ev.what };
     const m = /^(\w+) (\S+) -> (\d+)$/.exec(ev.what);
     if (!m) return undefined;
     const url = (m[2] ?? '').split('?')[0] ?? '';

@@ -69,13 +69,22 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): Da
     const m = book.observe(ev);
     if (m) hub.queueMachine(rowId(m.mac), () => machineRow(m, deps.hostOf(m.mac)).text);
   };
-  deps.subscribe(observe);
+  // The log on disk seeds the list; events recorded while it is read wait in `early` and
+  // are applied after it (the part of the file written meanwhile is skipped), so no
+  // event is applied twice or out of order.
+  let early: BootEvent[] | undefined = deps.history ? [] : undefined;
+  deps.subscribe((ev) => (early ? early.length < 100_000 && early.push(ev) : observe(ev)));
   void deps.history?.().then(
     (events) => {
-      for (const ev of events) book.observe(ev);
+      const cut = early?.[0]?.time;
+      for (const ev of events) if (cut === undefined || ev.time < cut) book.observe(ev);
     },
     (err: Error) => log.warn({ reason: err.message }, 'dashboard: could not read the boot-event log'),
-  );
+  ).finally(() => {
+    const live = early ?? [];
+    early = undefined;
+    for (const ev of live) observe(ev);
+  });
 
   const safeEq = (a: string, b: string): boolean => {
     const x = Buffer.from(a);

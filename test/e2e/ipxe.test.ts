@@ -18,6 +18,7 @@ import { stringify as toYaml } from 'yaml';
 import { ensureAssets, FAIL_FAST, MARKER, startLab, type BootResult, type Lab, type LabProcess } from '../../bench/lab.js';
 import { isMac, pxeCli, pxeSync, type LogLine, writeSiteConfig, startPxeServe, explainBoot, E2E_HTTP_PORT } from '../helpers/e2e.js';
 import { startLocalMirror, type LocalMirror } from '../helpers/mirror.js';
+import { launchChromium } from '../helpers/browser.js';
 
 const MAC_BIOS = '52:54:00:e2:e0:31';
 const MAC_UEFI = '52:54:00:e2:e0:32';
@@ -119,7 +120,30 @@ describe('e2e: iPXE script over HTTP (bootFiles.ipxe, rendered per host, files o
     const cfgFile = writeSiteConfig(site, join(site, 'tftproot'));
     server = await startPxeServe(lab!, pxeCli(), cfgFile);
 
+    // The dashboard is open (Chromium inside the server's namespace) before the machine
+    // boots: its row appears and its timeline fills to "kernel loaded" live, no reload.
+    const browser = await launchChromium(lab!.ns.pxe);
+    const page = await browser.newPage();
+    await page.goto(`http://${lab!.serverAddress}:${E2E_HTTP_PORT}/`);
+    const row = page.locator(`#m-${MAC_BIOS.replace(/:/g, '')}`);
+    const live = row.locator('.stage', { hasText: 'kernel loaded' }).waitFor({ timeout: 90_000 });
     const r = await lab!.bootVm({ firmware: 'bios', mac: MAC_BIOS, expect: MARKER, failFast: FAIL_FAST, timeoutMs: 90_000 });
+    try {
+      await live;
+      await row.locator('summary').click();
+      // pxelinux.0 and ldlinux.c32 come before any request names the MAC: they are
+      // in the log under the client's IP only, so the timeline starts at the config
+      const steps = (await row.locator('ol.tl li').allTextContents()).join('\n');
+      expect(steps, steps).toMatch(/DHCP offer http:\/\/10\.77\.0\.10:8080\/files\/pxelinux\.0/);
+      expect(steps, steps).toMatch(/HTTP pxelinux\.cfg\/01-52-54-00-e2-e0-31/);
+      expect(steps, steps).toMatch(/HTTP images\/e2e-marker\/1\/x86_64\/vmlinuz/);
+      expect(steps, steps).toMatch(/HTTP images\/e2e-marker\/1\/x86_64\/initrd\.gz/);
+      expect(await row.textContent()).toContain('e2e-marker');
+      mkdirSync('test-artifacts', { recursive: true });
+      await page.screenshot({ path: join('test-artifacts', 'dashboard-boot.png'), fullPage: true });
+    } finally {
+      await browser.close();
+    }
     expect(r.reason, explain(r)).toBe('marker');
     expect(r.exitedByItself, explain(r)).toBe(true);
     expect(r.match?.[2]).toBe('bios');

@@ -11,7 +11,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { content, makeSite, makeTestKey, publishAlpine, startLocalMirror, type LocalMirror, type TestSite } from '../helpers/mirror.js';
 import { run, waitFor } from '../helpers/netns.js';
 import { tftpHpaGet } from '../helpers/tftp.js';
@@ -55,10 +56,7 @@ describe('dashboard in headless Chromium against a running pxe serve', () => {
     server.stdout?.on('data', (d: Buffer) => (log += d.toString()));
     server.stderr?.on('data', (d: Buffer) => (log += d.toString()));
     await waitFor(async () => (await fetch(url('/healthz')).catch(() => null))?.ok, 40_000, `pxe serve on ${PORTS.http} (${log})`, 250);
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {

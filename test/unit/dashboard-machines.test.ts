@@ -19,6 +19,7 @@ describe('dashboard machine book', () => {
     expect(stepOf(ev({ proto: 'http', what: 'GET /files/images/debian/12/x86_64/initrd.gz -> 200' }))?.kind).toBe('initrd');
     expect(stepOf(ev({ proto: 'tftp', what: 'failed (timeout) initrd.gz', detail: { reason: 'transfer timed out' } }))).toMatchObject({ kind: 'failed', text: 'initrd.gz: transfer timed out' });
     expect(stepOf(ev({ proto: 'http', what: 'GET /unattended/52:54:00:aa:bb:cc/preseed.cfg?token=x -> 200' }))?.kind).toBe('answer');
+    expect(stepOf(ev({ proto: 'http', mac: MAC, what: 'install finished: marked installed' }))?.kind).toBe('done');
     expect(stepOf(ev({ proto: 'http', what: 'GET /metrics -> 200' }))).toBeUndefined();
   });
 
