@@ -54,6 +54,8 @@ interface Measure {
   mbps: number[];
   cpuPerGiB: number[];
   rssMiB: number;
+  /** RSS after the warm-up request, before the first round: what the clients add is the difference */
+  idleRssMiB: number;
   failures: number;
 }
 
@@ -262,10 +264,11 @@ export async function runHttpBench(opts: { rounds?: number; rows?: string[]; wit
         // page cache warm and every server's first request served before timing
         for (const s of servers) spawnSync('curl', ['-s', '-o', '/dev/null', `http://127.0.0.1:${s.port}/files/${row.file}`], { timeout: 60_000 });
         const acc: Record<string, Measure> = {};
+        for (const s of servers) acc[s.name] = { mbps: [], cpuPerGiB: [], rssMiB: 0, idleRssMiB: sampleTreeRss(s.pid).stop(), failures: 0 };
         for (let r = 0; r < rounds; r++) {
           for (const s of r % 2 ? [...servers].reverse() : servers) {
             const one = await round(s, row, outDir, sums[row.file] as string);
-            const m = (acc[s.name] ??= { mbps: [], cpuPerGiB: [], rssMiB: 0, failures: 0 });
+            const m = acc[s.name] as Measure;
             m.mbps.push(one.mbps);
             m.cpuPerGiB.push(one.cpu);
             m.rssMiB = Math.max(m.rssMiB, one.rss);
@@ -286,14 +289,14 @@ export async function runHttpBench(opts: { rounds?: number; rows?: string[]; wit
   const lines: string[] = [];
   const has = (r: HttpBenchResult['rows'][number], n: string) => r.results[n] !== undefined;
   lines.push(
-    `| row | ${names.map((n) => `${n} MB/s`).join(' | ')} | pxe / nginx | ${names.map((n) => `${n} CPU s/GiB`).join(' | ')} | CPU pxe / nginx | ${names.map((n) => `${n} peak RSS MiB`).join(' | ')} | failures |`,
+    `| row | ${names.map((n) => `${n} MB/s`).join(' | ')} | pxe / nginx | ${names.map((n) => `${n} CPU s/GiB`).join(' | ')} | CPU pxe / nginx | ${names.map((n) => `${n} RSS MiB idle → peak`).join(' | ')} | failures |`,
   );
   lines.push(`|---|${names.map(() => '---:').join('|')}|---:|${names.map(() => '---:').join('|')}|---:|${names.map(() => '---:').join('|')}|---:|`);
   for (const r of result.rows) {
     const col = (f: (m: Measure) => string) => names.map((n) => (has(r, n) ? f(r.results[n] as Measure) : '–')).join(' | ');
     const failures = Object.values(r.results).reduce((a, m) => a + m.failures, 0);
     lines.push(
-      `| ${r.label} | ${col((m) => median(m.mbps).toFixed(0))} | ${r.ratio.toFixed(2)} | ${col((m) => median(m.cpuPerGiB).toFixed(2))} | ${r.cpuRatio.toFixed(2)} | ${col((m) => m.rssMiB.toFixed(0))} | ${failures} |`,
+      `| ${r.label} | ${col((m) => median(m.mbps).toFixed(0))} | ${r.ratio.toFixed(2)} | ${col((m) => median(m.cpuPerGiB).toFixed(2))} | ${r.cpuRatio.toFixed(2)} | ${col((m) => `${m.idleRssMiB.toFixed(0)} → ${m.rssMiB.toFixed(0)}`)} | ${failures} |`,
     );
   }
   lines.push('', `Medians of ${rounds} rounds per server, order reversed every other round; load average at the end ${os.loadavg()[0]!.toFixed(1)}.`);

@@ -52,6 +52,9 @@ export interface SyncBenchResult {
   /** curl followed by fsync of its files (coreutils `sync FILE…`) */
   curlDurableMs: number;
   ratioDurable: number;
+  /** curl, fsync, then coreutils `sha256sum` of its files: what sync does (it verifies) */
+  curlVerifiedMs: number;
+  ratioVerified: number;
   runs: number;
   trust: Record<string, number>;
   /** median 1-minute load average at the end of each round (the machine is shared) */
@@ -245,7 +248,7 @@ async function publishCatalog(
  * curl's time, and curl followed by coreutils `sync FILE…` (fsync of what it wrote): the
  * second is the like-for-like baseline for a sync that makes its snapshots durable.
  */
-async function curlParallel(files: Array<{ url: string }>, outDir: string, concurrency: number): Promise<{ ms: number; durableMs: number }> {
+async function curlParallel(files: Array<{ url: string }>, outDir: string, concurrency: number): Promise<{ ms: number; durableMs: number; verifiedMs: number }> {
   mkdirSync(outDir, { recursive: true });
   const outs = files.map((_f, i) => join(outDir, `c${i}`));
   const cfg = files.map((f, i) => `url = "${f.url}"\noutput = "${outs[i]}"\n`).join('');
@@ -255,7 +258,9 @@ async function curlParallel(files: Array<{ url: string }>, outDir: string, concu
   await run('curl', ['--parallel', '--parallel-max', String(concurrency), '--fail', '--silent', '--show-error', '-K', cfgPath], { maxBuffer: 1 << 20 });
   const ms = performance.now() - t0;
   await run('sync', outs);
-  return { ms, durableMs: performance.now() - t0 };
+  const durableMs = performance.now() - t0;
+  await run('sha256sum', outs, { maxBuffer: 16 << 20 });
+  return { ms, durableMs, verifiedMs: performance.now() - t0 };
 }
 
 /** Wait (bounded) for a message of `type` from the mirror process, optionally after sending `msg`. */
@@ -312,6 +317,8 @@ export async function runSyncBench(
     const ratios: number[] = [];
     const curlDurable: number[] = [];
     const ratiosDurable: number[] = [];
+    const curlVerified: number[] = [];
+    const ratiosVerified: number[] = [];
     const loads: number[] = [];
     const coldCpu: number[] = [];
     let rerunBodyBytes = 0;
@@ -371,10 +378,12 @@ export async function runSyncBench(
       const curlMs = c.ms;
       curlDurable.push(c.durableMs);
       ratiosDurable.push(coldMs / c.durableMs);
+      curlVerified.push(c.verifiedMs);
+      ratiosVerified.push(coldMs / c.verifiedMs);
       rmSync(join(work, `curl-${round}`), { recursive: true, force: true });
       rmSync(site, { recursive: true, force: true });
       log(
-        `  round ${round + 1}/${runs} (${round % 2 === 1 ? 'curl first' : 'sync first'}, load ${loadavg()[0]!.toFixed(1)}): cold ${(coldMs / 1000).toFixed(2)} s (cpu ${(coldCpuMs / 1000).toFixed(2)} s), re-run ${(rerunMs / 1000).toFixed(3)} s, curl ${(curlMs / 1000).toFixed(2)} s, curl+sync ${(c.durableMs / 1000).toFixed(2)} s`,
+        `  round ${round + 1}/${runs} (${round % 2 === 1 ? 'curl first' : 'sync first'}, load ${loadavg()[0]!.toFixed(1)}): cold ${(coldMs / 1000).toFixed(2)} s (cpu ${(coldCpuMs / 1000).toFixed(2)} s), re-run ${(rerunMs / 1000).toFixed(3)} s, curl ${(curlMs / 1000).toFixed(2)} s, curl+sync ${(c.durableMs / 1000).toFixed(2)} s, +sha256sum ${(c.verifiedMs / 1000).toFixed(2)} s`,
       );
       loads.push(loadavg()[0]!);
       cold.push(coldMs);
@@ -402,6 +411,8 @@ export async function runSyncBench(
       ratio: median(ratios),
       curlDurableMs: median(curlDurable),
       ratioDurable: median(ratiosDurable),
+      curlVerifiedMs: median(curlVerified),
+      ratioVerified: median(ratiosVerified),
       runs,
       trust,
       loadavg: median(loads),
@@ -429,7 +440,9 @@ export function formatSyncBench(r: SyncBenchResult): string {
     `| \`curl --parallel --parallel-max ${r.concurrency}\`, same files (no verification) | ${(r.curlMs / 1000).toFixed(2)} s |`,
     `| same, then coreutils \`sync\` of curl's files (durable, like sync's snapshots) | ${(r.curlDurableMs / 1000).toFixed(2)} s |`,
     `| ratio cold sync / curl | ${r.ratio.toFixed(2)} |`,
+    `| same, then coreutils \`sha256sum\` of curl's files (verified, like sync's checksums) | ${(r.curlVerifiedMs / 1000).toFixed(2)} s |`,
     `| ratio cold sync / (curl + sync) | ${r.ratioDurable.toFixed(2)} |`,
+    `| ratio cold sync / (curl + sync + sha256sum), the like-for-like baseline | ${r.ratioVerified.toFixed(2)} |`,
   ].join('\n');
 }
 
