@@ -107,8 +107,13 @@ async function startPxe(root: string, work: string, stream = false): Promise<Htt
     { cwd: site, stdio: ['ignore', log, 'inherit'], env: { ...process.env, ...(stream ? { PXE_HTTP_SENDFILE: '0' } : {}) } },
   );
   fs.closeSync(log);
-  await waitHttp(`http://127.0.0.1:${port}/healthz`, child);
-  return { name, port, pid: child.pid as number, stop: stopper(child) };
+  const stop = stopper(child);
+  // pxe loads its catalog and templates first: ~15-30 s at load 25 on the 2-vCPU host
+  await waitHttp(`http://127.0.0.1:${port}/healthz`, child, 90_000).catch(async (err: unknown) => {
+    await stop();
+    throw err;
+  });
+  return { name, port, pid: child.pid as number, stop };
 }
 
 async function startNginx(root: string, work: string): Promise<HttpServer | null> {
@@ -143,11 +148,13 @@ http {
 `;
   fs.writeFileSync(path.join(prefix, 'nginx.conf'), conf);
   const child = spawn(bin, ['-p', prefix, '-c', path.join(prefix, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'inherit'] });
-  await waitHttp(`http://127.0.0.1:${port}/files/`, child).catch(async () => {
-    // a 404/403 for the directory still means it answers: waitHttp only needs curl to connect
-    await waitHttp(`http://127.0.0.1:${port}/`, child);
+  const stop = stopper(child);
+  // a 404 for the directory is an answer: waitHttp only needs curl to get one
+  await waitHttp(`http://127.0.0.1:${port}/files/`, child, 30_000).catch(async (err: unknown) => {
+    await stop();
+    throw err;
   });
-  return { name: 'nginx', port, pid: child.pid as number, stop: stopper(child) };
+  return { name: 'nginx', port, pid: child.pid as number, stop };
 }
 
 function children(pid: number): number[] {

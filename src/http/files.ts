@@ -19,7 +19,7 @@ import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { nativeSendfileStatus, sendfileToSocket } from '../native/sendfile.js';
+import { nativeSendfileStatus, sendfileToSocket, type SendfileEnd, type SendfileJob } from '../native/sendfile.js';
 import { etagOf, lastModifiedOf, planFileResponse, type ByteRange, type FileIdentity } from './conditional.js';
 
 /** What the access log needs from a file response. */
@@ -128,26 +128,29 @@ export function sendOpenedFile(method: string, reqHeaders: IncomingHttpHeaders, 
     streamRange(res, fh, start, end, closeFile, (n) => (notes.pxeBytes = (notes.pxeBytes ?? 0) + n));
     return;
   }
-  const job = sendfileToSocket(
-    fd,
-    fh.fd,
-    start,
-    end - start,
-    ({ status, sent }) => {
-      notes.pxeBytes = sent;
-      closeFile();
-      if (status === 0) res.end();
-      else {
-        notes.pxeReason = `sendfile: ${errnoName(status)}`;
-        sock.destroy();
-      }
-    },
-    // the Node socket sees none of these writes: keep an idle timeout on it from
-    // firing while bytes move
-    () => {
-      if (sock.timeout) sock.setTimeout(sock.timeout);
-    },
-  );
+  const onEnd = ({ status, sent }: SendfileEnd): void => {
+    notes.pxeBytes = sent;
+    closeFile();
+    if (status === 0) res.end();
+    else {
+      notes.pxeReason = `sendfile: ${errnoName(status)}`;
+      sock.destroy();
+    }
+  };
+  // the Node socket sees none of these writes: keep an idle timeout on it from firing
+  // while bytes move
+  const onProgress = (): void => {
+    if (sock.timeout) sock.setTimeout(sock.timeout);
+  };
+  let job: SendfileJob;
+  try {
+    job = sendfileToSocket(fd, fh.fd, start, end - start, onEnd, onProgress);
+  } catch (err) {
+    // the module refused this socket (dup or poll failed): the stream path still works
+    notes.pxeReason = `sendfile: ${(err as Error).message}`;
+    streamRange(res, fh, start, end, closeFile, () => undefined);
+    return;
+  }
   // the client went away, a timeout or the server's close destroyed the socket
   res.once('close', () => job.cancel());
 }
