@@ -71,6 +71,8 @@ export interface LabOptions {
   siteDhcpArgs?: string[];
   /** keep runDir (serial logs, server logs) after stop(); default: env E2E_KEEP=1 */
   keepRunDir?: boolean;
+  /** extra dnsmasq configuration for the site DHCP server (e.g. `pxe dhcp-config --format dnsmasq` output) */
+  siteConfig?: string;
 }
 
 export interface ServerOptions {
@@ -106,6 +108,12 @@ export interface BootVmOptions {
   nic?: NicKind;
   /** QEMU NIC model (default virtio-net-pci) */
   model?: string;
+  /**
+   * UEFI only: OVMF with Microsoft's keys enrolled and Secure Boot on (OVMF_CODE_4M.ms.fd,
+   * a copy of OVMF_VARS_4M.ms.fd); that build needs SMM, so the machine is q35 with
+   * secure pflash.
+   */
+  secureBoot?: boolean;
   mac: string;
   memoryMb?: number;
   /** success condition: a regexp on the serial console, or a predicate polled until true */
@@ -412,6 +420,11 @@ class LabImpl implements Lab {
       '--log-dhcp',
       '--log-facility=-',
     ];
+    if (this.opts.siteConfig) {
+      const extra = join(d, 'site-dhcp.conf');
+      writeFileSync(extra, this.opts.siteConfig);
+      args.push(`--conf-file=${extra}`);
+    }
     if (this.opts.siteRa ?? true) args.push('--enable-ra', `--dhcp-range=${LAB_NET.ra6Prefix},ra-only,64`);
     if (!(this.opts.sitePing ?? true)) args.push('--no-ping');
     args.push(...(this.opts.siteDhcpArgs ?? []));
@@ -512,9 +525,11 @@ class LabImpl implements Lab {
     }
     if (o.firmware === 'uefi') {
       // OVMF split into read-only code + per-run writable variables (boot order is stored there).
+      const fw = o.secureBoot ? OVMF_SECURE_BOOT : OVMF;
       const vars = join(this.runDir, `${name}.OVMF_VARS.fd`);
-      copyFileSync(OVMF.vars, vars);
-      args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF.code}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`);
+      copyFileSync(fw.vars, vars);
+      if (o.secureBoot) args.push('-machine', 'q35,smm=on', '-global', 'driver=cfi.pflash01,property=secure,value=on');
+      args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${fw.code}`, '-drive', `if=pflash,format=raw,unit=1,file=${vars}`);
     }
     args.push(...(o.extraArgs ?? []));
     const qemu = uboot ? 'qemu-system-aarch64' : 'qemu-system-x86_64';
@@ -638,6 +653,12 @@ export const OVMF = {
   vars: '/usr/share/OVMF/OVMF_VARS_4M.fd',
 };
 
+/** OVMF with Microsoft's KEK/db enrolled and Secure Boot already enabled in its variables. */
+export const OVMF_SECURE_BOOT = {
+  code: '/usr/share/OVMF/OVMF_CODE_4M.ms.fd',
+  vars: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd',
+};
+
 /** Creates the namespaces, bridge, tap and the site DHCP server. Always pair with `lab.stop()`. */
 export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   installExitHooks();
@@ -734,6 +755,8 @@ export function writeTftpRoot(dir: string, assets: E2eAssets, perMac: string[] =
 /** The boot marker printed by the initrd's /init. */
 /** `fw`: bios, uefi, or on a device-tree machine without UEFI uboot (U-Boot's version in /chosen) or dt. */
 export const MARKER = /PXE-E2E-OK cfg=(\S+) fw=(bios|uefi|uboot|dt)/;
+/** The whole marker line, with sb= (the kernel saw UEFI Secure Boot on or off). */
+export const MARKER_SB = /PXE-E2E-OK cfg=(\S+) fw=(bios|uefi|uboot|dt) sb=(on|off)/;
 
 /** Serial output that means the boot cannot succeed any more (no need to wait for the timeout). */
 export const FAIL_FAST = [

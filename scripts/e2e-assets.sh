@@ -100,7 +100,9 @@ copy_if_missing /usr/lib/syslinux/modules/efi64/ldlinux.e64 ldlinux.e64 syslinux
 # The marker proves three things: the kernel and initrd came over the network, which
 # config file pxelinux/syslinux picked (cfg= is put on the kernel command line by that
 # file), and which firmware booted (read from /sys/firmware/efi, not from the config).
-INIT_VERSION=4
+# sb= is the kernel's own word on UEFI Secure Boot (its "secureboot: Secure boot enabled"
+# line, read from the ring buffer, so a quiet console still tells).
+INIT_VERSION=5
 build_initrd() { # BUSYBOX OUT: a cpio.gz whose /init prints the marker and powers off
   local busybox=$1 out=$2 tmp
   tmp=$(mktemp -d "$CACHE/initrd.XXXXXX")
@@ -125,7 +127,8 @@ if [ -d /sys/firmware/efi ]; then fw=uefi
 elif [ -e /proc/device-tree/chosen/u-boot,version ]; then fw=uboot
 elif [ -d /proc/device-tree ]; then fw=dt
 else fw=bios; fi
-echo "PXE-E2E-OK cfg=$cfg fw=$fw"
+if dmesg | grep -q 'secureboot: Secure boot enabled'; then sb=on; else sb=off; fi
+echo "PXE-E2E-OK cfg=$cfg fw=$fw sb=$sb"
 sync
 poweroff -f
 EOF

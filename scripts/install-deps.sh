@@ -30,8 +30,8 @@ packages=(
   qemu-system-arm u-boot-qemu
   # mkimage: the unit test checks pxe's boot.scr.uimg against it byte for byte
   u-boot-tools
-  # bootloaders served to the VMs and provisioned by `pxe sync`
-  pxelinux syslinux-common syslinux-efi ipxe
+  # bootloaders served to the VMs and provisioned by `pxe sync` (shim + signed GRUB: Secure Boot)
+  pxelinux syslinux-common syslinux-efi ipxe shim-signed grub-efi-amd64-signed
   # namespaces, initrd building, captures, test OpenPGP keys, non-root capability test
   iproute2 cpio gzip tcpdump gnupg util-linux systemd
   # checkers the render tests use: xmllint (AutoYaST), grub-script-check, debconf-set-selections

@@ -1,6 +1,7 @@
 import type { Config } from './config.js';
 import { ipxeHttpPort, PolicyBooter, type HostAccess } from './boot/booter.js';
 import type { Booter, VirtualFileProvider } from './boot/types.js';
+import { resolvedBootFiles } from './boot/chain.js';
 
 /**
  * Builds the policy for a loaded config: hosts file, catalog renderers and the
@@ -18,7 +19,8 @@ export interface AppParts {
 }
 
 export function buildApp(config: Config, parts: AppParts = {}): App {
-  const deps: ConstructorParameters<typeof PolicyBooter>[0] = { dhcp: config.dhcp };
+  // efi-x64 resolved here, where tftproot is known (dhcp.efiX64Chain `auto`)
+  const deps: ConstructorParameters<typeof PolicyBooter>[0] = { dhcp: { ...config.dhcp, bootFiles: resolvedBootFiles(config) } };
   if (parts.hostAccess) deps.hostAccess = parts.hostAccess;
   if (parts.providers) deps.providers = parts.providers;
   const port = ipxeHttpPort(config);

@@ -12,7 +12,7 @@ import { loadApp } from './boot/load.js';
 import { explainClient, formatExplanation, type ExplainedClient } from './boot/explain.js';
 import { FIRMWARE_LABEL } from './boot/firmware.js';
 import type { Firmware } from './boot/types.js';
-import { renderDhcpConfig, type DhcpConfigFormat } from './dhcpconfig.js';
+import { renderDhcpConfig, renderNextServerOnly, type DhcpConfigFormat } from './dhcpconfig.js';
 import { registerSyncCommands } from './sync/commands.js';
 import { registerHostCommands } from './hosts/commands.js';
 import { registerCatalogCommands } from './catalog/commands.js';
@@ -146,12 +146,13 @@ export function buildProgram(): Command {
     .description("Print the equivalent next-server/filename configuration for your own DHCP server (then run `pxe serve --no-dhcp`)")
     .addOption(new Option('--format <format>', 'target DHCP server').choices(['isc', 'kea', 'dnsmasq']).makeOptionMandatory())
     .option('--server-address <addr>', 'TFTP server address to put in next-server (default: serverAddress from the config)', parseIpv4)
+    .option('--next-server-only', 'only the setting the site DHCP server needs next to the proxy (GRUB takes its TFTP server from its ACK)')
     .addOption(configOption())
-    .action(async (opts: { format: DhcpConfigFormat; serverAddress?: string; config?: string }) => {
+    .action(async (opts: { format: DhcpConfigFormat; serverAddress?: string; config?: string; nextServerOnly?: boolean }) => {
       const config = commandConfig(opts.config);
       const addr = opts.serverAddress ?? config.serverAddress;
       if (!addr) throw new UserError('dhcp-config needs --server-address or serverAddress in pxe.yaml');
-      process.stdout.write(renderDhcpConfig(config, opts.format, addr));
+      process.stdout.write(opts.nextServerOnly ? renderNextServerOnly(opts.format, addr) : renderDhcpConfig(config, opts.format, addr));
     });
 
   registerHostCommands(program); // host add/list/reinstall/rm, render (src/hosts/commands.ts)

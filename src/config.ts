@@ -80,6 +80,13 @@ export const configSchema = z
          * pxelinux.0 (and lpxelinux.0/gpxelinux.0); other NBPs keep TFTP.
          */
         ipxeHttp: z.boolean().default(true),
+        /**
+         * The x64 UEFI PXE chain when bootFiles.efi-x64 is not set: `shim-grub` (Microsoft-signed
+         * shim -> Debian-signed GRUB, boots with Secure Boot on), `syslinux` (syslinux.efi,
+         * unsigned), or `auto`: shim-grub when `pxe sync` installed shimx64.efi and grubx64.efi
+         * in tftproot, else syslinux.
+         */
+        efiX64Chain: z.enum(['auto', 'shim-grub', 'syslinux']).default('auto'),
         /** what to do with clients that are not in the hosts file */
         unknownClients: z.enum(['boot', 'ignore']).default('boot'),
         /** Boot file per firmware (option 93, IANA processor architecture). null: do not answer. */
@@ -87,7 +94,8 @@ export const configSchema = z
           .object({
             bios: bootFile.nullable().default('pxelinux.0'),
             'efi-ia32': bootFile.nullable().default(null),
-            'efi-x64': bootFile.nullable().default('syslinux.efi'),
+            /** unset: chosen by dhcp.efiX64Chain (src/boot/chain.ts) */
+            'efi-x64': bootFile.nullable().optional(),
             'efi-arm64': bootFile.nullable().default(null),
             'efi-x64-http': z.string().min(1).nullable().default(null),
             'efi-arm64-http': z.string().min(1).nullable().default(null),

@@ -1,5 +1,6 @@
 import type { Config } from '../config.js';
 import { hostRefusal, type HostAccess } from './access.js';
+import { resolvedBootFiles } from './chain.js';
 import { FIRMWARE_LABEL } from './firmware.js';
 import type { Booter, DhcpBootDecision, DhcpClient, FileClient, Firmware, VirtualFile, VirtualFileProvider } from './types.js';
 
@@ -29,7 +30,12 @@ type BootFileKey = keyof Config['dhcp']['bootFiles'];
  * and HTTP ask `virtualFile`. Protocol modules never decide boot files themselves.
  */
 export class PolicyBooter implements Booter {
-  constructor(private readonly deps: BooterDeps) {}
+  /** dhcp.bootFiles with efi-x64 resolved from dhcp.efiX64Chain when unset */
+  private readonly files: ReturnType<typeof resolvedBootFiles>;
+
+  constructor(private readonly deps: BooterDeps) {
+    this.files = resolvedBootFiles(deps);
+  }
 
   dhcpBoot(client: DhcpClient): DhcpBootDecision {
     const refused = hostRefusal(client.mac, this.deps.hostAccess?.(client.mac) ?? 'unknown', this.deps.dhcp.unknownClients);
@@ -37,7 +43,7 @@ export class PolicyBooter implements Booter {
     if (client.firmware === 'unknown') {
       return { action: 'ignore', reason: `unsupported client architecture (option 93 = ${client.arch ?? 'absent'})` };
     }
-    const files = this.deps.dhcp.bootFiles;
+    const files = this.files;
     // iPXE already running (option 77 "iPXE"): a dedicated file/script if configured.
     // Otherwise the firmware's own file: pxelinux/syslinux.efi use iPXE's PXE API and
     // never chain back into iPXE, so no loop is possible.

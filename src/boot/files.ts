@@ -4,11 +4,15 @@ import { findHost } from '../hosts/load.js';
 import { isEfi } from './firmware.js';
 import { macFromPxelinuxPath } from './pxelinux.js';
 import type { FileClient, Firmware, VirtualFile, VirtualFileProvider } from './types.js';
-import { CatalogRenderError, renderGrubConfig, renderHostPxelinux, renderMainMenu, type FirmwareClass, type RenderContext } from '../catalog/render.js';
+import { archOfGrubCpu, CatalogRenderError, GRUB_CLIENT_DIR, renderGrubConfig, renderGrubDispatch, renderHostPxelinux, renderMainMenu, type FirmwareClass, type RenderContext } from '../catalog/render.js';
 import { renderUbootHost, renderUbootMenu, UBOOT_ARCH, UBOOT_DEFAULT_CFG, UBOOT_SCRIPT, UBOOT_SCRIPT_NAME, ubootScriptImage } from '../catalog/uboot.js';
 
 const DEFAULT_CFG = /^(?:.*\/)?pxelinux\.cfg\/default$/;
 const GRUB_CFG = /^(?:grub\/)?grub\.cfg$/;
+/** where Debian's network GRUB looks first: $prefix/<cpu>-<platform>/grub.cfg (its embedded config) */
+const GRUB_PLATFORM_CFG = /^grub\/(x86_64|arm64|i386)-efi\/grub\.cfg$/;
+/** what grub/grub.cfg sends every GRUB to: $prefix/client/$grub_cpu/$net_default_mac.cfg */
+const GRUB_CLIENT_CFG = new RegExp(`^grub/${GRUB_CLIENT_DIR}/(x86_64|arm64|i386)/([0-9a-f]{2}(?::[0-9a-f]{2}){5})\\.cfg$`);
 /** a COM32 module at the tftproot root (menu.c32, vesamenu.c32, libutil.c32, libcom32.c32, ...) */
 const ROOT_C32 = /^[a-z0-9_-]+\.c32$/;
 
@@ -16,7 +20,10 @@ const ROOT_C32 = /^[a-z0-9_-]+\.c32$/;
  * Serves the rendered boot-loader configs as virtual files for TFTP/HTTP:
  * `pxelinux.cfg/01-<mac>` (hosts in hosts.yaml only: others get null and pxelinux
  * moves on down its lookup list), `pxelinux.cfg/default` and `grub.cfg` /
- * `grub/grub.cfg` (per host when the client's MAC is known, else the menu).
+ * `grub/grub.cfg` (one file for every GRUB: it asks on for `grub/client/<cpu>/<mac>.cfg`
+ * with its own $grub_cpu and $net_default_mac, which is the host's entry for a host in
+ * hosts.yaml and the menu of that architecture for anyone else),
+ * `grub/<cpu>-efi/grub.cfg` (the menu of that architecture).
  * U-Boot (src/catalog/uboot.ts): `boot.scr.uimg`, the script its network boot runs,
  * `pxelinux.cfg/default-arm[-<soc>]` and the `01-<mac>` of an aarch64 host (syslinux
  * has no ARM build, so only U-Boot asks for those).
@@ -82,15 +89,27 @@ export function catalogFileProvider(getCtx: (mac?: string) => RenderContext, get
         const content = await opts.efiModule(path);
         return content ? { content, origin: `efi64/${path} (EFI COM32 module for an EFI client)` } : null;
       }
-      if ((DEFAULT_CFG.test(path) || GRUB_CFG.test(path) || UBOOT_DEFAULT_CFG.test(path) || path === UBOOT_SCRIPT_NAME) && (await isStatic(relPath))) return null;
+      const gc = GRUB_CLIENT_CFG.exec(path);
+      if (gc) {
+        // GRUB names its CPU in the path ($grub_cpu): a host without `arch:` boots that
+        // architecture, and an unlisted client sees only that architecture's entries.
+        const arch = archOfGrubCpu(gc[1]!);
+        const o = arch ? { arch } : {};
+        const host = findHost(getHosts(), gc[2]!);
+        if (host && !host.allow) return null;
+        if (host) return wrap(relPath, `rendered from templates/grub-host.njk for host ${host.hostname}`, () => renderGrubConfig(getCtx(host.mac), host, o));
+        return wrap(relPath, `rendered from templates/grub-menu.njk (${arch}, not in hosts.yaml)`, () => renderGrubConfig(getCtx(gc[2]), null, o));
+      }
+      const gp = GRUB_PLATFORM_CFG.exec(path);
+      if ((DEFAULT_CFG.test(path) || GRUB_CFG.test(path) || gp || UBOOT_DEFAULT_CFG.test(path) || path === UBOOT_SCRIPT_NAME) && (await isStatic(relPath))) return null;
       if (UBOOT_DEFAULT_CFG.test(path)) return wrap(relPath, 'rendered from templates/uboot-menu.njk', () => renderUbootMenu(getCtx(client.mac)));
       if (path === UBOOT_SCRIPT_NAME) return { content: ubootScript, origin: 'U-Boot boot script: pxe get; pxe boot' };
-      if (DEFAULT_CFG.test(path)) return wrap(relPath, 'rendered from templates/pxelinux-menu.njk', () => renderMainMenu(getCtx(client.mac), fw(client.mac)));
-      if (GRUB_CFG.test(path)) {
-        const host = client.mac ? findHost(getHosts(), client.mac) : undefined;
-        if (host?.allow) return wrap(relPath, `rendered from templates/grub-host.njk for host ${host.hostname}`, () => renderGrubConfig(getCtx(host.mac), host));
-        return wrap(relPath, 'rendered from templates/grub-menu.njk', () => renderGrubConfig(getCtx(client.mac), null));
+      if (gp) {
+        const arch = archOfGrubCpu(gp[1]!);
+        return wrap(relPath, `rendered from templates/grub-menu.njk (${arch})`, () => renderGrubConfig(getCtx(client.mac), null, arch ? { arch } : {}));
       }
+      if (DEFAULT_CFG.test(path)) return wrap(relPath, 'rendered from templates/pxelinux-menu.njk', () => renderMainMenu(getCtx(client.mac), fw(client.mac)));
+      if (GRUB_CFG.test(path)) return wrap(relPath, 'rendered from templates/grub-dispatch.njk', () => renderGrubDispatch(getCtx(client.mac)));
       return null;
     },
   };

@@ -8,6 +8,7 @@ import {
   buildItem,
   CatalogRenderError,
   renderGrubConfig,
+  renderGrubDispatch,
   renderHostPxelinux,
   renderIpxeScript,
   renderMainMenu,
@@ -103,6 +104,7 @@ export function checkRendering(base: RenderContext, hosts?: Hosts): void {
     }
     attempt(`the ${arch} GRUB menu`, () => renderGrubConfig(ctx, null, { arch }));
   }
+  attempt('grub/grub.cfg', () => renderGrubDispatch(ctx));
   attempt('the U-Boot menu', () => renderUbootMenu(ctx));
   for (const h of hosts?.byMac.values() ?? []) forHost(h, `host ${h.hostname} (${h.mac}) in ${hosts!.file}`);
 }

@@ -397,11 +397,35 @@ export function renderIpxeScript(ctx: RenderContext, host: Host | null, opts: Re
   return renderFile(ctx, 'ipxe-menu.njk', { m: buildMenuModel(ctx, opts), files_base: filesBase(ctx) });
 }
 
-/** grub.cfg for UEFI clients booting GRUB (memdisk entries are left out: BIOS only). */
+/** Directory under GRUB's $prefix of the per-client files: `<dir>/<$grub_cpu>/<$net_default_mac>.cfg`. */
+export const GRUB_CLIENT_DIR = 'client';
+
+/** GRUB's `$grub_cpu` for each catalog architecture, and back. */
+export const GRUB_CPU: Record<Arch, string> = { x86_64: 'x86_64', aarch64: 'arm64', i386: 'i386' };
+export function archOfGrubCpu(cpu: string): Arch | undefined {
+  return (Object.keys(GRUB_CPU) as Arch[]).find((a) => GRUB_CPU[a] === cpu);
+}
+
+/** `set default=` for GRUB: a submenu's entry is named by its path "<submenu id>><entry id>". */
+export function grubDefaultPath(m: MenuModel): string {
+  const g = m.groups.find((x) => x.items.some((i) => i.label === m.defaultLabel));
+  return g ? `${g.tag}>${m.defaultLabel}` : m.defaultLabel;
+}
+
+/**
+ * A GRUB config for UEFI clients (memdisk entries are left out: BIOS only): the host's
+ * entry, or the menu of `opts.arch` (x86_64 by default).
+ */
 export function renderGrubConfig(ctx: RenderContext, host: Host | null, opts: RenderOptions = {}): string {
   const o = { ...opts, firmware: 'efi' as const };
   if (host) return renderFile(ctx, 'grub-host.njk', { plan: hostBootPlan(ctx, host, o), host });
-  return renderFile(ctx, 'grub-menu.njk', { m: buildMenuModel(ctx, o) });
+  const m = buildMenuModel(ctx, o);
+  return renderFile(ctx, 'grub-menu.njk', { m, arch: o.arch ?? 'x86_64', defaultPath: grubDefaultPath(m) });
+}
+
+/** grub/grub.cfg: the same for every client; sends GRUB on to GRUB_CLIENT_DIR/$grub_cpu/$net_default_mac.cfg. */
+export function renderGrubDispatch(ctx: RenderContext): string {
+  return renderFile(ctx, 'grub-dispatch.njk', { clientDir: GRUB_CLIENT_DIR });
 }
 
 // ---- unattended files ----

@@ -1,7 +1,10 @@
 /**
  * Bootloader provisioning: copies syslinux's network boot programs and the COM32
  * modules the menus need from the Debian packages (pxelinux, syslinux-common,
- * syslinux-efi) into tftproot. Chosen over downloading an upstream syslinux
+ * syslinux-efi) into tftproot, and the Secure Boot chain: Microsoft-signed shim
+ * (shim-signed) with Debian's signed network GRUB (grub-efi-amd64-signed,
+ * grub-efi-arm64-signed) beside it under the name shim loads from its own
+ * directory (grubx64.efi / grubaa64.efi). Chosen over downloading an upstream syslinux
  * archive: the packages are already a dependency of the test lab, are signed by
  * apt, and kernel.org's syslinux tarballs have not been updated since 6.03 (2014).
  *
@@ -10,17 +13,24 @@
  *   pxelinux.0 ldlinux.c32 menu/vesamenu/libutil/libcom32.c32 memdisk   (BIOS, root)
  *   syslinux.efi ldlinux.e64                                            (root: pxe.yaml default bootFiles.efi-x64)
  *   efi64/{syslinux.efi,ldlinux.e64,menu.c32,vesamenu.c32,libutil.c32,libcom32.c32}
+ *   shimx64.efi grubx64.efi     (x64 UEFI, Secure Boot: the default chain, dhcp.efiX64Chain)
+ *   shimaa64.efi grubaa64.efi   (ARM64 UEFI; optional: the arm64 packages do not install on
+ *                                an amd64 server, scripts/arm64-loaders.sh unpacks them)
  * A site that wants UEFI menus points bootFiles.efi-x64 at efi64/syslinux.efi so
  * syslinux.efi finds the efi64 modules in its own directory.
  *   ipxe/snponly.efi ipxe/undionly.kpxe   (Debian's ipxe package, when installed: for
  *   sites that chain into iPXE, e.g. bootFiles.efi-x64-http or bootFiles.bios pointing
  *   there; both drive the NIC through the firmware's own stack, SNP or UNDI)
  *
+ * A copied file must be byte-identical to what its package installed: its MD5 is
+ * checked against dpkg's list for the package (/var/lib/dpkg/info/<pkg>.md5sums)
+ * when dpkg has one, so a file changed on disk after installation is refused.
+ *
  * Each file is copied to a staging path on the same filesystem and renamed into
  * place (atomic), and only when its content differs.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 export interface BootloaderFile {
@@ -29,6 +39,8 @@ export interface BootloaderFile {
   sources: string[];
   /** the package that provides it, for the hint when missing */
   pkg: string;
+  /** absent is normal (ARM64 loaders on an amd64 server): reported, never an error */
+  optional?: boolean;
 }
 
 const BIOS_MODS = '/usr/lib/syslinux/modules/bios';
@@ -48,8 +60,23 @@ export function defaultBootloaders(): BootloaderFile[] {
     ...MENU_MODULES.map((m) => ({ dest: `efi64/${m}`, sources: [`${EFI64_MODS}/${m}`], pkg: 'syslinux-efi' })),
     { dest: 'ipxe/snponly.efi', sources: ['/usr/lib/ipxe/snponly.efi'], pkg: 'ipxe' },
     { dest: 'ipxe/undionly.kpxe', sources: ['/usr/lib/ipxe/undionly.kpxe'], pkg: 'ipxe' },
+    // shim loads "grubx64.efi" from the directory it was itself loaded from (shim's
+    // DEFAULT_LOADER); grubnetx64 is the GRUB image built for network boot (its prefix
+    // is /grub on the TFTP server it came from).
+    { dest: 'shimx64.efi', sources: ['/usr/lib/shim/shimx64.efi.signed'], pkg: 'shim-signed' },
+    { dest: 'grubx64.efi', sources: ['/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed'], pkg: 'grub-efi-amd64-signed' },
+    { dest: 'shimaa64.efi', sources: ['/usr/lib/shim/shimaa64.efi.signed', `${ARM64_UNPACKED}/usr/lib/shim/shimaa64.efi.signed`], pkg: 'shim-signed:arm64', optional: true },
+    {
+      dest: 'grubaa64.efi',
+      sources: ['/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed', `${ARM64_UNPACKED}/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed`],
+      pkg: 'grub-efi-arm64-signed',
+      optional: true,
+    },
   ];
 }
+
+/** Where scripts/arm64-loaders.sh unpacks the arm64 loader packages on a non-arm64 server. */
+export const ARM64_UNPACKED = '/var/lib/pxe/arm64-loaders';
 
 export interface BootloaderResult {
   dest: string;
@@ -66,6 +93,7 @@ export async function provisionBootloaders(
   dryRun = false,
 ): Promise<BootloaderResult[]> {
   const results: BootloaderResult[] = [];
+  const digests = await dpkgDigests(files.flatMap((f) => f.sources));
   for (const f of files) {
     let src: Buffer | undefined;
     let srcPath = '';
@@ -79,7 +107,13 @@ export async function provisionBootloaders(
       }
     }
     if (!src) {
-      results.push({ dest: f.dest, status: 'missing', detail: `none of ${f.sources.join(', ')} (apt-get install ${f.pkg})` });
+      results.push({ dest: f.dest, status: 'missing', detail: `none of ${f.sources.join(', ')} (${f.optional ? 'optional: ' : ''}apt-get install ${f.pkg})` });
+      continue;
+    }
+    const recorded = digests.get(srcPath);
+    const md5 = recorded ? createHash('md5').update(src).digest('hex') : '';
+    if (recorded && md5 !== recorded.md5) {
+      results.push({ dest: f.dest, status: 'failed', detail: `${srcPath} differs from what ${recorded.pkg} installed (md5 ${md5}, dpkg says ${recorded.md5})` });
       continue;
     }
     const dest = join(tftpRoot, f.dest);
@@ -110,3 +144,26 @@ export async function provisionBootloaders(
   }
   return results;
 }
+
+/**
+ * dpkg's recorded MD5 of each wanted path (md5sums lists paths without the leading
+ * '/') with the package that installed it. A path no list names (a file unpacked by
+ * a script from a .deb that apt-get download checked against the signed index) is
+ * simply absent. Read once per provisioning run.
+ */
+async function dpkgDigests(paths: string[]): Promise<Map<string, { md5: string; pkg: string }>> {
+  const want = new Set(paths.map((p) => p.replace(/^\/+/, '')));
+  const out = new Map<string, { md5: string; pkg: string }>();
+  const lists = await readdir(DPKG_INFO).catch(() => [] as string[]);
+  for (const list of lists) {
+    if (!list.endsWith('.md5sums')) continue;
+    const text = await readFile(join(DPKG_INFO, list), 'latin1').catch(() => '');
+    for (const line of text.split('\n')) {
+      const rel = line.slice(34);
+      if (want.has(rel)) out.set(`/${rel}`, { md5: line.slice(0, 32), pkg: list.replace(/\.md5sums$/, '') });
+    }
+  }
+  return out;
+}
+
+const DPKG_INFO = '/var/lib/dpkg/info';

@@ -66,6 +66,8 @@ describe('e2e: rendered catalog menu (pxelinux.cfg/default) for a client not in 
     const cfgFile = writeSiteConfig(site, root, {
       // no hosts.yaml: every client is unknown and gets the main menu
       menu: { default: 'e2e-marker', timeoutSeconds: 1 },
+      // this row is syslinux.efi's: sync also installs shim + GRUB, which `auto` would hand out
+      dhcp: { efiX64Chain: 'syslinux' },
     });
     // The product's own bootloader layout: BIOS modules at the root, EFI ones in efi64/.
     const bl = await promisify(execFile)(process.execPath, [cli, 'sync', '--config', cfgFile, '--bootloaders-only', '--no-progress'], { timeout: 60_000 });

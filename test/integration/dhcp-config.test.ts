@@ -124,6 +124,33 @@ describe('pxe dhcp-config', () => {
     for (const f of ['isc', 'kea', 'dnsmasq'] as const) expect(renderDhcpConfig(noUboot, f, '10.77.0.10')).not.toMatch(/uboot|U-Boot/);
   });
 
+  it('--next-server-only: next-server for PXE clients and no file name, accepted by every checker', async () => {
+    const gen = async (format: string) =>
+      (await run('node', [CLI, 'dhcp-config', '--format', format, '--next-server-only', '--config', join(dir, 'pxe.yaml')], { timeout: 20_000 })).stdout;
+    const isc = await gen('isc');
+    expect(isc).toContain('next-server 10.77.0.10;');
+    expect(isc).not.toMatch(/filename/);
+    const conf = join(dir, 'dhcpd-ns.conf');
+    writeFileSync(conf, `subnet 10.77.0.0 netmask 255.255.255.0 { range 10.77.0.100 10.77.0.150; }\n${isc}`);
+    await run('dhcpd', ['-t', '-cf', conf], { timeout: 20_000 });
+    const kea = JSON.parse(await gen('kea')) as { Dhcp4: { 'client-classes': Array<Record<string, string>> } };
+    expect(kea.Dhcp4['client-classes']).toEqual([
+      { name: 'pxe-next-server', test: "substring(option[60].hex,0,9) == 'PXEClient' or substring(option[60].hex,0,6) == 'U-Boot'", 'next-server': '10.77.0.10' },
+    ]);
+    const file = join(dir, 'kea-ns.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ Dhcp4: { ...kea.Dhcp4, 'interfaces-config': { interfaces: [] }, subnet4: [{ id: 1, subnet: '10.77.0.0/24', pools: [{ pool: '10.77.0.100-10.77.0.150' }] }] } }),
+    );
+    await run('kea-dhcp4', ['-t', file], { timeout: 20_000 });
+    // dnsmasq: an empty file field with a server address (the SB e2e boots through exactly this)
+    const dm = await gen('dnsmasq');
+    expect(dm).toContain('dhcp-boot=tag:pxe,,,10.77.0.10');
+    const dmFile = join(dir, 'dnsmasq-ns.conf');
+    writeFileSync(dmFile, dm);
+    await run('dnsmasq', ['--test', `--conf-file=${dmFile}`], { timeout: 20_000 });
+  });
+
   it('needs a server address', async () => {
     writeFileSync(join(dir, 'noaddr.yaml'), 'logLevel: info\n');
     const err = (await run('node', [CLI, 'dhcp-config', '--format', 'isc', '--config', join(dir, 'noaddr.yaml')]).catch((e: unknown) => e)) as { code: number; stderr: string };

@@ -1,9 +1,10 @@
 import { configError } from '../helpers/errors.js';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
+import { efiX64BootFile } from '../../src/boot/chain.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pxe-config-'));
 function write(name: string, text: string): string {
@@ -22,8 +23,27 @@ describe('pxe.yaml', () => {
     expect(c.dhcp.port).toBe(67);
     expect(c.dhcp.pxePort).toBe(4011);
     expect(c.dhcp.bootFiles.bios).toBe('pxelinux.0');
-    expect(c.dhcp.bootFiles['efi-x64']).toBe('syslinux.efi');
+    // unset: dhcp.efiX64Chain decides (auto: shim + GRUB once `pxe sync` installed them)
+    expect(c.dhcp.bootFiles['efi-x64']).toBeUndefined();
+    expect(c.dhcp.efiX64Chain).toBe('auto');
+    expect(efiX64BootFile(c)).toBe('syslinux.efi');
     expect(c.http.port).toBe(8080);
+  });
+
+  it('x64 UEFI chain: auto follows what tftproot holds; shim-grub/syslinux force it; an explicit bootFiles.efi-x64 wins', () => {
+    const site = mkdtempSync(join(tmpdir(), 'pxe-chain-'));
+    const cfg = (yaml: string) => loadConfig(write('chain.yaml', `tftp:\n  root: ${join(site, 'root')}\n${yaml}`));
+    expect(efiX64BootFile(cfg(''))).toBe('syslinux.efi');
+    mkdirSync(join(site, 'root'));
+    writeFileSync(join(site, 'root', 'shimx64.efi'), 'shim');
+    expect(efiX64BootFile(cfg('')), 'shim without grubx64.efi beside it is no chain').toBe('syslinux.efi');
+    writeFileSync(join(site, 'root', 'grubx64.efi'), 'grub');
+    expect(efiX64BootFile(cfg(''))).toBe('shimx64.efi');
+    expect(efiX64BootFile(cfg('dhcp:\n  efiX64Chain: syslinux\n'))).toBe('syslinux.efi');
+    expect(efiX64BootFile(cfg('dhcp:\n  efiX64Chain: shim-grub\n'))).toBe('shimx64.efi');
+    expect(efiX64BootFile(cfg('dhcp:\n  bootFiles:\n    efi-x64: efi64/syslinux.efi\n'))).toBe('efi64/syslinux.efi');
+    expect(efiX64BootFile(cfg('dhcp:\n  bootFiles:\n    efi-x64: null\n'))).toBeNull();
+    expect(() => cfg('dhcp:\n  efiX64Chain: grub\n')).toThrow(/efiX64Chain/);
   });
 
   it('resolves paths relative to the file and keeps given values', () => {

@@ -10,6 +10,9 @@ import {
   grubArgs,
   parseUnattendedPath,
   renderGrubConfig,
+  renderGrubDispatch,
+  grubDefaultPath,
+  buildMenuModel,
   renderHostPxelinux,
   renderIpxeScript,
   renderMainMenu,
@@ -193,10 +196,24 @@ describe('GRUB configs', () => {
     expect(grub).toContain("--id debian-12-x86_64");
   });
 
+  it('names a default inside a submenu by its path "<submenu id>><entry id>" (GRUB 2.06 falls back to entry 0 otherwise)', () => {
+    const withDefault = { ...ctxAll, menu: { default: 'debian' } };
+    const m = buildMenuModel(withDefault, { firmware: 'efi' });
+    const g = m.groups.find((x) => x.items.some((i) => i.label === 'debian-12-x86_64'))!;
+    expect(grubDefaultPath(m)).toBe(`${g.tag}>debian-12-x86_64`);
+    expect(renderGrubConfig(withDefault, null)).toMatch(new RegExp(`^set default='${g.tag}>debian-12-x86_64'$`, 'm'));
+    // a top-level default stays a bare id
+    expect(grubDefaultPath(buildMenuModel(ctxAll, { firmware: 'efi' }))).toBe('local');
+  });
+
   it('passes grub-script-check (GRUB 2 parser) for the menu and every host', () => {
     const check = spawnSync('grub-script-check', ['--version']);
     expect(check.error, 'grub-script-check missing: apt-get install grub-common').toBeUndefined();
-    const files: Array<[string, string]> = [['menu', renderGrubConfig(ctxAll, null)]];
+    const files: Array<[string, string]> = [
+      ['menu', renderGrubConfig(ctxAll, null)],
+      ['menu-default', renderGrubConfig({ ...ctxAll, menu: { default: 'debian' } }, null, { arch: 'aarch64' })],
+      ['dispatch', renderGrubDispatch(ctxAll)],
+    ];
     for (const h of hosts.byMac.values()) {
       const e = catalog.entries.find((x) => x.id === h.entry)!;
       if (e.boot.method === 'memdisk') continue;
@@ -381,9 +398,42 @@ describe('virtual-file provider', () => {
     // not synced: no half-valid config, pxelinux falls back to default
     expect(await p.virtualFile(`pxelinux.cfg/01-${hostFor('almalinux').mac.replace(/:/g, '-')}`, { address: '10.9.0.50' })).toBeNull();
     expect((await p.virtualFile('pxelinux.cfg/default', { address: '10.9.0.50' }))!.content.toString()).toMatch(/^ONTIMEOUT local$/m);
-    const g = await p.virtualFile('grub/grub.cfg', { address: '10.9.0.50', mac: hostFor('ubuntu').mac });
-    expect(g!.content.toString()).toContain("'ds=nocloud-net;s=");
     expect(await p.virtualFile('images/debian/12/x86_64/linux', { address: '10.9.0.50' })).toBeNull();
+  });
+
+  it('GRUB: one grub/grub.cfg for all, then grub/client/<$grub_cpu>/<$net_default_mac>.cfg: the host (arch from the path) or that arch\'s menu', async () => {
+    const { catalogFileProvider } = await import('../../src/boot/files.js');
+    const p = catalogFileProvider(() => ctxAll, () => hosts);
+    const text = async (path: string, mac?: string) => (await p.virtualFile(path, { address: '10.9.0.50', ...(mac ? { mac } : {}) }))?.content.toString();
+    // the same for every client, known MAC or not: GRUB itself names MAC and CPU next
+    const dispatch = await text('grub/grub.cfg', hostFor('ubuntu').mac);
+    expect(dispatch).toBe(await text('grub/grub.cfg'));
+    expect(dispatch).toContain('configfile "$prefix/client/$grub_cpu/$net_default_mac.cfg"');
+    expect(dispatch).toContain('configfile "$prefix/$grub_cpu-$grub_platform/grub.cfg"');
+    // a listed host without arch: gets the architecture GRUB announced in the path
+    const h = { ...hostFor('debian'), arch: undefined };
+    const hostsNoArch = { ...hosts, byMac: new Map([[h.mac, h]]) };
+    const p2 = catalogFileProvider(() => ctxAll, () => hostsNoArch);
+    const x86 = (await p2.virtualFile(`grub/client/x86_64/${h.mac}.cfg`, { address: '10.9.0.50' }))!.content.toString();
+    const arm = (await p2.virtualFile(`grub/client/arm64/${h.mac}.cfg`, { address: '10.9.0.50' }))!.content.toString();
+    expect(x86).toContain('images/debian/12/x86_64/linux');
+    expect(arm).toContain('images/debian/12/aarch64/');
+    expect(arm).not.toContain('x86_64');
+    // an unlisted MAC gets the menu of its CPU: no entry of the other architecture
+    const menuArm = (await text('grub/client/arm64/aa:bb:cc:dd:ee:ff.cfg'))!;
+    const menuX86 = (await text('grub/client/x86_64/aa:bb:cc:dd:ee:ff.cfg'))!;
+    expect(menuArm).toContain('aarch64/');
+    expect(menuArm).not.toMatch(/\/x86_64\//);
+    expect(menuX86).not.toMatch(/\/aarch64\//);
+    // the per-platform names GRUB's embedded config knows serve the same menus
+    expect(await text('grub/arm64-efi/grub.cfg')).toBe(menuArm);
+    expect(await text('grub/x86_64-efi/grub.cfg')).toBe(menuX86);
+    // a denied host gets nothing; malformed names are not ours
+    const denied = { ...hostFor('debian'), allow: false };
+    const p3 = catalogFileProvider(() => ctxAll, () => ({ ...hosts, byMac: new Map([[denied.mac, denied]]) }));
+    expect(await p3.virtualFile(`grub/client/x86_64/${denied.mac}.cfg`, { address: '10.9.0.50' })).toBeNull();
+    expect(await text('grub/client/sparc/aa:bb:cc:dd:ee:ff.cfg')).toBeUndefined();
+    expect(await text('grub/client/x86_64/aa:bb:cc:dd:ee.cfg')).toBeUndefined();
   });
 
   it('gives an EFI client the efi64/ build of a root .c32 module; BIOS and unknown clients get the root file', async () => {
