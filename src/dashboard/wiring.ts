@@ -15,7 +15,9 @@ import type { LoadedApp } from '../boot/load.js';
 import { listEntries } from '../sync/list.js';
 import { runSync } from '../sync/engine.js';
 import { nativeUdpStatus } from '../native/udp.js';
-import { registerDashboard, type Dashboard, type DashboardDeps } from './routes.js';
+import { reinstallHost, removeHost, type HostEditResult } from '../hosts/edit.js';
+import { InstallState } from '../hosts/state.js';
+import { registerDashboard, type Dashboard, type DashboardDeps, type HostAction } from './routes.js';
 import type { HostView } from './views.js';
 
 /** How many events of the persisted log seed the machine list at start. */
@@ -29,7 +31,33 @@ export interface DashboardSources {
   metrics: Metrics;
   app: () => LoadedApp;
   services: () => Array<{ service: string; port: number | string; state: string }>;
-  hostAction?: DashboardDeps['hostAction'];
+}
+
+const done = <T>(r: HostEditResult<T>): T => {
+  if (!r.ok) throw new Error(r.message);
+  return r.value;
+};
+
+/**
+ * The page's host actions, through the same code as `pxe host reinstall` / `pxe host rm`
+ * (hosts/edit.ts); "local boot" ends a pending install-once install, as the installer's
+ * done report would. The hosts file watcher reloads the server after an edit.
+ */
+function hostAction(s: DashboardSources): NonNullable<DashboardDeps['hostAction']> {
+  return async (mac: string, action: HostAction): Promise<string> => {
+    const config = s.config();
+    const app = s.app();
+    if (action === 'reinstall') {
+      const v = done(reinstallHost(config.hostsFile, app.catalog, config.stateDir, mac, config.install.tokenTtlMinutes));
+      return `${v.mac}: a new install starts at its next boot`;
+    }
+    if (action === 'remove') return `${done(removeHost(config.hostsFile, app.catalog, mac)).mac}: removed from ${config.hostsFile}`;
+    const host = app.hosts?.byMac.get(mac.toLowerCase().replace(/-/g, ':'));
+    if (!host) throw new Error(`${mac} is not in ${config.hostsFile}`);
+    if (!host.install_once) throw new Error(`${mac} is not an install-once host: it boots ${host.entry} on every boot (change its entry to boot locally)`);
+    InstallState.inDir(config.stateDir).markInstalled(host.mac, host.entry, host.version ?? '');
+    return `${host.mac}: marked installed, boots from its disk until reinstalled`;
+  };
 }
 
 export function mountDashboard(http: FastifyInstance, s: DashboardSources): Dashboard {
@@ -82,6 +110,6 @@ export function mountDashboard(http: FastifyInstance, s: DashboardSources): Dash
         out.end();
       }
     },
-    ...(s.hostAction ? { hostAction: s.hostAction } : {}),
+    hostAction: hostAction(s),
   });
 }

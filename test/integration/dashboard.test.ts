@@ -151,4 +151,28 @@ describe('dashboard in headless Chromium against a running pxe serve', () => {
     }
     await page.close();
   });
+
+  it('host actions from the page do what the CLI host commands do: local boot, reinstall, remove', async () => {
+    const page = await browser.newPage();
+    await page.goto(url('/hosts'));
+    await page.fill('input[name=token]', TOKEN);
+    await Promise.all([page.waitForURL(url('/hosts')), page.click('form[action="/dashboard/login"] button')]);
+    const row = page.locator(`tr[data-mac="${MAC}"]`);
+    const act = async (label: string): Promise<void> => {
+      await Promise.all([page.waitForURL(url('/hosts')), row.locator('button', { hasText: label }).click()]);
+    };
+    await act('local boot');
+    expect(await row.locator('.install').textContent()).toBe('installed (boots locally)');
+    expect(JSON.parse(readFileSync(join(site.root, 'state', 'installed.json'), 'utf8'))).toHaveProperty([MAC]);
+    await act('reinstall');
+    expect(await row.locator('.install').textContent()).toBe('install pending');
+    await act('remove');
+    expect(readFileSync(join(site.root, 'hosts.yaml'), 'utf8')).not.toContain(MAC);
+    // the running server reloads the hosts file by itself (its watcher): the row goes away
+    await waitFor(async () => {
+      await page.reload();
+      return (await row.count()) === 0;
+    }, 15_000, 'the removed host to leave the page');
+    await page.close();
+  });
 });
