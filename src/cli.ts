@@ -136,8 +136,10 @@ export function buildProgram(): Command {
       const config = commandConfig(opts.config);
       const mac = macArg === undefined ? undefined : normalizeMac(macArg);
       if (macArg !== undefined && !mac) throw new UserError(`not a MAC address: ${macArg}`);
-      const { readEvents, formatEvents } = await import('./events.js');
-      const events = await readEvents(join(config.stateDir, 'boot-events.jsonl'), mac ?? undefined, opts.last);
+      const { readEventsReport, formatEvents } = await import('./events.js');
+      const { events, problems } = await readEventsReport(join(config.stateDir, 'boot-events.jsonl'), mac ?? undefined, opts.last);
+      for (const p of problems) process.stderr.write(`pxe: ${p}\n`);
+      if (problems.length > 0) process.exitCode = 1;
       process.stdout.write(opts.json ? events.map((e) => `${JSON.stringify(e)}\n`).join('') : formatEvents(events));
     });
 

@@ -169,6 +169,14 @@ export const configSchema = z
     catalogDirs: z.array(z.string().min(1)).default([]),
     /** nunjucks templates; default: the templates shipped with pxe */
     templatesDir: z.string().optional(),
+    /** the boot-event log (<stateDir>/boot-events.jsonl, read by pxe events) */
+    eventLog: z
+      .object({
+        /** rotated to boot-events.jsonl.1 past this size: at most twice this on disk */
+        maxMegabytes: z.number().min(1).max(4096).default(16),
+      })
+      .strict()
+      .prefault({}),
     /** unattended installs (answer files under /unattended/, src/hosts/tokens.ts) */
     install: z
       .object({

@@ -1,4 +1,4 @@
-import { appendFile, mkdir } from 'node:fs/promises';
+import { appendFile, mkdir, rename, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /**
@@ -30,13 +30,22 @@ export class BootEventLog {
 
   private readonly capacity: number;
   private readonly macFor: ((ip: string) => string | undefined) | undefined;
+  private readonly maxBytes: number;
+  /** bytes in the current file (undefined: not yet stat'ed) */
+  private size: number | undefined;
 
+  /**
+   * `maxBytes`: the file is rotated to `<file>.1` (replacing the previous one) before it
+   * would grow past this, so the log never takes more than 2 x maxBytes on disk
+   * whatever a flood of forged clients records (`pxe events` reads both).
+   */
   constructor(
     private readonly file: string | undefined,
-    opts: { capacity?: number; macFor?: (ip: string) => string | undefined } = {},
+    opts: { capacity?: number; macFor?: (ip: string) => string | undefined; maxBytes?: number } = {},
   ) {
     this.capacity = opts.capacity ?? 5000;
     this.macFor = opts.macFor;
+    this.maxBytes = opts.maxBytes ?? DEFAULT_EVENT_LOG_BYTES;
   }
 
   record(ev: Omit<BootEvent, 'time'>): BootEvent {
@@ -65,9 +74,19 @@ export class BootEventLog {
     const chunk = this.pending.join('');
     this.pending = [];
     // Serialised appends; a full disk must not take the server down with it.
+    const bytes = Buffer.byteLength(chunk);
     this.writing = this.writing
-      .then(() => appendFile(file, chunk))
+      .then(async () => {
+        this.size ??= (await stat(file).catch(() => null))?.size ?? 0;
+        if (this.size > 0 && this.size + bytes > this.maxBytes) {
+          await rename(file, `${file}.1`);
+          this.size = 0;
+        }
+        await appendFile(file, chunk);
+        this.size += bytes;
+      })
       .catch(async () => {
+        this.size = undefined;
         await mkdir(dirname(file), { recursive: true }).catch(() => undefined);
         await appendFile(file, chunk).catch(() => undefined);
       });
@@ -90,20 +109,46 @@ export class BootEventLog {
   }
 }
 
+export const DEFAULT_EVENT_LOG_BYTES = 16 * 1024 * 1024;
+/** A file larger than this is not read whole (it was not written by a bounded log). */
+const MAX_READ_BYTES = 64 * 1024 * 1024;
+
+export interface EventsRead {
+  events: BootEvent[];
+  /** files that exist but could not be read whole: say so rather than "no events" */
+  problems: string[];
+}
+
 /**
- * Reads the persisted log for `pxe events`. A MAC filter also keeps events of the IP
- * addresses that MAC was seen with, so TFTP/HTTP lines join the DHCP ones.
+ * Reads the persisted log for `pxe events`: the rotated `<file>.1`, then `<file>`. A
+ * MAC filter also keeps events of the IP addresses that MAC was seen with, so
+ * TFTP/HTTP lines join the DHCP ones.
  */
-export async function readEvents(file: string, mac?: string, last?: number): Promise<BootEvent[]> {
+export async function readEventsReport(file: string, mac?: string, last?: number): Promise<EventsRead> {
   const { readFile } = await import('node:fs/promises');
-  const text = await readFile(file, 'utf8').catch(() => '');
   const all: BootEvent[] = [];
-  for (const line of text.split('\n')) {
-    if (!line) continue;
+  const problems: string[] = [];
+  for (const f of [`${file}.1`, file]) {
+    const st = await stat(f).catch(() => null);
+    if (!st) continue;
+    if (st.size > MAX_READ_BYTES) {
+      problems.push(`${f}: ${st.size} bytes, larger than ${MAX_READ_BYTES} (not read; it was not written by a bounded log)`);
+      continue;
+    }
+    let text: string;
     try {
-      all.push(JSON.parse(line) as BootEvent);
-    } catch {
-      // a torn last line (crash mid-append) is skipped, not fatal
+      text = await readFile(f, 'utf8');
+    } catch (err) {
+      problems.push(`${f}: cannot read: ${(err as Error).message}`);
+      continue;
+    }
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      try {
+        all.push(JSON.parse(line) as BootEvent);
+      } catch {
+        // a torn last line (crash mid-append) is skipped, not fatal
+      }
     }
   }
   let out = all;
@@ -111,7 +156,11 @@ export async function readEvents(file: string, mac?: string, last?: number): Pro
     const ips = new Set(all.filter((e) => e.mac === mac && e.ip).map((e) => e.ip!));
     out = all.filter((e) => e.mac === mac || (e.ip !== undefined && e.mac === undefined && ips.has(e.ip)));
   }
-  return last ? out.slice(-last) : out;
+  return { events: last ? out.slice(-last) : out, problems };
+}
+
+export async function readEvents(file: string, mac?: string, last?: number): Promise<BootEvent[]> {
+  return (await readEventsReport(file, mac, last)).events;
 }
 
 export function formatEvents(events: BootEvent[]): string {

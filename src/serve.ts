@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { mkdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from './config.js';
 import { loadConfig } from './config.js';
@@ -55,11 +55,22 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
     const st = await stat(config.tftp.root).catch(() => null);
     if (!st?.isDirectory()) throw new UserError(`TFTP root ${config.tftp.root} does not exist or is not a directory (create it, or set tftp.root / --tftp-root)`, 1);
   }
+  // Boot events, install-once markers and install tokens live there: a read-only state
+  // directory (the default next to /etc/pxe/pxe.yaml under ProtectSystem=strict) would
+  // drop events silently and fail every install: refuse to start instead.
+  try {
+    await mkdir(config.stateDir, { recursive: true });
+    const probe = join(config.stateDir, `.write-test.${process.pid}`);
+    await writeFile(probe, '');
+    await unlink(probe);
+  } catch (err) {
+    throw new UserError(`state directory ${config.stateDir} is not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): set stateDir in ${config.source} to a writable directory (systemd: one in ReadWritePaths)`, 1);
+  }
 
   // One memory for the server's lifetime: every reload gets the same (boot/clients.ts).
   const clients = new ClientMemory();
   let app = await loadApp(config, logger, { issueTokens: true, clients });
-  const events = new BootEventLog(join(config.stateDir, 'boot-events.jsonl'), { macFor: (ip) => clients.macFor(ip) });
+  const events = new BootEventLog(join(config.stateDir, 'boot-events.jsonl'), { macFor: (ip) => clients.macFor(ip), maxBytes: config.eventLog.maxMegabytes * 1024 * 1024 });
   const metrics = new Metrics();
   metrics.setSyncStateDir(config.stateDir);
   let access = new NetworkAccess(config.allow);

@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ClientMemory } from '../../src/boot/clients.js';
-import { BootEventLog, formatEvents, readEvents } from '../../src/events.js';
+import { BootEventLog, formatEvents, readEvents, readEventsReport } from '../../src/events.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pxe-events-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -39,5 +39,36 @@ describe('boot-event log', () => {
     const t = log.timeline();
     expect(t).toHaveLength(10);
     expect(t[0]!.what).toBe('e15');
+  });
+});
+
+describe('bounded on disk', () => {
+  it('rotates by size to <file>.1: at most twice maxBytes on disk; reads across the rotation; says when a file is too large', async () => {
+    const dir = mkdtempSync(join(tmpdir(), `pxe-events-rot-${process.pid}-`));
+    try {
+      const file = join(dir, 'boot-events.jsonl');
+      const log = new BootEventLog(file, { maxBytes: 20_000 });
+      for (let i = 0; i < 3000; i++) {
+        log.record({ proto: 'dhcp', mac: `02:00:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`, what: `offer ${i}` });
+        if (i % 100 === 99) await log.flush();
+      }
+      log.record({ proto: 'dhcp', mac: '52:54:00:00:00:01', what: 'the normal client' });
+      await log.flush();
+      expect(statSync(file).size).toBeLessThanOrEqual(20_000);
+      expect(statSync(`${file}.1`).size).toBeLessThanOrEqual(20_000);
+      const r = await readEventsReport(file);
+      expect(r.problems).toEqual([]);
+      // oldest first across both files, the newest last
+      expect(r.events.at(-1)!.what).toBe('the normal client');
+      expect(r.events.length).toBeGreaterThan(statSync(file).size / 100);
+      expect((await readEventsReport(file, '52:54:00:00:00:01')).events.map((e) => e.what)).toEqual(['the normal client']);
+      // a file nobody bounded: named, not "no events"
+      truncateSync(`${file}.1`, 65 * 1024 * 1024);
+      const big = await readEventsReport(file);
+      expect(big.problems[0]).toMatch(/boot-events\.jsonl\.1: \d+ bytes, larger than/);
+      expect(big.events.at(-1)!.what).toBe('the normal client');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
