@@ -42,7 +42,7 @@ time.sleep(600)
 
 /** descriptors and RSS (kB) of the pxe serve process (the node child of ip netns exec / prlimit) */
 function serverUsage(): { fds: number; rssKb: number } {
-  let pid = server!.pid!;
+  const pid = server!.pid!;
   // ip netns exec and prlimit exec in place: the pid is node's
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
