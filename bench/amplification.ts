@@ -32,7 +32,6 @@ import { encodeAck, encodeRequest } from '#pxe/tftp/packet.js';
 import { TftpServer } from '#pxe/tftp/server.js';
 import { BENCH_DIST, REPO_ROOT } from './repo.js';
 
-
 export interface AmplificationCase {
   name: string;
   /** UDP payload bytes the spoofed source sent */
@@ -64,7 +63,14 @@ async function udp(port = 0, address = '127.0.0.1'): Promise<dgram.Socket> {
 }
 
 /** Receives and counts everything arriving on `sockets`. */
-function counter(sockets: dgram.Socket[]): { bytes: number; packets: number; ports: Set<number>; data: number; errors: number; oacks: number } {
+function counter(sockets: dgram.Socket[]): {
+  bytes: number;
+  packets: number;
+  ports: Set<number>;
+  data: number;
+  errors: number;
+  oacks: number;
+} {
   const c = { bytes: 0, packets: 0, ports: new Set<number>(), data: 0, errors: 0, oacks: 0 };
   for (const s of sockets) {
     s.on('message', (m, r) => {
@@ -122,12 +128,18 @@ async function inside(): Promise<AmplificationResult> {
       {
         const s = await udp();
         const c = counter([s]);
-        const rrq = encodeRequest('rrq', 'big.img', 'octet', [['blksize', '1468'], ['windowsize', '64'], ['tsize', '0']]);
+        const rrq = encodeRequest('rrq', 'big.img', 'octet', [
+          ['blksize', '1468'],
+          ['windowsize', '64'],
+          ['tsize', '0'],
+        ]);
         s.send(rrq, port, '127.0.0.1');
         await sleep(50);
         await waitIdle(tftp, 15_000);
         s.close();
-        cases.push(mk('tftp RRQ blksize=1468 windowsize=64, never ACKed', rrq.length, c.bytes, c.packets, { oacks: c.oacks, data: c.data }));
+        cases.push(
+          mk('tftp RRQ blksize=1468 windowsize=64, never ACKed', rrq.length, c.bytes, c.packets, { oacks: c.oacks, data: c.data }),
+        );
       }
       // 2. plain RFC 1350 RRQ, never acknowledged
       {
@@ -144,7 +156,10 @@ async function inside(): Promise<AmplificationResult> {
       {
         const s = await udp();
         const c = counter([s]);
-        const rrq = encodeRequest('rrq', 'big.img', 'octet', [['blksize', '1468'], ['windowsize', '64']]);
+        const rrq = encodeRequest('rrq', 'big.img', 'octet', [
+          ['blksize', '1468'],
+          ['windowsize', '64'],
+        ]);
         let acked = false;
         s.on('message', (m, r) => {
           if (!acked && m.readUInt16BE(0) === 6) {
@@ -156,7 +171,9 @@ async function inside(): Promise<AmplificationResult> {
         await sleep(50);
         await waitIdle(tftp, 15_000);
         s.close();
-        cases.push(mk('tftp OACK acknowledged, DATA never ACKed', rrq.length + 4, c.bytes, c.packets, { data: c.data, windows: c.data / 64 }));
+        cases.push(
+          mk('tftp OACK acknowledged, DATA never ACKed', rrq.length + 4, c.bytes, c.packets, { data: c.data, windows: c.data / 64 }),
+        );
       }
       // 4. many requests from one address: the per-client cap
       {
@@ -229,7 +246,13 @@ async function inside(): Promise<AmplificationResult> {
       await dhcp.close();
     }
     return {
-      settings: { blksize: 1468, windowsize: 64, maxRetriesBeforeAck, maxTransfersPerClient: cfg.tftp.maxTransfersPerClient, ratePerMac: cfg.dhcp.ratePerMac },
+      settings: {
+        blksize: 1468,
+        windowsize: 64,
+        maxRetriesBeforeAck,
+        maxTransfersPerClient: cfg.tftp.maxTransfersPerClient,
+        ratePerMac: cfg.dhcp.ratePerMac,
+      },
       cases,
     };
   } finally {
@@ -256,7 +279,9 @@ export async function runAmplificationBench(print = true): Promise<Amplification
     if (print) {
       process.stdout.write(`\namplification (bytes sent / bytes received from a spoofed source that never ACKs)\n`);
       for (const c of res.cases) {
-        process.stdout.write(`  ${c.name.padEnd(52)} in ${String(c.bytesIn).padStart(7)} B  out ${String(c.bytesOut).padStart(8)} B  factor ${c.factor}  ${JSON.stringify(c.detail)}\n`);
+        process.stdout.write(
+          `  ${c.name.padEnd(52)} in ${String(c.bytesIn).padStart(7)} B  out ${String(c.bytesOut).padStart(8)} B  factor ${c.factor}  ${JSON.stringify(c.detail)}\n`,
+        );
       }
     }
     return res;

@@ -63,7 +63,6 @@ const HTTP_PORT = 8080;
 
 const MAC = '52:54:00:be:0c:01';
 
-
 /**
  * Serial-console milestones, to see where the time goes: the iPXE ROM is up, the NBP
  * arrived over TFTP (iPXE prints its size), pxelinux runs (after the config file), and
@@ -97,7 +96,11 @@ async function startServer(lab: Lab, server: BootServer, tftpRoot: string, i: nu
         readyTimeoutMs: 30_000,
       });
     case 'pxe-tftp':
-      return lab.runServer('node', pxeServeArgs(lab, tftpRoot, { logLevel: 'warn' }), { name: `bench-pxe-tftp-${i}`, udpPorts: PXE_UDP_PORTS, readyTimeoutMs: 30_000 });
+      return lab.runServer('node', pxeServeArgs(lab, tftpRoot, { logLevel: 'warn' }), {
+        name: `bench-pxe-tftp-${i}`,
+        udpPorts: PXE_UDP_PORTS,
+        readyTimeoutMs: 30_000,
+      });
   }
 }
 
@@ -115,18 +118,29 @@ async function oneBoot(lab: Lab, server: BootServer, tftpRoot: string, i: number
     // the server's CPU during the boot (its start-up, e.g. pxe's proxyDHCP warm-up, is
     // before this): on 2 vCPUs, whatever it burns is taken from QEMU's threads
     const cpu0 = cpuSeconds(p.pid);
-    const r = await lab.bootVm({ firmware: 'bios', mac: MAC, expect: MARKER, failFast: FAIL_FAST, timeoutMs: 120_000, name: `bench-${server}-${i}`, phases: PHASES });
+    const r = await lab.bootVm({
+      firmware: 'bios',
+      mac: MAC,
+      expect: MARKER,
+      failFast: FAIL_FAST,
+      timeoutMs: 120_000,
+      name: `bench-${server}-${i}`,
+      phases: PHASES,
+    });
     if (!r.ok || r.markerMs === undefined || r.match?.[1] !== 'mac' || r.phaseMs.loaded === undefined || r.phaseMs.kernel === undefined) {
       throw new Error(`${server} boot ${i} failed: ${r.reason} (cfg=${r.match?.[1]})\n${r.serialLog.slice(-2000)}`);
     }
     // each row measures what it says: iPXE prints the boot file it was given
     const overHttp = /Filename: http:\/\//.test(r.serialLog);
-    if (overHttp !== (server === 'pxe')) throw new Error(`${server} boot ${i}: the boot file came ${overHttp ? '' : 'not '}over HTTP\n${r.serialLog.slice(-2000)}`);
+    if (overHttp !== (server === 'pxe'))
+      throw new Error(`${server} boot ${i}: the boot file came ${overHttp ? '' : 'not '}over HTTP\n${r.serialLog.slice(-2000)}`);
     const ph = Object.entries(r.phaseMs)
       .map(([k, v]) => `${k} ${(v / 1000).toFixed(1)}`)
       .join(', ');
     const cpu = cpuSeconds(p.pid) - cpu0;
-    phaseLog(`boot: ${server} run ${i + 1} milestones (s from QEMU start): ${ph}, marker ${(r.markerMs / 1000).toFixed(1)}; server CPU ${cpu.toFixed(2)} s`);
+    phaseLog(
+      `boot: ${server} run ${i + 1} milestones (s from QEMU start): ${ph}, marker ${(r.markerMs / 1000).toFixed(1)}; server CPU ${cpu.toFixed(2)} s`,
+    );
     return { seconds: r.markerMs / 1000, cpuSeconds: cpu, loadedSeconds: r.phaseMs.loaded / 1000, kernelSeconds: r.phaseMs.kernel / 1000 };
   } finally {
     await p.stop();
@@ -139,7 +153,9 @@ function permutations<T>(xs: readonly T[]): T[][] {
   return xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((rest) => [x, ...rest]));
 }
 
-export async function runBootBench(opts: { runs?: number; log?: (line: string) => void; out?: (text: string) => void } = {}): Promise<BootBenchResult> {
+export async function runBootBench(
+  opts: { runs?: number; log?: (line: string) => void; out?: (text: string) => void } = {},
+): Promise<BootBenchResult> {
   const runs = Math.max(1, opts.runs ?? 3);
   // progress on stderr; the result (markdown, as bench/index.ts expects) on stdout
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
@@ -167,7 +183,8 @@ export async function runBootBench(opts: { runs?: number; log?: (line: string) =
   } finally {
     await lab.stop();
   }
-  const column = (k: keyof BootRun) => Object.fromEntries(servers.map((s) => [s, runsOf[s].map((r) => r[k])])) as Record<BootServer, number[]>;
+  const column = (k: keyof BootRun) =>
+    Object.fromEntries(servers.map((s) => [s, runsOf[s].map((r) => r[k])])) as Record<BootServer, number[]>;
   const seconds = column('seconds');
   const cpu = column('cpuSeconds');
   const loaded = column('loadedSeconds');
@@ -210,7 +227,18 @@ export async function runBootBench(opts: { runs?: number; log?: (line: string) =
       '',
     ].join('\n'),
   );
-  return { runs, seconds, cpuSeconds: cpu, loadedSeconds: loaded, kernelSeconds: kernel, dnsmasqMedian: med('dnsmasq'), pxeMedian: med('pxe'), ratio, ratioCi, tftpOnlyRatio };
+  return {
+    runs,
+    seconds,
+    cpuSeconds: cpu,
+    loadedSeconds: loaded,
+    kernelSeconds: kernel,
+    dnsmasqMedian: med('dnsmasq'),
+    pxeMedian: med('pxe'),
+    ratio,
+    ratioCi,
+    tftpOnlyRatio,
+  };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -32,12 +32,32 @@ function writeEvents(file: string): number {
     const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
     const at = (k: number): string => new Date(t0 + i * 1000 + k * 50).toISOString();
     lines.push(
-      JSON.stringify({ time: at(0), proto: 'dhcp', mac: m, what: 'offer pxelinux.0 via 10.0.0.1', detail: { port: 'dhcp', firmware: 'bios', ipxe: true } }),
+      JSON.stringify({
+        time: at(0),
+        proto: 'dhcp',
+        mac: m,
+        what: 'offer pxelinux.0 via 10.0.0.1',
+        detail: { port: 'dhcp', firmware: 'bios', ipxe: true },
+      }),
       JSON.stringify({ time: at(1), proto: 'http', mac: m, ip, what: 'GET /files/pxelinux.0 -> 200' }),
       JSON.stringify({ time: at(2), proto: 'http', mac: m, ip, what: `GET /files/pxelinux.cfg/01-${m.replace(/:/g, '-')} -> 404` }),
       JSON.stringify({ time: at(3), proto: 'http', mac: m, ip, what: 'GET /files/pxelinux.cfg/default -> 200' }),
-      JSON.stringify({ time: at(4), proto: 'tftp', mac: m, ip, what: 'fetched images/debian/12/x86_64/linux', detail: { bytes: 7_000_000, ms: 900 } }),
-      JSON.stringify({ time: at(5), proto: 'tftp', mac: m, ip, what: 'fetched images/debian/12/x86_64/initrd.gz', detail: { bytes: 40_000_000, ms: 4200 } }),
+      JSON.stringify({
+        time: at(4),
+        proto: 'tftp',
+        mac: m,
+        ip,
+        what: 'fetched images/debian/12/x86_64/linux',
+        detail: { bytes: 7_000_000, ms: 900 },
+      }),
+      JSON.stringify({
+        time: at(5),
+        proto: 'tftp',
+        mac: m,
+        ip,
+        what: 'fetched images/debian/12/x86_64/initrd.gz',
+        detail: { bytes: 40_000_000, ms: 4200 },
+      }),
     );
   }
   fs.writeFileSync(file, `${lines.join('\n')}\n`);
@@ -59,10 +79,27 @@ async function main(): Promise<void> {
   fs.mkdirSync(root);
   const events = writeEvents(path.join(dir, 'state', 'boot-events.jsonl'));
   const started = performance.now();
-  const child = spawn(process.execPath, [path.join(REPO, 'dist/cli.js'), 'serve', '--listen', '127.0.0.1', '--no-dhcp', '--no-tftp', '--http-port', String(PORT), '--tftp-root', root, '--log-level', 'warn'], {
-    cwd: dir,
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(REPO, 'dist/cli.js'),
+      'serve',
+      '--listen',
+      '127.0.0.1',
+      '--no-dhcp',
+      '--no-tftp',
+      '--http-port',
+      String(PORT),
+      '--tftp-root',
+      root,
+      '--log-level',
+      'warn',
+    ],
+    {
+      cwd: dir,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   try {
     const base = `http://127.0.0.1:${PORT}`;
     // ready when the machine count on the page reaches every MAC of the log (bounded: 120 s)
@@ -88,7 +125,9 @@ async function main(): Promise<void> {
       await timeGet(base + p); // first request compiles the code path
       const runs: Array<{ ms: number; bytes: number }> = [];
       for (let i = 0; i < REQUESTS; i++) runs.push(await timeGet(base + p));
-      rows.push(`| ${label} | ${median(runs.map((r) => r.ms)).toFixed(1)} ms | ${Math.max(...runs.map((r) => r.ms)).toFixed(1)} ms | ${(runs[0]!.bytes / 1024).toFixed(0)} KiB |`);
+      rows.push(
+        `| ${label} | ${median(runs.map((r) => r.ms)).toFixed(1)} ms | ${Math.max(...runs.map((r) => r.ms)).toFixed(1)} ms | ${(runs[0]!.bytes / 1024).toFixed(0)} KiB |`,
+      );
     }
     process.stdout.write(
       [

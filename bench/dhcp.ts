@@ -178,9 +178,13 @@ export function wireLatencies(pcap: Buffer): { discovers: number; latMs: number[
 }
 
 async function startTcpdump(ns: string, file: string): Promise<ChildProcess> {
-  const p = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', 'c0', '-n', '-B', '16384', '-U', '-w', file, 'udp and (port 67 or port 68)'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const p = spawn(
+    'ip',
+    ['netns', 'exec', ns, 'tcpdump', '-i', 'c0', '-n', '-B', '16384', '-U', '-w', file, 'udp and (port 67 or port 68)'],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   await new Promise<void>((res, rej) => {
     const t = setTimeout(() => rej(new Error('tcpdump did not start within 10 s')), 10_000);
     p.stderr?.on('data', (d: Buffer) => {

@@ -97,13 +97,34 @@ async function startPxe(root: string, work: string, stream = false): Promise<Htt
   fs.mkdirSync(site, { recursive: true });
   fs.writeFileSync(
     path.join(site, 'pxe.yaml'),
-    [`tftp: { root: ${root} }`, `catalogDir: ${path.join(REPO, 'distros')}`, `templatesDir: ${path.join(REPO, 'templates')}`, `stateDir: ${path.join(site, 'state')}`, ''].join('\n'),
+    [
+      `tftp: { root: ${root} }`,
+      `catalogDir: ${path.join(REPO, 'distros')}`,
+      `templatesDir: ${path.join(REPO, 'templates')}`,
+      `stateDir: ${path.join(site, 'state')}`,
+      '',
+    ].join('\n'),
   );
   const port = await freeTcpPort();
   const log = fs.openSync(path.join(site, 'access.log'), 'w');
   const child = spawn(
     process.execPath,
-    [path.join(REPO, 'dist', 'cli.js'), 'serve', '--config', path.join(site, 'pxe.yaml'), '--listen', '127.0.0.1', '--http-port', String(port), '--tftp-port', '0', '--dhcp-port', '0', '--pxe-port', '0'],
+    [
+      path.join(REPO, 'dist', 'cli.js'),
+      'serve',
+      '--config',
+      path.join(site, 'pxe.yaml'),
+      '--listen',
+      '127.0.0.1',
+      '--http-port',
+      String(port),
+      '--tftp-port',
+      '0',
+      '--dhcp-port',
+      '0',
+      '--pxe-port',
+      '0',
+    ],
     { cwd: site, stdio: ['ignore', log, 'inherit'], env: { ...process.env, ...(stream ? { PXE_HTTP_SENDFILE: '0' } : {}) } },
   );
   fs.closeSync(log);
@@ -175,7 +196,7 @@ function sha256File(file: string): string {
 function writeRandomFile(file: string, size: number): string {
   const h = createHash('sha256');
   const fd = fs.openSync(file, 'w');
-  for (let written = 0; written < size; ) {
+  for (let written = 0; written < size;) {
     const b = randomBytes(Math.min(4 * MiB, size - written));
     h.update(b);
     fs.writeSync(fd, b);
@@ -198,7 +219,12 @@ function curl(url: string, outs: string[], timeoutS: number): Promise<{ code: nu
   });
 }
 
-async function round(server: HttpServer, row: Row, outDir: string, sum: string): Promise<{ mbps: number; cpu: number; failures: number; rss: number }> {
+async function round(
+  server: HttpServer,
+  row: Row,
+  outDir: string,
+  sum: string,
+): Promise<{ mbps: number; cpu: number; failures: number; rss: number }> {
   const url = `http://127.0.0.1:${server.port}/files/${row.file}`;
   const saved: string[] = [];
   const plans = Array.from({ length: row.clients }, (_, i) =>
@@ -236,7 +262,9 @@ export interface HttpBenchResult {
   rows: Array<{ label: string; results: Record<string, Measure>; ratio: number; cpuRatio: number }>;
 }
 
-export async function runHttpBench(opts: { rounds?: number; rows?: string[]; withStream?: boolean; log?: (s: string) => void } = {}): Promise<HttpBenchResult> {
+export async function runHttpBench(
+  opts: { rounds?: number; rows?: string[]; withStream?: boolean; log?: (s: string) => void } = {},
+): Promise<HttpBenchResult> {
   const rounds = Math.max(1, opts.rounds ?? 5);
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `pxe-bench-http-${process.pid}-`));
@@ -269,7 +297,8 @@ export async function runHttpBench(opts: { rounds?: number; rows?: string[]; wit
         servers.push(nginx);
         if (opts.withStream) servers.push(await startPxe(root, work, true));
         // page cache warm and every server's first request served before timing
-        for (const s of servers) spawnSync('curl', ['-s', '-o', '/dev/null', `http://127.0.0.1:${s.port}/files/${row.file}`], { timeout: 60_000 });
+        for (const s of servers)
+          spawnSync('curl', ['-s', '-o', '/dev/null', `http://127.0.0.1:${s.port}/files/${row.file}`], { timeout: 60_000 });
         const acc: Record<string, Measure> = {};
         for (const s of servers) acc[s.name] = { mbps: [], cpuPerGiB: [], rssMiB: 0, idleRssMiB: sampleTreeRss(s.pid).stop(), failures: 0 };
         for (let r = 0; r < rounds; r++) {
@@ -280,12 +309,19 @@ export async function runHttpBench(opts: { rounds?: number; rows?: string[]; wit
             m.cpuPerGiB.push(one.cpu);
             m.rssMiB = Math.max(m.rssMiB, one.rss);
             m.failures += one.failures;
-            log(`  ${row.label} round ${r + 1}/${rounds} ${s.name}: ${one.mbps.toFixed(0)} MB/s, cpu ${one.cpu.toFixed(2)} s/GiB, rss ${one.rss.toFixed(0)} MiB, load ${os.loadavg()[0]!.toFixed(1)}${one.failures ? `, ${one.failures} FAILED` : ''}`);
+            log(
+              `  ${row.label} round ${r + 1}/${rounds} ${s.name}: ${one.mbps.toFixed(0)} MB/s, cpu ${one.cpu.toFixed(2)} s/GiB, rss ${one.rss.toFixed(0)} MiB, load ${os.loadavg()[0]!.toFixed(1)}${one.failures ? `, ${one.failures} FAILED` : ''}`,
+            );
           }
         }
         const p = acc['pxe'] as Measure;
         const n = acc['nginx'] as Measure;
-        result.rows.push({ label: row.label, results: acc, ratio: median(p.mbps) / median(n.mbps), cpuRatio: median(p.cpuPerGiB) / median(n.cpuPerGiB) });
+        result.rows.push({
+          label: row.label,
+          results: acc,
+          ratio: median(p.mbps) / median(n.mbps),
+          cpuRatio: median(p.cpuPerGiB) / median(n.cpuPerGiB),
+        });
       } finally {
         for (const s of servers) await s.stop();
       }
@@ -298,7 +334,9 @@ export async function runHttpBench(opts: { rounds?: number; rows?: string[]; wit
   lines.push(
     `| row | ${names.map((n) => `${n} MB/s`).join(' | ')} | pxe / nginx | ${names.map((n) => `${n} CPU s/GiB`).join(' | ')} | CPU pxe / nginx | ${names.map((n) => `${n} RSS MiB idle → peak`).join(' | ')} | failures |`,
   );
-  lines.push(`|---|${names.map(() => '---:').join('|')}|---:|${names.map(() => '---:').join('|')}|---:|${names.map(() => '---:').join('|')}|---:|`);
+  lines.push(
+    `|---|${names.map(() => '---:').join('|')}|---:|${names.map(() => '---:').join('|')}|---:|${names.map(() => '---:').join('|')}|---:|`,
+  );
   for (const r of result.rows) {
     const col = (f: (m: Measure) => string) => names.map((n) => (has(r, n) ? f(r.results[n] as Measure) : '–')).join(' | ');
     const failures = Object.values(r.results).reduce((a, m) => a + m.failures, 0);
@@ -306,14 +344,23 @@ export async function runHttpBench(opts: { rounds?: number; rows?: string[]; wit
       `| ${r.label} | ${col((m) => median(m.mbps).toFixed(0))} | ${r.ratio.toFixed(2)} | ${col((m) => median(m.cpuPerGiB).toFixed(2))} | ${r.cpuRatio.toFixed(2)} | ${col((m) => `${m.idleRssMiB.toFixed(0)} → ${m.rssMiB.toFixed(0)}`)} | ${failures} |`,
     );
   }
-  lines.push('', `Medians of ${rounds} rounds per server, order reversed every other round; load average at the end ${os.loadavg()[0]!.toFixed(1)}.`);
+  lines.push(
+    '',
+    `Medians of ${rounds} rounds per server, order reversed every other round; load average at the end ${os.loadavg()[0]!.toFixed(1)}.`,
+  );
   result.table = lines.join('\n');
   return result;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, rows: { type: 'string' }, 'with-stream': { type: 'boolean', default: false } } });
-  const r = await runHttpBench({ rounds: Number(values.rounds), withStream: values['with-stream'], ...(values.rows ? { rows: values.rows.split(',') } : {}) });
+  const { values } = parseArgs({
+    options: { rounds: { type: 'string', default: '5' }, rows: { type: 'string' }, 'with-stream': { type: 'boolean', default: false } },
+  });
+  const r = await runHttpBench({
+    rounds: Number(values.rounds),
+    withStream: values['with-stream'],
+    ...(values.rows ? { rows: values.rows.split(',') } : {}),
+  });
   process.stdout.write('\n## HTTP /files/\n\n' + r.table + '\n');
   if (r.rows.some((row) => Object.values(row.results).some((m) => m.failures > 0))) process.exitCode = 1;
 }

@@ -25,7 +25,18 @@
  * process by pid, then whatever `ip netns pids` still lists, then deletes the namespaces.
  */
 import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, rmSync, mkdirSync, mkdtempSync, readFileSync, copyFileSync, writeFileSync, readdirSync, type WriteStream } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  rmSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  copyFileSync,
+  writeFileSync,
+  readdirSync,
+  type WriteStream,
+} from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
@@ -450,8 +461,12 @@ class LabImpl implements Lab {
       if (p.exited()) {
         throw new Error(`${p.name} exited (code ${p.exitCode()}) before binding its ports:\n${(p.stdout() + p.stderr()).slice(-4000)}`);
       }
-      const udpBound = udp.length ? parseListeningPorts(await run('ip', ['netns', 'exec', ns, 'ss', '-H', '-n', '-u', '-l'])) : new Set<number>();
-      const tcpBound = tcp.length ? parseListeningPorts(await run('ip', ['netns', 'exec', ns, 'ss', '-H', '-n', '-t', '-l'])) : new Set<number>();
+      const udpBound = udp.length
+        ? parseListeningPorts(await run('ip', ['netns', 'exec', ns, 'ss', '-H', '-n', '-u', '-l']))
+        : new Set<number>();
+      const tcpBound = tcp.length
+        ? parseListeningPorts(await run('ip', ['netns', 'exec', ns, 'ss', '-H', '-n', '-t', '-l']))
+        : new Set<number>();
       if (udp.every((x) => udpBound.has(x)) && tcp.every((x) => tcpBound.has(x))) return;
       if (Date.now() > deadline) {
         throw new Error(
@@ -506,15 +521,22 @@ class LabImpl implements Lab {
     writeFileSync(serialPath, '');
     const uboot = o.firmware === 'uboot';
     const args = [
-      '-accel', process.env.E2E_ACCEL ?? 'tcg', // KVM here is nested without VMX: the guest kernel never boots
-      '-m', String(o.memoryMb ?? 512),
-      '-smp', '1',
+      '-accel',
+      process.env.E2E_ACCEL ?? 'tcg', // KVM here is nested without VMX: the guest kernel never boots
+      '-m',
+      String(o.memoryMb ?? 512),
+      '-smp',
+      '1',
       '-nographic',
-      '-monitor', 'none',
-      '-serial', `file:${serialPath}`,
+      '-monitor',
+      'none',
+      '-serial',
+      `file:${serialPath}`,
       '-no-reboot', // a reboot (pxelinux failure, kernel panic with panic=-1) ends the run at once
-      '-netdev', 'tap,id=n0,ifname=tap0,script=no,downscript=no',
-      '-device', `${model},netdev=n0,mac=${o.mac}${nic === 'native' ? ',romfile=' : ''}`,
+      '-netdev',
+      'tap,id=n0,ifname=tap0,script=no,downscript=no',
+      '-device',
+      `${model},netdev=n0,mac=${o.mac}${nic === 'native' ? ',romfile=' : ''}`,
     ];
     if (uboot) {
       // U-Boot is the machine's firmware (-bios); its distro boot tries disks, then DHCP.
@@ -694,7 +716,12 @@ export interface E2eAssets {
 /** Runs scripts/e2e-assets.sh (idempotent, offline once cached) and returns the cached paths. */
 export async function ensureAssets(opts: { installer?: boolean; arm64?: boolean; cacheDir?: string } = {}): Promise<E2eAssets> {
   const script = join(REPO_ROOT, 'scripts', 'e2e-assets.sh');
-  const args = [script, ...(opts.installer ? ['--installer'] : []), ...(opts.arm64 ? ['--arm64'] : []), ...(opts.cacheDir ? [opts.cacheDir] : [])];
+  const args = [
+    script,
+    ...(opts.installer ? ['--installer'] : []),
+    ...(opts.arm64 ? ['--arm64'] : []),
+    ...(opts.cacheDir ? [opts.cacheDir] : []),
+  ];
   const out = await run('bash', args, 900_000);
   const dir = out.trim().split('\n').pop() ?? '';
   if (!dir || !existsSync(dir)) throw new Error(`e2e-assets.sh printed no cache directory: ${out}`);
@@ -759,12 +786,7 @@ export const MARKER = /PXE-E2E-OK cfg=(\S+) fw=(bios|uefi|uboot|dt)/;
 export const MARKER_SB = /PXE-E2E-OK cfg=(\S+) fw=(bios|uefi|uboot|dt) sb=(on|off)/;
 
 /** Serial output that means the boot cannot succeed any more (no need to wait for the timeout). */
-export const FAIL_FAST = [
-  /No bootable device/,
-  /UEFI Interactive Shell/,
-  /Kernel panic/,
-  /Boot failed: not a bootable disk/,
-];
+export const FAIL_FAST = [/No bootable device/, /UEFI Interactive Shell/, /Kernel panic/, /Boot failed: not a bootable disk/];
 
 /**
  * dnsmasq as a reference proxyDHCP + TFTP server (the harness self-check and the
@@ -829,10 +851,14 @@ export function pxeServeArgs(lab: Lab, tftpRoot: string, o: PxeServeOptions = {}
   const args = [
     join(REPO_ROOT, 'dist', 'cli.js'),
     'serve',
-    '--config', cfgFile,
-    '--tftp-root', tftpRoot,
-    '--server-address', lab.serverAddress,
-    '--log-level', o.logLevel ?? 'info',
+    '--config',
+    cfgFile,
+    '--tftp-root',
+    tftpRoot,
+    '--server-address',
+    lab.serverAddress,
+    '--log-level',
+    o.logLevel ?? 'info',
   ];
   if (o.http) {
     if (o.httpPort !== undefined) args.push('--http-port', String(o.httpPort));

@@ -120,11 +120,28 @@ function track(name: string, port: number, child: ChildProcess): PeerServer {
 /** `io: 'dgram'` runs the node:dgram fallback (named pxe-dgram) for an A/B of the native socket. */
 export async function startPxeTftp(root: string, io: 'native' | 'dgram' = 'native'): Promise<PeerServer> {
   const port = await freeUdpPort();
-  const child = spawn(process.execPath, [path.join(REPO, 'dist', 'tftp', 'standalone.js'), '--root', root, '--port', String(port), '--host', '127.0.0.1',
-    // every bench client comes from 127.0.0.1: lift the per-client limit like the peers have none
-    '--max-transfers-per-client', '1000', '--max-transfers', '1000', '--io', io], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(REPO, 'dist', 'tftp', 'standalone.js'),
+      '--root',
+      root,
+      '--port',
+      String(port),
+      '--host',
+      '127.0.0.1',
+      // every bench client comes from 127.0.0.1: lift the per-client limit like the peers have none
+      '--max-transfers-per-client',
+      '1000',
+      '--max-transfers',
+      '1000',
+      '--io',
+      io,
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   const p = track(io === 'native' ? 'pxe' : 'pxe-dgram', port, child);
   await waitTftpReady(port);
   return p;
@@ -159,7 +176,23 @@ export async function startAtftpd(root: string): Promise<PeerServer | null> {
   const port = await freeUdpPort();
   const child = spawn(
     bin,
-    ['--daemon', '--no-fork', '--port', String(port), '--bind-address', '127.0.0.1', '--user', 'root', '--group', 'root', '--logfile', '/dev/null', '-m', '200', root],
+    [
+      '--daemon',
+      '--no-fork',
+      '--port',
+      String(port),
+      '--bind-address',
+      '127.0.0.1',
+      '--user',
+      'root',
+      '--group',
+      'root',
+      '--logfile',
+      '/dev/null',
+      '-m',
+      '200',
+      root,
+    ],
     { stdio: 'ignore' },
   );
   const p = track('atftpd', port, child);
@@ -181,7 +214,11 @@ export function median(xs: readonly number[]): number {
  * reproducible from its samples. Used where single runs vary as much as the effect
  * measured: it says whether a ratio below 1.0 is the server or the dice.
  */
-export function bootstrapRatioOfMedians(a: readonly number[], b: readonly number[], opts: { resamples?: number; level?: number; seed?: number } = {}): [number, number] {
+export function bootstrapRatioOfMedians(
+  a: readonly number[],
+  b: readonly number[],
+  opts: { resamples?: number; level?: number; seed?: number } = {},
+): [number, number] {
   const n = opts.resamples ?? 4000;
   const level = opts.level ?? 0.95;
   // mulberry32: small, seedable, plenty for resampling indices
@@ -227,11 +264,7 @@ function rssKiB(pid: number): number {
 
 function children(pid: number): number[] {
   try {
-    return fs
-      .readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
-      .split(' ')
-      .filter(Boolean)
-      .map(Number);
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
   } catch {
     return [];
   }

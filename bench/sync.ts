@@ -149,7 +149,6 @@ function zipStored(members: Array<{ name: string; data: Buffer }>): Buffer {
   return Buffer.concat([...parts, cd, end]);
 }
 
-
 const pathOf = (url: string) => decodeURIComponent(new URL(url).pathname).replace(/^\/+/, '');
 
 /**
@@ -209,7 +208,8 @@ async function publishCatalog(
   for (const [url, m] of manifests) {
     let text: string;
     const entries = [...m.lines];
-    if (m.kind === 'treeinfo') text = `[header]\ntype = productmd.treeinfo\n\n[checksums]\n${entries.map(([k, h]) => `${k} = sha256:${h}`).join('\n')}\n`;
+    if (m.kind === 'treeinfo')
+      text = `[header]\ntype = productmd.treeinfo\n\n[checksums]\n${entries.map(([k, h]) => `${k} = sha256:${h}`).join('\n')}\n`;
     else if (m.kind === 'sha256-per-file') text = `${entries[0]![1]}  ${entries[0]![0]}\n`;
     else if (m.kind === 'sha256sums') text = entries.map(([k, h]) => `${h}  ./${k}`).join('\n') + '\n';
     else text = entries.map(([k, h]) => `${h}  ${k}`).join('\n') + '\n';
@@ -231,7 +231,12 @@ async function publishCatalog(
       m.set(s.key, body);
       inreleases.set(s.url, m);
     } else {
-      const sig = (await openpgp.sign({ message: await openpgp.createMessage({ binary: new Uint8Array(body) }), signingKeys: key, detached: true, format: 'armored' })) as string;
+      const sig = (await openpgp.sign({
+        message: await openpgp.createMessage({ binary: new Uint8Array(body) }),
+        signingKeys: key,
+        detached: true,
+        format: 'armored',
+      })) as string;
       mirror.put(pathOf(s.url), sig);
     }
   }
@@ -248,14 +253,20 @@ async function publishCatalog(
  * curl's time, and curl followed by coreutils `sync FILE…` (fsync of what it wrote): the
  * second is the like-for-like baseline for a sync that makes its snapshots durable.
  */
-async function curlParallel(files: Array<{ url: string }>, outDir: string, concurrency: number): Promise<{ ms: number; durableMs: number; verifiedMs: number }> {
+async function curlParallel(
+  files: Array<{ url: string }>,
+  outDir: string,
+  concurrency: number,
+): Promise<{ ms: number; durableMs: number; verifiedMs: number }> {
   mkdirSync(outDir, { recursive: true });
   const outs = files.map((_f, i) => join(outDir, `c${i}`));
   const cfg = files.map((f, i) => `url = "${f.url}"\noutput = "${outs[i]}"\n`).join('');
   const cfgPath = join(outDir, 'curl.cfg');
   writeFileSync(cfgPath, cfg);
   const t0 = performance.now();
-  await run('curl', ['--parallel', '--parallel-max', String(concurrency), '--fail', '--silent', '--show-error', '-K', cfgPath], { maxBuffer: 1 << 20 });
+  await run('curl', ['--parallel', '--parallel-max', String(concurrency), '--fail', '--silent', '--show-error', '-K', cfgPath], {
+    maxBuffer: 1 << 20,
+  });
   const ms = performance.now() - t0;
   await run('sync', outs);
   const durableMs = performance.now() - t0;
@@ -282,7 +293,15 @@ function ask<T>(child: ChildProcess, type: string, msg?: unknown, timeoutMs = 60
 }
 
 export async function runSyncBench(
-  opts: { mib?: number; concurrency?: number; runs?: number; keep?: boolean; catalogDir?: string; cpuProfDir?: string; log?: (s: string) => void } = {},
+  opts: {
+    mib?: number;
+    concurrency?: number;
+    runs?: number;
+    keep?: boolean;
+    catalogDir?: string;
+    cpuProfDir?: string;
+    log?: (s: string) => void;
+  } = {},
 ): Promise<SyncBenchResult> {
   const log = opts.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   const concurrency = opts.concurrency ?? 4;
@@ -431,7 +450,11 @@ export function formatSyncBench(r: SyncBenchResult): string {
   const mib = (b: number) => (b / MiB).toFixed(1);
   return [
     `Whole shipped catalog: ${r.targets} targets (entry x version x arch), ${r.files} downloads, ${mib(r.totalBytes)} MiB; ` +
-      `trust ${Object.entries(r.trust).map(([k, v]) => `${k} ${v}`).join(', ')}; concurrency ${r.concurrency}; medians of ${r.runs} rounds (sync and curl alternating who goes first, disk settled with \`sync\` before each); load average ${r.loadavg.toFixed(1)}.`,
+      `trust ${Object.entries(r.trust)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(
+          ', ',
+        )}; concurrency ${r.concurrency}; medians of ${r.runs} rounds (sync and curl alternating who goes first, disk settled with \`sync\` before each); load average ${r.loadavg.toFixed(1)}.`,
     '',
     '| measurement | result |',
     '|---|---|',
@@ -447,7 +470,16 @@ export function formatSyncBench(r: SyncBenchResult): string {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { mib: { type: 'string' }, concurrency: { type: 'string' }, runs: { type: 'string' }, keep: { type: 'boolean' }, json: { type: 'boolean' }, 'cpu-prof-dir': { type: 'string' } } });
+  const { values } = parseArgs({
+    options: {
+      mib: { type: 'string' },
+      concurrency: { type: 'string' },
+      runs: { type: 'string' },
+      keep: { type: 'boolean' },
+      json: { type: 'boolean' },
+      'cpu-prof-dir': { type: 'string' },
+    },
+  });
   const r = await runSyncBench({
     ...(values.mib ? { mib: Number(values.mib) } : {}),
     ...(values.concurrency ? { concurrency: Number(values.concurrency) } : {}),

@@ -44,7 +44,9 @@ interface Measure {
 
 function atftp(port: number, file: string, out: string, options: string[]): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn('atftp', [...options.flatMap((o) => ['--option', o]), '-g', '-r', file, '-l', out, '127.0.0.1', String(port)], { stdio: 'ignore' });
+    const child = spawn('atftp', [...options.flatMap((o) => ['--option', o]), '-g', '-r', file, '-l', out, '127.0.0.1', String(port)], {
+      stdio: 'ignore',
+    });
     const t = setTimeout(() => child.kill('SIGKILL'), 300_000);
     child.on('close', (code) => {
       clearTimeout(t);
@@ -139,14 +141,70 @@ export async function runTftpBench(
     const sums: Record<string, string> = { f64: sha256(path.join(root, 'f64')), fbig: sha256(path.join(root, 'fbig')) };
     const bigLabel = `${big / MiB} MiB`;
     const allRows: Row[] = [
-      { label: '64 MiB, blksize 1468 lock-step', file: 'f64', size: 64 * MiB, clients: 1, options: ['blksize 1468', 'tsize 0'], windowed: false },
-      { label: '64 MiB, blksize 1468, windowsize 16', file: 'f64', size: 64 * MiB, clients: 1, options: ['blksize 1468', 'tsize 0', 'windowsize 16'], windowed: true },
-      { label: '64 MiB, blksize 1468, windowsize 64', file: 'f64', size: 64 * MiB, clients: 1, options: ['blksize 1468', 'tsize 0', 'windowsize 64'], windowed: true },
-      { label: `${bigLabel}, blksize 1468 lock-step`, file: 'fbig', size: big, clients: 1, options: ['blksize 1468', 'tsize 0'], windowed: false },
-      { label: `${bigLabel}, blksize 1468, windowsize 16`, file: 'fbig', size: big, clients: 1, options: ['blksize 1468', 'tsize 0', 'windowsize 16'], windowed: true },
-      { label: `${bigLabel}, blksize 1468, windowsize 64`, file: 'fbig', size: big, clients: 1, options: ['blksize 1468', 'tsize 0', 'windowsize 64'], windowed: true },
-      { label: '20 clients × 64 MiB, 1468 lock-step (aggregate)', file: 'f64', size: 64 * MiB, clients: opts.quick ? 4 : 20, options: ['blksize 1468'], windowed: false },
-      { label: '20 clients × 64 MiB, 1468, windowsize 16 (aggregate)', file: 'f64', size: 64 * MiB, clients: opts.quick ? 4 : 20, options: ['blksize 1468', 'windowsize 16'], windowed: true },
+      {
+        label: '64 MiB, blksize 1468 lock-step',
+        file: 'f64',
+        size: 64 * MiB,
+        clients: 1,
+        options: ['blksize 1468', 'tsize 0'],
+        windowed: false,
+      },
+      {
+        label: '64 MiB, blksize 1468, windowsize 16',
+        file: 'f64',
+        size: 64 * MiB,
+        clients: 1,
+        options: ['blksize 1468', 'tsize 0', 'windowsize 16'],
+        windowed: true,
+      },
+      {
+        label: '64 MiB, blksize 1468, windowsize 64',
+        file: 'f64',
+        size: 64 * MiB,
+        clients: 1,
+        options: ['blksize 1468', 'tsize 0', 'windowsize 64'],
+        windowed: true,
+      },
+      {
+        label: `${bigLabel}, blksize 1468 lock-step`,
+        file: 'fbig',
+        size: big,
+        clients: 1,
+        options: ['blksize 1468', 'tsize 0'],
+        windowed: false,
+      },
+      {
+        label: `${bigLabel}, blksize 1468, windowsize 16`,
+        file: 'fbig',
+        size: big,
+        clients: 1,
+        options: ['blksize 1468', 'tsize 0', 'windowsize 16'],
+        windowed: true,
+      },
+      {
+        label: `${bigLabel}, blksize 1468, windowsize 64`,
+        file: 'fbig',
+        size: big,
+        clients: 1,
+        options: ['blksize 1468', 'tsize 0', 'windowsize 64'],
+        windowed: true,
+      },
+      {
+        label: '20 clients × 64 MiB, 1468 lock-step (aggregate)',
+        file: 'f64',
+        size: 64 * MiB,
+        clients: opts.quick ? 4 : 20,
+        options: ['blksize 1468'],
+        windowed: false,
+      },
+      {
+        label: '20 clients × 64 MiB, 1468, windowsize 16 (aggregate)',
+        file: 'f64',
+        size: 64 * MiB,
+        clients: opts.quick ? 4 : 20,
+        options: ['blksize 1468', 'windowsize 16'],
+        windowed: true,
+      },
     ];
     // --rows: a subset for a focused A/B (the full bench runs them all)
     const rows = opts.rows ? allRows.filter((r) => opts.rows?.test(r.label)) : allRows;
@@ -182,7 +240,9 @@ export async function runTftpBench(
       }
       for (const s of inRow) {
         const r = results[s.name] as Measure;
-        log(`  ${row.label} | ${s.name}: ${r.mbps.map((x) => x.toFixed(1)).join(' / ')} MB/s, cpu ${median(r.cpu).toFixed(2)} s, rss ${r.rssMiB.toFixed(0)} MiB${r.failures ? `, ${r.failures} FAILED` : ''}`);
+        log(
+          `  ${row.label} | ${s.name}: ${r.mbps.map((x) => x.toFixed(1)).join(' / ')} MB/s, cpu ${median(r.cpu).toFixed(2)} s, rss ${r.rssMiB.toFixed(0)} MiB${r.failures ? `, ${r.failures} FAILED` : ''}`,
+        );
       }
       const pxeR = results['pxe'];
       const peers = Object.entries(results).filter(([n]) => n !== 'pxe' && n !== 'pxe-dgram');
@@ -192,15 +252,27 @@ export async function runTftpBench(
 
     // memory with 50 concurrent clients on one 64 MiB file (shared chunk cache)
     if (!opts.skipRss) {
-      const row: Row = { label: '50 clients × 64 MiB, windowsize 16', file: 'f64', size: 64 * MiB, clients: opts.quick ? 8 : 50, options: ['blksize 1468', 'windowsize 16'], windowed: true };
+      const row: Row = {
+        label: '50 clients × 64 MiB, windowsize 16',
+        file: 'f64',
+        size: 64 * MiB,
+        clients: opts.quick ? 8 : 50,
+        options: ['blksize 1468', 'windowsize 16'],
+        windowed: true,
+      };
       const r = await measure(pxe, row, 1, outDir, undefined);
       result.rss50 = r.rssMiB;
-      log(`  ${row.label} | pxe: ${r.mbps[0]?.toFixed(1)} MB/s aggregate, peak RSS ${r.rssMiB.toFixed(0)} MiB${r.failures ? `, ${r.failures} FAILED` : ''}`);
+      log(
+        `  ${row.label} | pxe: ${r.mbps[0]?.toFixed(1)} MB/s aggregate, peak RSS ${r.rssMiB.toFixed(0)} MiB${r.failures ? `, ${r.failures} FAILED` : ''}`,
+      );
     }
 
-    const cell = (r: Measure | undefined): string => (r ? `${median(r.mbps).toFixed(1)}${r.failures ? ` (${r.failures} failed)` : ''}` : '–');
+    const cell = (r: Measure | undefined): string =>
+      r ? `${median(r.mbps).toFixed(1)}${r.failures ? ` (${r.failures} failed)` : ''}` : '–';
     const lines: string[] = [];
-    lines.push(`| row | ${names.map((n) => `${n} MB/s`).join(' | ')} | pxe / best peer | ${names.map((n) => `${n} CPU s`).join(' | ')} | ${names.map((n) => `${n} RSS MiB`).join(' | ')} |`);
+    lines.push(
+      `| row | ${names.map((n) => `${n} MB/s`).join(' | ')} | pxe / best peer | ${names.map((n) => `${n} CPU s`).join(' | ')} | ${names.map((n) => `${n} RSS MiB`).join(' | ')} |`,
+    );
     lines.push(`|---|${names.map(() => '---:').join('|')}|---:|${names.map(() => '---:').join('|')}|${names.map(() => '---:').join('|')}|`);
     for (const r of result.rows) {
       lines.push(
@@ -216,14 +288,19 @@ export async function runTftpBench(
           .map((r) => {
             const a = r.results['pxe'];
             const b = r.results['pxe-dgram'];
-            return a && b ? `${r.label}: ${(median(a.mbps) / median(b.mbps)).toFixed(2)} (CPU ${median(a.cpu).toFixed(2)} vs ${median(b.cpu).toFixed(2)})` : '';
+            return a && b
+              ? `${r.label}: ${(median(a.mbps) / median(b.mbps)).toFixed(2)} (CPU ${median(a.cpu).toFixed(2)} vs ${median(b.cpu).toFixed(2)})`
+              : '';
           })
           .filter(Boolean)
           .join('; ')}`,
       );
     }
     lines.push('');
-    if (result.rss50 !== undefined) lines.push(`pxe peak RSS with ${opts.quick ? 8 : 50} concurrent clients fetching the same 64 MiB file (windowsize 16): ${result.rss50?.toFixed(0)} MiB (target < 200 MiB)`);
+    if (result.rss50 !== undefined)
+      lines.push(
+        `pxe peak RSS with ${opts.quick ? 8 : 50} concurrent clients fetching the same 64 MiB file (windowsize 16): ${result.rss50?.toFixed(0)} MiB (target < 200 MiB)`,
+      );
     result.table = lines.join('\n');
     return result;
   } finally {

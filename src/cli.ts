@@ -18,7 +18,6 @@ import { registerHostCommands } from './hosts/commands.js';
 import { registerCatalogCommands } from './catalog/commands.js';
 import { registerDoctorCommand } from './doctor/command.js';
 
-
 const parsePort = (v: string): number => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number 0-65535');
@@ -145,7 +144,7 @@ export function buildProgram(): Command {
 
   program
     .command('dhcp-config')
-    .description("Print the equivalent next-server/filename configuration for your own DHCP server (then run `pxe serve --no-dhcp`)")
+    .description('Print the equivalent next-server/filename configuration for your own DHCP server (then run `pxe serve --no-dhcp`)')
     .addOption(new Option('--format <format>', 'target DHCP server').choices(['isc', 'kea', 'dnsmasq']).makeOptionMandatory())
     .option('--server-address <addr>', 'TFTP server address to put in next-server (default: serverAddress from the config)', parseIpv4)
     .option('--next-server-only', 'only the setting the site DHCP server needs next to the proxy (GRUB takes its TFTP server from its ACK)')

@@ -185,7 +185,12 @@ export const configSchema = z
          * valid after its boot config was first rendered for the install; the
          * installer's done callback ends it sooner
          */
-        tokenTtlMinutes: z.number().int().min(1).max(7 * 24 * 60).default(240),
+        tokenTtlMinutes: z
+          .number()
+          .int()
+          .min(1)
+          .max(7 * 24 * 60)
+          .default(240),
       })
       .strict()
       .prefault({}),
@@ -195,7 +200,13 @@ export const configSchema = z
     stateDir: z.string().default('./state'),
     /** per-distro-id replacement of the upstream mirror base URL (local mirrors) */
     mirrors: z
-      .record(z.string(), z.string().url().refine((s) => /^https?:\/\//.test(s), 'expected an http:// or https:// URL'))
+      .record(
+        z.string(),
+        z
+          .string()
+          .url()
+          .refine((s) => /^https?:\/\//.test(s), 'expected an http:// or https:// URL'),
+      )
       .default({})
       .transform(siteMirrors),
     /** OpenPGP keyrings (armored public keys) by name, referenced from catalog entries */
@@ -298,7 +309,11 @@ export function loadConfig(file?: string, cwd = process.cwd(), lookup: Omit<Conf
 function checkCatalogDirs(file: string, parsed: z.infer<typeof configSchema>, config: Omit<Config, 'source' | 'sourceWhy'>): void {
   const named: Array<[Array<string | number>, string | undefined, string]> = [
     [['catalogDir'], parsed.catalogDir, config.catalogDir],
-    ...config.catalogDirs.map((abs, i): [Array<string | number>, string | undefined, string] => [['catalogDirs', i], parsed.catalogDirs[i], abs]),
+    ...config.catalogDirs.map((abs, i): [Array<string | number>, string | undefined, string] => [
+      ['catalogDirs', i],
+      parsed.catalogDirs[i],
+      abs,
+    ]),
   ];
   for (const [path, given, abs] of named) {
     if (given === undefined || statSync(abs, { throwIfNoEntry: false })?.isDirectory()) continue;

@@ -21,7 +21,10 @@ interface Rule {
  * for every iPXE client; else, with dhcp.ipxeHttp and the HTTP server on, BIOS iPXE
  * clients get the BIOS file as an HTTP URL (the policy's `ipxeHttpBootFile`).
  */
-function rules(config: Config, serverAddress: string): { byArch: Rule[]; ipxe: string | null; ipxeBios: string | null; uboot: string | null } {
+function rules(
+  config: Config,
+  serverAddress: string,
+): { byArch: Rule[]; ipxe: string | null; ipxeBios: string | null; uboot: string | null } {
   const f = resolvedBootFiles(config);
   const all: Array<Rule | null> = [
     f.bios ? { name: 'bios', arch: [0], file: f.bios } : null,
@@ -93,7 +96,11 @@ export function renderDhcpConfig(config: Config, format: DhcpConfigFormat, serve
         first = false;
       }
       if (ipxeBios) {
-        out.push(`  if exists user-class and option user-class = "iPXE" and option arch = ${hex(0)} {`, `    filename "${ipxeBios}";`, '  }');
+        out.push(
+          `  if exists user-class and option user-class = "iPXE" and option arch = ${hex(0)} {`,
+          `    filename "${ipxeBios}";`,
+          '  }',
+        );
         first = false;
       }
       for (const r of byArch) {
@@ -118,7 +125,13 @@ export function renderDhcpConfig(config: Config, format: DhcpConfigFormat, serve
     case 'kea': {
       const classes: object[] = [];
       if (ipxe) classes.push({ name: 'pxe-ipxe', test: "option[77].text == 'iPXE'", 'next-server': serverAddress, 'boot-file-name': ipxe });
-      if (ipxeBios) classes.push({ name: 'pxe-bios-ipxe', test: "option[77].text == 'iPXE' and option[93].hex == 0x0000", 'next-server': serverAddress, 'boot-file-name': ipxeBios });
+      if (ipxeBios)
+        classes.push({
+          name: 'pxe-bios-ipxe',
+          test: "option[77].text == 'iPXE' and option[93].hex == 0x0000",
+          'next-server': serverAddress,
+          'boot-file-name': ipxeBios,
+        });
       for (const r of byArch) {
         classes.push({
           name: `pxe-${r.name}`,

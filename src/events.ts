@@ -166,6 +166,9 @@ export async function readEvents(file: string, mac?: string, last?: number): Pro
 export function formatEvents(events: BootEvent[]): string {
   if (events.length === 0) return 'no boot events recorded\n';
   return `${events
-    .map((e) => `${e.time}  ${e.proto.padEnd(4)}  ${(e.mac ?? '-').padEnd(17)}  ${(e.ip ?? '-').padEnd(15)}  ${e.what}${e.detail ? `  ${JSON.stringify(e.detail)}` : ''}`)
+    .map(
+      (e) =>
+        `${e.time}  ${e.proto.padEnd(4)}  ${(e.mac ?? '-').padEnd(17)}  ${(e.ip ?? '-').padEnd(15)}  ${e.what}${e.detail ? `  ${JSON.stringify(e.detail)}` : ''}`,
+    )
     .join('\n')}\n`;
 }

@@ -45,7 +45,6 @@ export class LogOutput {
   setDiscarding(on: boolean): void {
     this.discarding = on;
   }
-
 }
 
 /** The LogOutput behind a logger (or a child of it) made by createLogger, if any. */

@@ -38,7 +38,11 @@ const HELP: Record<string, string> = {
   pxe_http_denied_total: 'HTTP connections dropped because the client is outside the allow list',
 };
 
-const snake = (key: string): string => key.replace(/([a-z])([A-Z])/g, '$1_$2').replace(/[^a-zA-Z0-9_]/g, '_').toLowerCase();
+const snake = (key: string): string =>
+  key
+    .replace(/([a-z])([A-Z])/g, '$1_$2')
+    .replace(/[^a-zA-Z0-9_]/g, '_')
+    .toLowerCase();
 const escLabel = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 const num = (n: number): string => (Number.isFinite(n) ? String(n) : n > 0 ? '+Inf' : n < 0 ? '-Inf' : 'NaN');
 
@@ -54,7 +58,8 @@ export class Metrics {
     // Event-loop lag sampled every 100 ms, not prom-client's 10: its timer woke the
     // idle daemon 100 times a second (strace), ~2.6 % of a CPU with nothing to serve,
     // taken from whatever else runs on the host (a QEMU boot in the boot bench).
-    if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'pxe_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+    if (defaultMetrics)
+      collectDefaultMetrics({ register: this.registry, prefix: 'pxe_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   }
 
   /** Adds (or replaces, on reload) a stats source under a subsystem name such as "tftp". */

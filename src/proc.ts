@@ -14,14 +14,21 @@ export interface CommandResult {
  * expires) and collects its output. Never rejects: a missing binary is code -1 with
  * the reason in stderr. Used by the benchmarks, the fuzzer and the test helpers.
  */
-export function runCommand(cmd: readonly string[], opts: { timeoutMs?: number; input?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CommandResult> {
+export function runCommand(
+  cmd: readonly string[],
+  opts: { timeoutMs?: number; input?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CommandResult> {
   return new Promise((resolve) => {
     const [file, ...args] = cmd;
     if (!file) {
       resolve({ code: -1, signal: null, stdout: '', stderr: 'empty command', timedOut: false });
       return;
     }
-    const p = spawn(file, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...(opts.cwd ? { cwd: opts.cwd } : {}), ...(opts.env ? { env: opts.env } : {}) });
+    const p = spawn(file, args, {
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      ...(opts.env ? { env: opts.env } : {}),
+    });
     let stdout = '';
     let stderr = '';
     let timedOut = false;

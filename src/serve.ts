@@ -34,10 +34,15 @@ export interface RunningServer {
 function bindError(what: string, host: string, port: number, err: unknown): UserError {
   const code = (err as NodeJS.ErrnoException).code ?? '';
   const msg = (err as Error).message;
-  if (code === 'EADDRINUSE' || /EADDRINUSE/.test(msg)) return new UserError(`${what}: port ${port} on ${host} is already in use (another TFTP/DHCP server running?)`, 1);
+  if (code === 'EADDRINUSE' || /EADDRINUSE/.test(msg))
+    return new UserError(`${what}: port ${port} on ${host} is already in use (another TFTP/DHCP server running?)`, 1);
   if (code === 'EACCES' || /EACCES/.test(msg))
-    return new UserError(`${what}: no permission to bind port ${port} on ${host} (run as root or grant CAP_NET_BIND_SERVICE; see README "Running as a daemon")`, 1);
-  if (code === 'EADDRNOTAVAIL' || /EADDRNOTAVAIL/.test(msg)) return new UserError(`${what}: address ${host} is not configured on this machine`, 1);
+    return new UserError(
+      `${what}: no permission to bind port ${port} on ${host} (run as root or grant CAP_NET_BIND_SERVICE; see README "Running as a daemon")`,
+      1,
+    );
+  if (code === 'EADDRNOTAVAIL' || /EADDRNOTAVAIL/.test(msg))
+    return new UserError(`${what}: address ${host} is not configured on this machine`, 1);
   return new UserError(`${what}: cannot listen on ${host}:${port}: ${msg}`, 1);
 }
 
@@ -53,7 +58,11 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
 
   if (config.tftp.enabled || config.http.enabled) {
     const st = await stat(config.tftp.root).catch(() => null);
-    if (!st?.isDirectory()) throw new UserError(`TFTP root ${config.tftp.root} does not exist or is not a directory (create it, or set tftp.root / --tftp-root)`, 1);
+    if (!st?.isDirectory())
+      throw new UserError(
+        `TFTP root ${config.tftp.root} does not exist or is not a directory (create it, or set tftp.root / --tftp-root)`,
+        1,
+      );
   }
   // Boot events, install-once markers and install tokens live there: a read-only state
   // directory (the default next to /etc/pxe/pxe.yaml under ProtectSystem=strict) would
@@ -64,13 +73,19 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
     await writeFile(probe, '');
     await unlink(probe);
   } catch (err) {
-    throw new UserError(`state directory ${config.stateDir} is not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): set stateDir in ${config.source} to a writable directory (systemd: one in ReadWritePaths)`, 1);
+    throw new UserError(
+      `state directory ${config.stateDir} is not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): set stateDir in ${config.source} to a writable directory (systemd: one in ReadWritePaths)`,
+      1,
+    );
   }
 
   // One memory for the server's lifetime: every reload gets the same (boot/clients.ts).
   const clients = new ClientMemory();
   let app = await loadApp(config, logger, { issueTokens: true, clients });
-  const events = new BootEventLog(join(config.stateDir, 'boot-events.jsonl'), { macFor: (ip) => clients.macFor(ip), maxBytes: config.eventLog.maxMegabytes * 1024 * 1024 });
+  const events = new BootEventLog(join(config.stateDir, 'boot-events.jsonl'), {
+    macFor: (ip) => clients.macFor(ip),
+    maxBytes: config.eventLog.maxMegabytes * 1024 * 1024,
+  });
   const metrics = new Metrics();
   metrics.setSyncStateDir(config.stateDir);
   let access = new NetworkAccess(config.allow);
@@ -126,7 +141,12 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
         allow: allowed,
         logger: logger.child({ svc: 'tftp' }),
         onTransferEnd: (t) => {
-          events.record({ proto: 'tftp', ip: t.client, what: `${t.outcome === 'ok' ? 'fetched' : `failed (${t.outcome})`} ${t.file}`, detail: { bytes: t.size, ms: t.durationMs, ...(t.reason ? { reason: t.reason } : {}) } });
+          events.record({
+            proto: 'tftp',
+            ip: t.client,
+            what: `${t.outcome === 'ok' ? 'fetched' : `failed (${t.outcome})`} ${t.file}`,
+            detail: { bytes: t.size, ms: t.durationMs, ...(t.reason ? { reason: t.reason } : {}) },
+          });
         },
       });
       await startUdpService('tftp', 'TFTP', tftp, config.tftp.port);
@@ -147,7 +167,9 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
           if (ev.client) clients.noteDhcp(ev.mac, ev.client.firmware, ev.reply === 'none' ? undefined : ev.client.serverAddress);
           if (ev.port === 'pxe' && ev.sourceAddress !== '0.0.0.0') clients.noteAddress(ev.sourceAddress, ev.mac);
           events.record({
-            proto: 'dhcp', mac: ev.mac, what: ev.reply === 'none' ? `no reply: ${ev.reason}` : `${ev.reply} ${ev.bootFile ?? ''} via ${ev.nextServer ?? '?'}`,
+            proto: 'dhcp',
+            mac: ev.mac,
+            what: ev.reply === 'none' ? `no reply: ${ev.reason}` : `${ev.reply} ${ev.bootFile ?? ''} via ${ev.nextServer ?? '?'}`,
             detail: { port: ev.port, firmware: ev.client?.firmware, ipxe: ev.client?.isIpxe, vendorClass: ev.client?.vendorClass },
           });
         },
@@ -176,15 +198,29 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
         ipxeScript: (mac, addr) => app.ipxeScript(mac, addr),
         allow: allowed,
         metrics: () => metrics.render(),
-        health: () => ({ tftp: tftp ? 'up' : 'off', dhcp: dhcp ? 'up' : 'off', catalogEntries: app.catalog.entries.length, hosts: app.hosts?.byMac.size ?? 0 }),
+        health: () => ({
+          tftp: tftp ? 'up' : 'off',
+          dhcp: dhcp ? 'up' : 'off',
+          catalogEntries: app.catalog.entries.length,
+          hosts: app.hosts?.byMac.size ?? 0,
+        }),
         onRequest: (ev) => {
           httpRequests++;
-          events.record({ proto: 'http', ip: ev.client, what: `${ev.method} ${ev.url} -> ${ev.status}`, detail: { bytes: ev.bytes, ...(ev.reason ? { reason: ev.reason } : {}) } });
+          events.record({
+            proto: 'http',
+            ip: ev.client,
+            what: `${ev.method} ${ev.url} -> ${ev.status}`,
+            detail: { bytes: ev.bytes, ...(ev.reason ? { reason: ev.reason } : {}) },
+          });
         },
         onDenied: () => void httpDenied++,
       });
       const limits = {
-        maxConnections: httpConnectionBudget(config.http.maxConnections, openFileLimit(), config.tftp.enabled ? config.tftp.maxTransfers : 0),
+        maxConnections: httpConnectionBudget(
+          config.http.maxConnections,
+          openFileLimit(),
+          config.tftp.enabled ? config.tftp.maxTransfers : 0,
+        ),
         maxConnectionsPerClient: config.http.maxConnectionsPerClient,
         idleTimeoutMs: config.http.idleTimeoutSeconds * 1000,
         requestTimeoutMs: config.http.requestTimeoutSeconds * 1000,
@@ -193,7 +229,12 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
       metrics.addSource('http', () => ({ requests: httpRequests, denied: httpDenied, ...bounded.stats() }));
       if (config.dashboard.enabled) {
         mountDashboard(http, {
-          config: () => config, logger, events, eventsFile: join(config.stateDir, 'boot-events.jsonl'), metrics, app: () => app,
+          config: () => config,
+          logger,
+          events,
+          eventsFile: join(config.stateDir, 'boot-events.jsonl'),
+          metrics,
+          app: () => app,
           services: () => [
             { service: 'proxyDHCP', port: `${config.dhcp.port}, ${config.dhcp.pxePort}`, state: dhcp ? 'up' : 'off' },
             { service: 'TFTP', port: config.tftp.port, state: tftp ? 'up' : 'off' },
@@ -212,7 +253,12 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
       started.push({ close: async () => void (await h.close()) });
       const sendfile = nativeSendfileStatus();
       logger.info(
-        { svc: 'http', ...limits, addresses: http.addresses().map((a) => (typeof a === 'string' ? a : `${a.address}:${a.port}`)), files: sendfile.native ? 'sendfile' : `node stream (${sendfile.reason})` },
+        {
+          svc: 'http',
+          ...limits,
+          addresses: http.addresses().map((a) => (typeof a === 'string' ? a : `${a.address}:${a.port}`)),
+          files: sendfile.native ? 'sendfile' : `node stream (${sendfile.reason})`,
+        },
         'http server listening',
       );
     }
@@ -222,7 +268,13 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
   }
 
   logger.info(
-    { config: config.source, configWhy: config.sourceWhy, serverAddress: app.renderContext.serverAddress, catalogEntries: app.catalog.entries.length, hosts: app.hosts?.byMac.size ?? 0 },
+    {
+      config: config.source,
+      configWhy: config.sourceWhy,
+      serverAddress: app.renderContext.serverAddress,
+      catalogEntries: app.catalog.entries.length,
+      hosts: app.hosts?.byMac.size ?? 0,
+    },
     'pxe serving',
   );
 
@@ -230,14 +282,29 @@ export async function startServer(initial: Config, opts: StartOptions = {}): Pro
     // Validate everything first; only a fully loaded new policy replaces the old one.
     const next = opts.reloadConfig ? opts.reloadConfig() : config.source === '(embedded defaults)' ? config : loadConfig(config.source);
     // Sockets stay as they are: ports, addresses and the TFTP root need a restart.
-    const nextApp = await loadApp({ ...next, listen: config.listen, tftp: { ...next.tftp, root: config.tftp.root } }, logger, { issueTokens: true, clients });
-    if (next.tftp.port !== config.tftp.port || next.dhcp.port !== config.dhcp.port || next.http.port !== config.http.port || next.listen !== config.listen) {
+    const nextApp = await loadApp({ ...next, listen: config.listen, tftp: { ...next.tftp, root: config.tftp.root } }, logger, {
+      issueTokens: true,
+      clients,
+    });
+    if (
+      next.tftp.port !== config.tftp.port ||
+      next.dhcp.port !== config.dhcp.port ||
+      next.http.port !== config.http.port ||
+      next.listen !== config.listen
+    ) {
       logger.warn('reload: port or listen-address changes take effect only after a restart');
     }
-    config = { ...config, allow: next.allow, dhcp: { ...config.dhcp, bootFiles: next.dhcp.bootFiles, unknownClients: next.dhcp.unknownClients } };
+    config = {
+      ...config,
+      allow: next.allow,
+      dhcp: { ...config.dhcp, bootFiles: next.dhcp.bootFiles, unknownClients: next.dhcp.unknownClients },
+    };
     app = nextApp;
     access = new NetworkAccess(next.allow);
-    logger.info({ catalogEntries: app.catalog.entries.length, hosts: app.hosts?.byMac.size ?? 0 }, 'reloaded configuration, catalog and hosts');
+    logger.info(
+      { catalogEntries: app.catalog.entries.length, hosts: app.hosts?.byMac.size ?? 0 },
+      'reloaded configuration, catalog and hosts',
+    );
   };
 
   return { close: stopAll, reload, app: () => app, logger };
@@ -248,13 +315,17 @@ export async function serve(config: Config, reloadConfig?: () => Config): Promis
   const server = await startServer(config, reloadConfig ? { reloadConfig } : {});
   const { logger } = server;
   process.on('SIGHUP', () => {
-    server.reload().catch((err: Error) => logger.error({ reason: err.message }, 'reload rejected; the previous configuration stays in force'));
+    server
+      .reload()
+      .catch((err: Error) => logger.error({ reason: err.message }, 'reload rejected; the previous configuration stays in force'));
   });
   // hosts.yaml is reloaded when it changes (pxe host add/rm, the dashboard, an editor):
   // no restart and no signal needed. The same validated reload as SIGHUP.
   const stopWatching = watchFileChanges(config.hostsFile, () => {
     logger.info({ file: config.hostsFile }, 'hosts file changed: reloading');
-    server.reload().catch((err: Error) => logger.error({ reason: err.message }, 'reload rejected; the previous configuration stays in force'));
+    server
+      .reload()
+      .catch((err: Error) => logger.error({ reason: err.message }, 'reload rejected; the previous configuration stays in force'));
   });
   let stopping = false;
   const stop = (signal: string) => {

@@ -67,7 +67,8 @@ export function positionOf(text: string, path: ReadonlyArray<PropertyKey>): { li
  * to quote the value; this builds that hint from the source line.
  */
 function quoteTemplateHint(lineText: string): string | undefined {
-  const m = /^\s*(?:-\s+)?([^\s:#][^:#]*?)\s*:\s+(\{\{.*?)\s*(?:\s#.*)?$/.exec(lineText) ?? /^\s*-\s+(\{\{.*?)\s*(?:\s#.*)?$/.exec(lineText);
+  const m =
+    /^\s*(?:-\s+)?([^\s:#][^:#]*?)\s*:\s+(\{\{.*?)\s*(?:\s#.*)?$/.exec(lineText) ?? /^\s*-\s+(\{\{.*?)\s*(?:\s#.*)?$/.exec(lineText);
   if (!m) return undefined;
   const [key, value] = m.length === 3 && m[2] !== undefined ? [m[1]!, m[2]] : [undefined, m[1]!];
   const quoted = JSON.stringify(value);
@@ -92,7 +93,13 @@ export function parseYaml<T>(file: string, text: string, schema: z.ZodType<T>): 
   if (firstError) {
     const pos = lineCounter.linePos(firstError.pos[0]);
     const hint = pos ? quoteTemplateHint(lineOf(text, pos.line)) : undefined;
-    throw new ConfigError(file, pos?.line, pos?.col, undefined, `YAML syntax: ${firstError.message.split('\n')[0]}${hint ? `; ${hint}` : ''}`);
+    throw new ConfigError(
+      file,
+      pos?.line,
+      pos?.col,
+      undefined,
+      `YAML syntax: ${firstError.message.split('\n')[0]}${hint ? `; ${hint}` : ''}`,
+    );
   }
   // A map used as a key is never meant here: it is an unquoted "{{ … }}" that parsed.
   visit(doc, {
@@ -100,7 +107,13 @@ export function parseYaml<T>(file: string, text: string, schema: z.ZodType<T>): 
       if (!isCollection(pair.key)) return;
       const pos = pair.key.range ? lineCounter.linePos(pair.key.range[0]) : undefined;
       const hint = pos ? quoteTemplateHint(lineOf(text, pos.line)) : undefined;
-      throw new ConfigError(file, pos?.line, pos?.col, undefined, hint ?? 'a map or list cannot be a key (quote a value that starts with "{" or "[")');
+      throw new ConfigError(
+        file,
+        pos?.line,
+        pos?.col,
+        undefined,
+        hint ?? 'a map or list cannot be a key (quote a value that starts with "{" or "[")',
+      );
     },
   });
   const data: unknown = doc.toJS() ?? {};
@@ -124,7 +137,14 @@ export function parseYaml<T>(file: string, text: string, schema: z.ZodType<T>): 
   const field = path.length > 0 ? formatPath(path) : undefined;
   let message = issue.message;
   // `version: 24.10` is the number 24.1 to YAML: say so, with the quoted spelling of what was written.
-  if (issue.code === 'invalid_type' && issue.expected === 'string' && node && isScalar(node) && node.range && (typeof node.value === 'number' || typeof node.value === 'boolean')) {
+  if (
+    issue.code === 'invalid_type' &&
+    issue.expected === 'string' &&
+    node &&
+    isScalar(node) &&
+    node.range &&
+    (typeof node.value === 'number' || typeof node.value === 'boolean')
+  ) {
     const written = text.slice(node.range[0], node.range[1]).trim();
     const key = lastKey(path);
     message = `${message}: YAML reads ${written} as a ${typeof node.value}; quote it: ${key ? `${key}: ` : ''}"${written}"`;

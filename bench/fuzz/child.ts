@@ -40,7 +40,14 @@ export class ServeChild {
   private waiters: Array<() => void> = [];
 
   constructor(opts: ServeChildOptions) {
-    const cmd = [...(opts.netns ? ['ip', 'netns', 'exec', opts.netns] : []), ...(opts.prefix ?? []), process.execPath, CLI, 'serve', ...opts.args];
+    const cmd = [
+      ...(opts.netns ? ['ip', 'netns', 'exec', opts.netns] : []),
+      ...(opts.prefix ?? []),
+      process.execPath,
+      CLI,
+      'serve',
+      ...opts.args,
+    ];
     const [file, ...rest] = cmd as [string, ...string[]];
     this.proc = spawn(file, rest, { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd ?? REPO_ROOT, env: opts.env ?? process.env });
     let partial = '';
@@ -122,7 +129,10 @@ export class ServeChild {
   /** Waits for "pxe serving"; throws with the child's output if it exits or times out first. */
   async ready(timeoutMs = 20_000): Promise<void> {
     const l = await this.waitLine((x) => x.msg === 'pxe serving', timeoutMs);
-    if (!l) throw new Error(`pxe serve did not become ready (exit ${this.exitCode}/${this.exitSignal}):\nstderr: ${this.stderr}\nstdout: ${this.stdout.slice(-4000)}`);
+    if (!l)
+      throw new Error(
+        `pxe serve did not become ready (exit ${this.exitCode}/${this.exitSignal}):\nstderr: ${this.stderr}\nstdout: ${this.stdout.slice(-4000)}`,
+      );
   }
 
   /** Resolves when the process exited, or after timeoutMs (returns whether it exited). */

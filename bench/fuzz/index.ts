@@ -79,11 +79,19 @@ const crashed = (c: ServeChild) => !c.running || c.stderr.trim().length > 0;
  * Readiness without info-level logs (a fuzz run at info level would log a line per
  * refused request): poll until the child holds its sockets (bounded).
  */
-async function waitSockets(c: ServeChild, ns: string | undefined, udpCount: number, timeoutMs = 20_000): Promise<{ udp: number[]; tcp: number[] }> {
+async function waitSockets(
+  c: ServeChild,
+  ns: string | undefined,
+  udpCount: number,
+  timeoutMs = 20_000,
+): Promise<{ udp: number[]; tcp: number[] }> {
   const deadline = Date.now() + timeoutMs;
   const pre = ns ? ['ip', 'netns', 'exec', ns] : [];
   const mine = (out: string) =>
-    out.split('\n').filter((l) => l.includes(`pid=${c.pid},`)).map((l) => Number((l.trim().split(/\s+/)[3] ?? '').split(':').pop()));
+    out
+      .split('\n')
+      .filter((l) => l.includes(`pid=${c.pid},`))
+      .map((l) => Number((l.trim().split(/\s+/)[3] ?? '').split(':').pop()));
   for (;;) {
     const u = mine((await exec([...pre, 'ss', '-Hulnp'], 5_000)).stdout);
     const t = mine((await exec([...pre, 'ss', '-Htlnp'], 5_000)).stdout);
@@ -118,10 +126,30 @@ async function fuzzDhcp(o: FuzzOptions): Promise<FuzzTargetReport[]> {
     server = new ServeChild({
       netns: srv,
       cwd: site,
-      args: ['--listen', '0.0.0.0', '--server-address', '10.199.0.1', '--no-tftp', '--tftp-root', site, '--dhcp-port', '67', '--pxe-port', '4011', '--http-port', '8080', '--log-level', 'error'],
+      args: [
+        '--listen',
+        '0.0.0.0',
+        '--server-address',
+        '10.199.0.1',
+        '--no-tftp',
+        '--tftp-root',
+        site,
+        '--dhcp-port',
+        '67',
+        '--pxe-port',
+        '4011',
+        '--http-port',
+        '8080',
+        '--log-level',
+        'error',
+      ],
     });
     await waitSockets(server, srv, 2);
-    const scrape = async () => parseMetrics((await exec(['ip', 'netns', 'exec', srv, 'curl', '-s', '--max-time', '10', 'http://127.0.0.1:8080/metrics'], 15_000)).stdout, 'pxe_dhcp_');
+    const scrape = async () =>
+      parseMetrics(
+        (await exec(['ip', 'netns', 'exec', srv, 'curl', '-s', '--max-time', '10', 'http://127.0.0.1:8080/metrics'], 15_000)).stdout,
+        'pxe_dhcp_',
+      );
 
     const reports: FuzzTargetReport[] = [];
     for (const [port, seedOff] of [
@@ -130,7 +158,26 @@ async function fuzzDhcp(o: FuzzOptions): Promise<FuzzTargetReport[]> {
     ] as const) {
       const before = await scrape();
       const r = await exec(
-        ['ip', 'netns', 'exec', cli, process.execPath, probe, '--port', '0', '--to', `10.199.0.1:${port}`, '--fuzz-dir', fixtures, '--count', String(o.count), '--rate', String(o.rate), '--seed', String(o.seed + seedOff)],
+        [
+          'ip',
+          'netns',
+          'exec',
+          cli,
+          process.execPath,
+          probe,
+          '--port',
+          '0',
+          '--to',
+          `10.199.0.1:${port}`,
+          '--fuzz-dir',
+          fixtures,
+          '--count',
+          String(o.count),
+          '--rate',
+          String(o.rate),
+          '--seed',
+          String(o.seed + seedOff),
+        ],
         Math.ceil((o.count / o.rate) * 1000) * 3 + 30_000,
       );
       const line = r.stdout.trim().split('\n').pop() ?? '';
@@ -150,7 +197,9 @@ async function fuzzDhcp(o: FuzzOptions): Promise<FuzzTargetReport[]> {
         servedAfterwards: served,
         detail: res.kinds,
       });
-      o.log?.(`dhcp :${port}: sent ${res.sent} in ${res.ms} ms; server ${JSON.stringify(delta)}; crashed ${crashed(server)}; valid client served ${served}`);
+      o.log?.(
+        `dhcp :${port}: sent ${res.sent} in ${res.ms} ms; server ${JSON.stringify(delta)}; crashed ${crashed(server)}; valid client served ${served}`,
+      );
     }
     rmSync(site, { recursive: true, force: true });
     return reports;
@@ -180,7 +229,26 @@ async function validDhcpClient(cli: string, port: 67 | 4011, probe: string, fixt
   const e = encode(d.packet, { maxSize: 1472 });
   if (!e.ok) return false;
   const r = await exec(
-    ['ip', 'netns', 'exec', cli, process.execPath, probe, '--port', port === 67 ? '68' : '0', '--bind', '10.199.0.2', '--to', `10.199.0.1:${port}`, '--hex', e.data.toString('hex'), '--expect', '1', '--wait-ms', '5000'],
+    [
+      'ip',
+      'netns',
+      'exec',
+      cli,
+      process.execPath,
+      probe,
+      '--port',
+      port === 67 ? '68' : '0',
+      '--bind',
+      '10.199.0.2',
+      '--to',
+      `10.199.0.1:${port}`,
+      '--hex',
+      e.data.toString('hex'),
+      '--expect',
+      '1',
+      '--wait-ms',
+      '5000',
+    ],
     15_000,
   );
   for (const line of r.stdout.split('\n')) {
@@ -255,12 +323,18 @@ async function fuzzTftp(o: FuzzOptions): Promise<FuzzTargetReport[]> {
     const port = socks.udp[0];
     const httpPort = socks.tcp[0];
     if (!port || !httpPort) throw new Error('cannot find the TFTP/HTTP ports of the child');
-    const scrape = async () => parseMetrics((await exec(['curl', '-s', '--max-time', '10', `http://127.0.0.1:${httpPort}/metrics`], 15_000)).stdout, 'pxe_tftp_');
+    const scrape = async () =>
+      parseMetrics((await exec(['curl', '-s', '--max-time', '10', `http://127.0.0.1:${httpPort}/metrics`], 15_000)).stdout, 'pxe_tftp_');
 
     const rnd = prng(o.seed);
     const seeds: Buffer[] = [
       encodeRequest('rrq', 'f.bin', 'octet'),
-      encodeRequest('rrq', 'f.bin', 'octet', [['blksize', '1468'], ['windowsize', '64'], ['tsize', '0'], ['timeout', '1']]),
+      encodeRequest('rrq', 'f.bin', 'octet', [
+        ['blksize', '1468'],
+        ['windowsize', '64'],
+        ['tsize', '0'],
+        ['timeout', '1'],
+      ]),
       encodeRequest('rrq', 'menu.txt', 'netascii', [['blksize', '8']]),
       encodeRequest('rrq', '../../etc/passwd', 'octet'),
       encodeRequest('wrq', 'x', 'octet'),
@@ -283,7 +357,14 @@ async function fuzzTftp(o: FuzzOptions): Promise<FuzzTargetReport[]> {
           resolve(r.port);
         });
       });
-      peer.send(encodeRequest('rrq', 'f.bin', 'octet', [['blksize', '512'], ['timeout', '2']]), port, '127.0.0.1');
+      peer.send(
+        encodeRequest('rrq', 'f.bin', 'octet', [
+          ['blksize', '512'],
+          ['timeout', '2'],
+        ]),
+        port,
+        '127.0.0.1',
+      );
       const p = await got;
       live = p ? { peer, port: p } : undefined;
     };
@@ -341,7 +422,9 @@ async function fuzzTftp(o: FuzzOptions): Promise<FuzzTargetReport[]> {
       servedAfterwards: served,
       detail: { toListener, toTransferPeer, toTransferForeign, transfersTargeted: transfers },
     };
-    o.log?.(`tftp: sent ${sent} in ${ms} ms; server ${JSON.stringify(delta)}; crashed ${report.crashed}; tftp-hpa served afterwards ${served}`);
+    o.log?.(
+      `tftp: sent ${sent} in ${ms} ms; server ${JSON.stringify(delta)}; crashed ${report.crashed}; tftp-hpa served afterwards ${served}`,
+    );
     return [report];
   } finally {
     for (const s of sockets) {
@@ -382,11 +465,19 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     process.exit(0);
   }
   const only = values.only === 'dhcp' || values.only === 'tftp' ? values.only : undefined;
-  runFuzz({ count: Number(values.count), seed: Number(values.seed), rate: Number(values.rate), ...(only ? { only } : {}), log: (l) => process.stdout.write(`${l}\n`) }).then(
+  runFuzz({
+    count: Number(values.count),
+    seed: Number(values.seed),
+    rate: Number(values.rate),
+    ...(only ? { only } : {}),
+    log: (l) => process.stdout.write(`${l}\n`),
+  }).then(
     (reports) => {
       process.stdout.write('\n');
       for (const r of reports) {
-        process.stdout.write(`${r.target.padEnd(44)} ${String(r.sent).padStart(8)} datagrams  ${String(r.ratePerSecond).padStart(7)}/s  crashed: ${r.crashed ? 'YES' : 'no'}  valid client served afterwards: ${r.servedAfterwards ? 'yes' : 'NO'}\n`);
+        process.stdout.write(
+          `${r.target.padEnd(44)} ${String(r.sent).padStart(8)} datagrams  ${String(r.ratePerSecond).padStart(7)}/s  crashed: ${r.crashed ? 'YES' : 'no'}  valid client served afterwards: ${r.servedAfterwards ? 'yes' : 'NO'}\n`,
+        );
       }
       const ok = reports.every((r) => !r.crashed && r.servedAfterwards);
       process.stdout.write(ok ? 'fuzz: ok\n' : 'fuzz: FAILED\n');

@@ -55,7 +55,9 @@ export class NetworkAccess {
     if (!this.check) return true;
     const now = Date.now();
     if (!this.lanCache || now - this.lanCache.at > 5000) {
-      const addrs = Object.values(this.interfaces()).flatMap((l) => l ?? []).filter((i) => i.family === 'IPv4' && !i.internal);
+      const addrs = Object.values(this.interfaces())
+        .flatMap((l) => l ?? [])
+        .filter((i) => i.family === 'IPv4' && !i.internal);
       this.lanCache = { at: now, ok: addrs.some((i) => this.allowed(i.address)) };
     }
     return this.lanCache.ok;

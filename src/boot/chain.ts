@@ -39,6 +39,8 @@ export function efiX64BootFile(config: Pick<Config, 'dhcp'> & Partial<Pick<Confi
 }
 
 /** dhcp.bootFiles with efi-x64 resolved (what the proxy and `pxe dhcp-config` hand out). */
-export function resolvedBootFiles(config: Pick<Config, 'dhcp'> & Partial<Pick<Config, 'tftp'>>): Config['dhcp']['bootFiles'] & { 'efi-x64': string | null } {
+export function resolvedBootFiles(
+  config: Pick<Config, 'dhcp'> & Partial<Pick<Config, 'tftp'>>,
+): Config['dhcp']['bootFiles'] & { 'efi-x64': string | null } {
   return { ...config.dhcp.bootFiles, 'efi-x64': efiX64BootFile(config) };
 }

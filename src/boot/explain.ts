@@ -113,6 +113,11 @@ export function formatExplanation(e: Explanation): string {
     const mark = s === e.served ? '=>' : s.result === 'missing' ? '  ' : ' +';
     out.push(`${mark} ${s.path.padEnd(40)} ${s.result.padEnd(8)} ${s.detail}`);
   }
-  out.push('', e.served ? `served: ${e.served.path} (${e.served.kind}; ${e.served.detail})` : 'served: nothing: pxelinux would find no config and stop');
+  out.push(
+    '',
+    e.served
+      ? `served: ${e.served.path} (${e.served.kind}; ${e.served.detail})`
+      : 'served: nothing: pxelinux would find no config and stop',
+  );
   return `${out.join('\n')}\n`;
 }

@@ -4,8 +4,26 @@ import { findHost } from '../hosts/load.js';
 import { isEfi } from './firmware.js';
 import { macFromPxelinuxPath } from './pxelinux.js';
 import type { FileClient, Firmware, VirtualFile, VirtualFileProvider } from './types.js';
-import { archOfGrubCpu, CatalogRenderError, GRUB_CLIENT_DIR, renderGrubConfig, renderGrubDispatch, renderHostPxelinux, renderMainMenu, type FirmwareClass, type RenderContext } from '../catalog/render.js';
-import { renderUbootHost, renderUbootMenu, UBOOT_ARCH, UBOOT_DEFAULT_CFG, UBOOT_SCRIPT, UBOOT_SCRIPT_NAME, ubootScriptImage } from '../catalog/uboot.js';
+import {
+  archOfGrubCpu,
+  CatalogRenderError,
+  GRUB_CLIENT_DIR,
+  renderGrubConfig,
+  renderGrubDispatch,
+  renderHostPxelinux,
+  renderMainMenu,
+  type FirmwareClass,
+  type RenderContext,
+} from '../catalog/render.js';
+import {
+  renderUbootHost,
+  renderUbootMenu,
+  UBOOT_ARCH,
+  UBOOT_DEFAULT_CFG,
+  UBOOT_SCRIPT,
+  UBOOT_SCRIPT_NAME,
+  ubootScriptImage,
+} from '../catalog/uboot.js';
 
 const DEFAULT_CFG = /^(?:.*\/)?pxelinux\.cfg\/default$/;
 const GRUB_CFG = /^(?:grub\/)?grub\.cfg$/;
@@ -58,7 +76,12 @@ export interface ProviderOptions {
  * `getCtx(mac)`: the render context for that client (its server address may differ per
  * client on a multi-homed host: load.ts).
  */
-export function catalogFileProvider(getCtx: (mac?: string) => RenderContext, getHosts: () => Hosts, log?: Logger, opts: ProviderOptions = {}): VirtualFileProvider {
+export function catalogFileProvider(
+  getCtx: (mac?: string) => RenderContext,
+  getHosts: () => Hosts,
+  log?: Logger,
+  opts: ProviderOptions = {},
+): VirtualFileProvider {
   // memdisk and LOCALBOOT entries are BIOS-only: the menu of an EFI client leaves them out
   const fw = (mac: string | undefined): { firmware: FirmwareClass } => ({ firmware: isEfi(opts.firmwareOf?.(mac)) ? 'efi' : 'bios' });
   const ubootScript = ubootScriptImage(UBOOT_SCRIPT);
@@ -79,8 +102,13 @@ export function catalogFileProvider(getCtx: (mac?: string) => RenderContext, get
       if (hostMac) {
         const host = findHost(getHosts(), hostMac);
         if (!host || !host.allow) return null;
-        if (host.arch === UBOOT_ARCH) return wrap(relPath, `rendered from templates/uboot-host.njk for host ${host.hostname}`, () => renderUbootHost(getCtx(host.mac), host));
-        return wrap(relPath, `rendered from templates/pxelinux-host.njk for host ${host.hostname}`, () => renderHostPxelinux(getCtx(host.mac), host, fw(host.mac)));
+        if (host.arch === UBOOT_ARCH)
+          return wrap(relPath, `rendered from templates/uboot-host.njk for host ${host.hostname}`, () =>
+            renderUbootHost(getCtx(host.mac), host),
+          );
+        return wrap(relPath, `rendered from templates/pxelinux-host.njk for host ${host.hostname}`, () =>
+          renderHostPxelinux(getCtx(host.mac), host, fw(host.mac)),
+        );
       }
       if (ROOT_C32.test(path) && opts.efiModule && opts.firmwareOf?.(client.mac) === 'efi-x64') {
         // client.mac is known here: syslinux.efi asks for pxelinux.cfg/01-<mac> before it
@@ -97,19 +125,33 @@ export function catalogFileProvider(getCtx: (mac?: string) => RenderContext, get
         const o = arch ? { arch } : {};
         const host = findHost(getHosts(), gc[2]!);
         if (host && !host.allow) return null;
-        if (host) return wrap(relPath, `rendered from templates/grub-host.njk for host ${host.hostname}`, () => renderGrubConfig(getCtx(host.mac), host, o));
-        return wrap(relPath, `rendered from templates/grub-menu.njk (${arch}, not in hosts.yaml)`, () => renderGrubConfig(getCtx(gc[2]), null, o));
+        if (host)
+          return wrap(relPath, `rendered from templates/grub-host.njk for host ${host.hostname}`, () =>
+            renderGrubConfig(getCtx(host.mac), host, o),
+          );
+        return wrap(relPath, `rendered from templates/grub-menu.njk (${arch}, not in hosts.yaml)`, () =>
+          renderGrubConfig(getCtx(gc[2]), null, o),
+        );
       }
       const gp = GRUB_PLATFORM_CFG.exec(path);
-      if ((DEFAULT_CFG.test(path) || GRUB_CFG.test(path) || gp || UBOOT_DEFAULT_CFG.test(path) || path === UBOOT_SCRIPT_NAME) && (await isStatic(relPath))) return null;
-      if (UBOOT_DEFAULT_CFG.test(path)) return wrap(relPath, 'rendered from templates/uboot-menu.njk', () => renderUbootMenu(getCtx(client.mac)));
+      if (
+        (DEFAULT_CFG.test(path) || GRUB_CFG.test(path) || gp || UBOOT_DEFAULT_CFG.test(path) || path === UBOOT_SCRIPT_NAME) &&
+        (await isStatic(relPath))
+      )
+        return null;
+      if (UBOOT_DEFAULT_CFG.test(path))
+        return wrap(relPath, 'rendered from templates/uboot-menu.njk', () => renderUbootMenu(getCtx(client.mac)));
       if (path === UBOOT_SCRIPT_NAME) return { content: ubootScript, origin: 'U-Boot boot script: pxe get; pxe boot' };
       if (gp) {
         const arch = archOfGrubCpu(gp[1]!);
-        return wrap(relPath, `rendered from templates/grub-menu.njk (${arch})`, () => renderGrubConfig(getCtx(client.mac), null, arch ? { arch } : {}));
+        return wrap(relPath, `rendered from templates/grub-menu.njk (${arch})`, () =>
+          renderGrubConfig(getCtx(client.mac), null, arch ? { arch } : {}),
+        );
       }
-      if (DEFAULT_CFG.test(path)) return wrap(relPath, 'rendered from templates/pxelinux-menu.njk', () => renderMainMenu(getCtx(client.mac), fw(client.mac)));
-      if (GRUB_CFG.test(path)) return wrap(relPath, 'rendered from templates/grub-dispatch.njk', () => renderGrubDispatch(getCtx(client.mac)));
+      if (DEFAULT_CFG.test(path))
+        return wrap(relPath, 'rendered from templates/pxelinux-menu.njk', () => renderMainMenu(getCtx(client.mac), fw(client.mac)));
+      if (GRUB_CFG.test(path))
+        return wrap(relPath, 'rendered from templates/grub-dispatch.njk', () => renderGrubDispatch(getCtx(client.mac)));
       return null;
     },
   };

@@ -130,10 +130,13 @@ export async function loadApp(config: Config, logger?: Logger, opts: LoadOptions
 
   // hosts.yaml's own `unknown:` setting, when present, decides for unlisted MACs.
   const dhcpConfig = { ...config.dhcp, unknownClients: unknownClientsRule(config.dhcp.unknownClients, hosts?.unknown) };
-  const base = buildApp({ ...config, dhcp: dhcpConfig }, {
-    ...(hosts ? { hostAccess: (mac: string) => hostAccess(hosts, mac) } : {}),
-    providers: [catalogProvider],
-  });
+  const base = buildApp(
+    { ...config, dhcp: dhcpConfig },
+    {
+      ...(hosts ? { hostAccess: (mac: string) => hostAccess(hosts, mac) } : {}),
+      providers: [catalogProvider],
+    },
+  );
 
   return {
     ...base,
@@ -161,13 +164,19 @@ export async function loadApp(config: Config, logger?: Logger, opts: LoadOptions
       const entry = catalog.entries.find((e) => e.id === host.entry);
       if (host.install_once) installState.markInstalled(mac, host.entry, host.version ?? entry?.versions[0]?.version ?? '');
       tokens.revoke(mac);
-      logger?.info({ mac, hostname: host.hostname, installOnce: host.install_once }, 'install finished (reported by the installer); its token ends');
+      logger?.info(
+        { mac, hostname: host.hostname, installOnce: host.install_once },
+        'install finished (reported by the installer); its token ends',
+      );
       return host.install_once ? `${host.hostname}: installed; next boot is from the local disk` : `${host.hostname}: install finished`;
     },
     async ipxeScript(mac) {
       try {
         const host = mac && hosts ? (findHost(hosts, mac) ?? null) : null;
-        return { contentType: 'text/plain; charset=utf-8', body: renderIpxeScript(renderContextFor(mac), host, { firmware: firmwareOf(mac) }) };
+        return {
+          contentType: 'text/plain; charset=utf-8',
+          body: renderIpxeScript(renderContextFor(mac), host, { firmware: firmwareOf(mac) }),
+        };
       } catch (err) {
         throw toRenderError(err);
       }

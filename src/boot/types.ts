@@ -70,7 +70,10 @@ export interface RenderedFile {
 
 /** Why a rendered file could not be produced: 403 (no valid install token), 404 (unknown) or 500 (broken template). */
 export class RenderError extends Error {
-  constructor(message: string, readonly status: 403 | 404 | 500) {
+  constructor(
+    message: string,
+    readonly status: 403 | 404 | 500,
+  ) {
     super(message);
     this.name = 'RenderError';
   }

@@ -34,8 +34,19 @@ const SAMPLE_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsa
 
 function sampleHost(entry: CatalogEntry, arch: Arch, version: string): Host {
   return {
-    mac: '02:00:00:00:00:01', hostname: 'template-check', domain: 'example.org', entry: entry.id, version, arch, allow: true, install_once: true,
-    ...HOST_DEFAULTS, password_hash: '$6$check$check', ssh_keys: [SAMPLE_KEY], mirror: '', append: '',
+    mac: '02:00:00:00:00:01',
+    hostname: 'template-check',
+    domain: 'example.org',
+    entry: entry.id,
+    version,
+    arch,
+    allow: true,
+    install_once: true,
+    ...HOST_DEFAULTS,
+    password_hash: '$6$check$check',
+    ssh_keys: [SAMPLE_KEY],
+    mirror: '',
+    append: '',
   };
 }
 
@@ -77,7 +88,10 @@ export function checkRendering(base: RenderContext, hosts?: Hosts): void {
   };
 
   const forHost = (h: Host, label: string) => {
-    for (const [c, state] of [[ctx, 'install'], [installed, 'installed']] as const) {
+    for (const [c, state] of [
+      [ctx, 'install'],
+      [installed, 'installed'],
+    ] as const) {
       const w = (file: string) => `${file} for ${label} (${state})`;
       attempt(w('pxelinux.cfg/01-<mac> (BIOS)'), () => renderHostPxelinux(c, h, { firmware: 'bios' }));
       attempt(w('pxelinux.cfg/01-<mac> (EFI)'), () => renderHostPxelinux(c, h, { firmware: 'efi' }));

@@ -3,7 +3,16 @@ import { join } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node } from 'yaml';
 import { ConfigError, parseYaml, positionOf } from '../yamlfile.js';
 import { closest } from '../closest.js';
-import { CatalogExpandError, catalogFileSchema, expandEntry, NO_MIRRORS, type Catalog, type CatalogEntry, type ExpandOptions, type SiteMirrors } from './schema.js';
+import {
+  CatalogExpandError,
+  catalogFileSchema,
+  expandEntry,
+  NO_MIRRORS,
+  type Catalog,
+  type CatalogEntry,
+  type ExpandOptions,
+  type SiteMirrors,
+} from './schema.js';
 
 /**
  * Line/column of `entries[index].<field>` in a catalog file (field like "id" or
@@ -96,7 +105,13 @@ export function loadCatalogLayers(dirs: string[], opts: ExpandOptions = { mirror
         const p = d.at();
         const known = entries.map((e) => e.id);
         const hint = closest(d.id, known);
-        throw new ConfigError(d.file, p?.line, p?.col, `disable[${d.index}]`, `no earlier catalog layer defines "${d.id}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
+        throw new ConfigError(
+          d.file,
+          p?.line,
+          p?.col,
+          `disable[${d.index}]`,
+          `no earlier catalog layer defines "${d.id}"${hint ? ` (did you mean "${hint}"?)` : ''}`,
+        );
       }
       disabled.set(d.id, d.file);
       entries.splice(at, 1);

@@ -18,7 +18,16 @@ import { lookupChecksum, parseChecksums, stripClearsignEnvelope, parseReleaseSha
 import type { SyncReporter } from '../sync/progress.js';
 import { locateEntryField } from './load.js';
 import { buildItem, type RenderContext } from './render.js';
-import { CatalogExpandError, catalogFileSchema, expandTarget, versionArches, type Catalog, type CatalogEntry, type ExpandedTarget, type SiteMirrors } from './schema.js';
+import {
+  CatalogExpandError,
+  catalogFileSchema,
+  expandTarget,
+  versionArches,
+  type Catalog,
+  type CatalogEntry,
+  type ExpandedTarget,
+  type SiteMirrors,
+} from './schema.js';
 
 export const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 
@@ -44,7 +53,8 @@ export function checkSubjects(arg: string | undefined, catalog: () => Catalog): 
   }
   const c = catalog();
   const entries = arg === undefined ? c.entries : c.entries.filter((e) => e.id === arg);
-  if (arg !== undefined && entries.length === 0) throw new UserError(`no catalog entry "${arg}" (known: ${c.entries.map((e) => e.id).join(', ')})`);
+  if (arg !== undefined && entries.length === 0)
+    throw new UserError(`no catalog entry "${arg}" (known: ${c.entries.map((e) => e.id).join(', ')})`);
   return entries.map((entry) => {
     const file = c.sources.get(entry.id)!;
     const text = readFileSync(file, 'utf8');
@@ -67,8 +77,23 @@ export interface CheckResult {
 }
 
 const SAMPLE_HOST: Host = {
-  mac: '52:54:00:00:00:01', hostname: 'check', domain: '', entry: '', version: undefined, arch: undefined, allow: true, install_once: false,
-  disk: '/dev/sda', user: 'admin', password_hash: '', ssh_keys: [], mirror: '', locale: 'en_US.UTF-8', timezone: 'Etc/UTC', keyboard: 'us', append: '',
+  mac: '52:54:00:00:00:01',
+  hostname: 'check',
+  domain: '',
+  entry: '',
+  version: undefined,
+  arch: undefined,
+  allow: true,
+  install_once: false,
+  disk: '/dev/sda',
+  user: 'admin',
+  password_hash: '',
+  ssh_keys: [],
+  mirror: '',
+  locale: 'en_US.UTF-8',
+  timezone: 'Etc/UTC',
+  keyboard: 'us',
+  append: '',
 };
 
 /** Where a render error of `entry.<field>` is in the file. */
@@ -78,7 +103,11 @@ function at(s: CheckSubject, field: string): string {
 }
 
 /** Renders every template of the subjects; prints the URLs; returns the probes and the problems found. */
-export function renderChecks(subjects: CheckSubject[], mirrors: SiteMirrors, out: (line: string) => void): { probes: Probe[]; problems: string[] } {
+export function renderChecks(
+  subjects: CheckSubject[],
+  mirrors: SiteMirrors,
+  out: (line: string) => void,
+): { probes: Probe[]; problems: string[] } {
   const problems: string[] = [];
   const probes = new Map<string, Probe>();
   const probe = (label: string, url: string, manifest?: Probe['manifest']) => {
@@ -93,7 +122,13 @@ export function renderChecks(subjects: CheckSubject[], mirrors: SiteMirrors, out
       out('  localboot: nothing to sync');
       continue;
     }
-    const ctx: RenderContext = { catalog: { entries: [e], sources: new Map() }, serverAddress: '192.0.2.1', httpPort: 8080, mirrors, isInstalled: () => true };
+    const ctx: RenderContext = {
+      catalog: { entries: [e], sources: new Map() },
+      serverAddress: '192.0.2.1',
+      httpPort: 8080,
+      mirrors,
+      isInstalled: () => true,
+    };
     for (const v of e.versions) {
       for (const arch of versionArches(e, v)) {
         let t: ExpandedTarget;
@@ -103,7 +138,10 @@ export function renderChecks(subjects: CheckSubject[], mirrors: SiteMirrors, out
           if (e.automation) buildItem(ctx, e, v, arch, { ...SAMPLE_HOST, entry: e.id });
         } catch (err) {
           const msg = (err as Error).message;
-          const field = err instanceof CatalogExpandError && err.field ? err.field : (/^[a-z0-9-]+\.(append|automation|repo)\b/.exec(msg.replace(/^entry "[^"]+": /, ''))?.[1] ?? 'boot');
+          const field =
+            err instanceof CatalogExpandError && err.field
+              ? err.field
+              : (/^[a-z0-9-]+\.(append|automation|repo)\b/.exec(msg.replace(/^entry "[^"]+": /, ''))?.[1] ?? 'boot');
           const problem = `${at(s, field)}: ${msg}`;
           if (!problems.includes(problem)) problems.push(problem);
           out(`  ${v.version} ${arch}: template error: ${msg}`);
@@ -120,7 +158,11 @@ export function renderChecks(subjects: CheckSubject[], mirrors: SiteMirrors, out
         }
         if (t.signature) {
           out(`    ${'signature'.padEnd(9)} ${t.signature.url} [${t.signature.kind}, keyring ${t.signature.keyring}]`);
-          probe(`${e.id} ${v.version} ${arch} signature`, t.signature.url, t.signature.kind === 'debian-release' ? { kind: 'inrelease', keys: new Set([t.signature.key]) } : undefined);
+          probe(
+            `${e.id} ${v.version} ${arch} signature`,
+            t.signature.url,
+            t.signature.kind === 'debian-release' ? { kind: 'inrelease', keys: new Set([t.signature.key]) } : undefined,
+          );
         }
       }
     }
@@ -167,7 +209,11 @@ async function ask(p: Probe, timeoutMs: number): Promise<string | undefined> {
 }
 
 /** Asks the mirror about every probe, `concurrency` at a time; returns one problem line per failure. */
-export async function probeOnline(probes: Probe[], reporter: SyncReporter, opts: { concurrency: number; timeoutMs: number }): Promise<string[]> {
+export async function probeOnline(
+  probes: Probe[],
+  reporter: SyncReporter,
+  opts: { concurrency: number; timeoutMs: number },
+): Promise<string[]> {
   const problems: string[] = [];
   let next = 0;
   const worker = async () => {

@@ -77,7 +77,12 @@ export interface RenderContext {
    * becomes ONTIMEOUT. When that entry is not offered (not synced, memdisk under UEFI)
    * the catalog's own default (local boot) stays, so a typo never starts an installer.
    */
-  menu?: { title?: string | undefined; timeoutSeconds?: number | undefined; ui?: 'vesamenu.c32' | 'menu.c32' | undefined; default?: string | undefined };
+  menu?: {
+    title?: string | undefined;
+    timeoutSeconds?: number | undefined;
+    ui?: 'vesamenu.c32' | 'menu.c32' | undefined;
+    default?: string | undefined;
+  };
 }
 
 export interface RenderOptions {
@@ -258,7 +263,13 @@ function hostVars(ctx: RenderContext, entry: CatalogEntry, host: Host, token?: s
   };
 }
 
-function commonVars(ctx: RenderContext, entry: CatalogEntry, v: VersionSpec, arch: Arch, target: ExpandedTarget | undefined): Record<string, unknown> {
+function commonVars(
+  ctx: RenderContext,
+  entry: CatalogEntry,
+  v: VersionSpec,
+  arch: Arch,
+  target: ExpandedTarget | undefined,
+): Record<string, unknown> {
   const mirror = entryMirror(entry, ctx.mirrors ?? NO_MIRRORS);
   const vars: Record<string, unknown> = {
     ...entryVars(entry, v, arch, mirror),
@@ -343,7 +354,17 @@ export function buildMenuModel(ctx: RenderContext, opts: RenderOptions = {}): Me
   }
   if (defaultLabel === undefined) {
     // No local-boot entry in the catalog: still never start an installer on timeout.
-    const local: BootItem = { label: 'local', title: 'Boot from local disk', entryId: 'local', version: 'local', arch, method: 'localboot', initrds: [], append: '', trust: 'unverified' };
+    const local: BootItem = {
+      label: 'local',
+      title: 'Boot from local disk',
+      entryId: 'local',
+      version: 'local',
+      arch,
+      method: 'localboot',
+      initrds: [],
+      append: '',
+      trust: 'unverified',
+    };
     top.unshift(local);
     defaultLabel = local.label;
   }
@@ -357,24 +378,25 @@ export function buildMenuModel(ctx: RenderContext, opts: RenderOptions = {}): Me
   };
 }
 
-export type HostBootPlan =
-  | { kind: 'install'; item: BootItem; entry: CatalogEntry }
-  | { kind: 'localboot'; reason: string };
+export type HostBootPlan = { kind: 'install'; item: BootItem; entry: CatalogEntry } | { kind: 'localboot'; reason: string };
 
 /** What a known host boots: its entry directly, or the local disk once installed. */
 export function hostBootPlan(ctx: RenderContext, host: Host, opts: RenderOptions = {}): HostBootPlan {
-  if (host.install_once && ctx.hostInstalled?.(host.mac)) return { kind: 'localboot', reason: `${host.hostname} was installed (install_once)` };
+  if (host.install_once && ctx.hostInstalled?.(host.mac))
+    return { kind: 'localboot', reason: `${host.hostname} was installed (install_once)` };
   const entry = ctx.catalog.entries.find((e) => e.id === host.entry);
   if (!entry) throw new CatalogRenderError(`host ${host.mac} (${host.hostname}): unknown catalog entry "${host.entry}"`, 500);
   if (entry.boot.method === 'localboot') return { kind: 'localboot', reason: `${host.hostname} is assigned "${entry.id}"` };
   const v = host.version === undefined ? entry.versions[0] : entry.versions.find((x) => x.version === host.version);
   if (!v) throw new CatalogRenderError(`host ${host.mac}: entry "${entry.id}" has no version "${host.version}"`, 500);
   const arch = host.arch ?? opts.arch ?? 'x86_64';
-  if (!versionArches(entry, v).includes(arch)) throw new CatalogRenderError(`host ${host.mac}: ${entry.id} ${v.version} is not offered for ${arch}`, 500);
+  if (!versionArches(entry, v).includes(arch))
+    throw new CatalogRenderError(`host ${host.mac}: ${entry.id} ${v.version} is not offered for ${arch}`, 500);
   if (!ctx.isInstalled(entry.id, v.version, arch))
     throw new CatalogRenderError(`host ${host.mac}: ${entry.id} ${v.version} ${arch} is not synced (run pxe sync --only ${entry.id})`, 404);
   const item = buildItem(ctx, entry, v, arch, host);
-  if (!usable(item, opts.firmware ?? 'bios')) throw new CatalogRenderError(`host ${host.mac}: ${entry.id} uses memdisk, which needs BIOS`, 404);
+  if (!usable(item, opts.firmware ?? 'bios'))
+    throw new CatalogRenderError(`host ${host.mac}: ${entry.id} uses memdisk, which needs BIOS`, 404);
   return { kind: 'install', item, entry };
 }
 
@@ -447,7 +469,12 @@ export function unattendedFileNames(ctx: RenderContext, host: Host): string[] {
 
 function mirrorParts(url: string): { mirror_url: string; mirror_host: string; mirror_dir: string; mirror_scheme: string } {
   const u = new URL(url);
-  return { mirror_url: url.replace(/\/+$/, ''), mirror_host: u.host, mirror_dir: u.pathname.replace(/\/+$/, '') || '/', mirror_scheme: u.protocol.replace(':', '') };
+  return {
+    mirror_url: url.replace(/\/+$/, ''),
+    mirror_host: u.host,
+    mirror_dir: u.pathname.replace(/\/+$/, '') || '/',
+    mirror_scheme: u.protocol.replace(':', ''),
+  };
 }
 
 /**

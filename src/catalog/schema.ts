@@ -101,7 +101,10 @@ export const versionSchema = z
     /** the version string used in paths and tftproot (`images/<id>/<version>/<arch>/`) */
     // a string: YAML reads `version: 24.10` as the number 24.1 (the loader says "quote it")
     version: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'expected a version made of letters, digits, ".", "_", "-"'),
-    codename: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/).optional(),
+    codename: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]*$/)
+      .optional(),
     label: nonEmpty.optional(),
     /** restricts the entry's architectures for this version */
     architectures: z.array(z.enum(ARCHES)).min(1).optional(),
@@ -133,7 +136,10 @@ export const catalogEntrySchema = z
      * zip): the archive is downloaded and verified, then the members are extracted.
      * `boot` paths are then member names inside the archive.
      */
-    archive: z.object({ path: relTemplate, format: z.enum(['tar.gz', 'zip']) }).strict().optional(),
+    archive: z
+      .object({ path: relTemplate, format: z.enum(['tar.gz', 'zip']) })
+      .strict()
+      .optional(),
     boot: bootSchema,
     checksum: checksumSourceSchema.default({ kind: 'none' }),
     signature: signatureSchema.optional(),
@@ -167,7 +173,8 @@ export const catalogEntrySchema = z
       ctx.addIssue({ code: 'custom', path: ['automation'], message: `required when unattended is "${e.unattended}"` });
     const seen = new Set<string>();
     e.versions.forEach((v, i) => {
-      if (seen.has(v.version)) ctx.addIssue({ code: 'custom', path: ['versions', i, 'version'], message: `duplicate version "${v.version}"` });
+      if (seen.has(v.version))
+        ctx.addIssue({ code: 'custom', path: ['versions', i, 'version'], message: `duplicate version "${v.version}"` });
       seen.add(v.version);
       for (const a of v.architectures ?? [])
         if (!e.architectures.includes(a))
@@ -334,7 +341,12 @@ export function versionArches(entry: CatalogEntry, v: VersionSpec): Arch[] {
  * verify and install. Throws CatalogExpandError on a template error or when a
  * file is not below its checksum file's directory (the key would be ambiguous).
  */
-export function expandTarget(entry: CatalogEntry, v: VersionSpec, arch: Arch, opts: ExpandOptions = { mirrors: NO_MIRRORS }): ExpandedTarget {
+export function expandTarget(
+  entry: CatalogEntry,
+  v: VersionSpec,
+  arch: Arch,
+  opts: ExpandOptions = { mirrors: NO_MIRRORS },
+): ExpandedTarget {
   const mirror = entryMirror(entry, opts.mirrors);
   const vars = entryVars(entry, v, arch, mirror);
   const r = (what: string, tpl: string): string => {
@@ -352,7 +364,9 @@ export function expandTarget(entry: CatalogEntry, v: VersionSpec, arch: Arch, op
     case 'linux': {
       wanted.push({ role: 'kernel', name: 'kernel', path: r('boot.kernel', boot.kernel) });
       const initrds = boot.initrd === undefined ? [] : Array.isArray(boot.initrd) ? boot.initrd : [boot.initrd];
-      initrds.forEach((p, i) => wanted.push({ role: 'initrd', name: initrds.length === 1 ? 'initrd' : `initrd${i}`, path: r(`boot.initrd[${i}]`, p) }));
+      initrds.forEach((p, i) =>
+        wanted.push({ role: 'initrd', name: initrds.length === 1 ? 'initrd' : `initrd${i}`, path: r(`boot.initrd[${i}]`, p) }),
+      );
       for (const [name, p] of Object.entries(boot.extra ?? {})) wanted.push({ role: 'extra', name, path: r(`boot.extra.${name}`, p) });
       break;
     }
@@ -371,10 +385,12 @@ export function expandTarget(entry: CatalogEntry, v: VersionSpec, arch: Arch, op
   const checksumFor = (downloadPath: string): ExpandedChecksum => {
     const c = entry.checksum;
     if (c.kind === 'none') return { kind: 'none' };
-    if (c.kind === 'sha256-per-file') return { kind: c.kind, url: `${joinUrl(mirror, downloadPath)}${c.suffix}`, key: basename(downloadPath) };
+    if (c.kind === 'sha256-per-file')
+      return { kind: c.kind, url: `${joinUrl(mirror, downloadPath)}${c.suffix}`, key: basename(downloadPath) };
     const sumsPath = r('checksum.path', c.path);
     const key = relativeTo(posixDirname(sumsPath), downloadPath);
-    if (key === undefined) throw new CatalogExpandError(entry.id, `"${downloadPath}" is not below the directory of checksum file "${sumsPath}"`);
+    if (key === undefined)
+      throw new CatalogExpandError(entry.id, `"${downloadPath}" is not below the directory of checksum file "${sumsPath}"`);
     return { kind: c.kind, url: joinUrl(mirror, sumsPath), key };
   };
 
@@ -404,7 +420,8 @@ export function expandTarget(entry: CatalogEntry, v: VersionSpec, arch: Arch, op
     if (s.kind === 'debian-release') {
       const inrelease = r('signature.inrelease', s.inrelease);
       const key = relativeTo(posixDirname(inrelease), sumsPath);
-      if (key === undefined) throw new CatalogExpandError(entry.id, `checksum file "${sumsPath}" is not below the directory of "${inrelease}"`);
+      if (key === undefined)
+        throw new CatalogExpandError(entry.id, `checksum file "${sumsPath}" is not below the directory of "${inrelease}"`);
       signature = { kind: s.kind, url: joinUrl(mirror, inrelease), keyring: s.keyring, key };
     } else {
       signature = { kind: s.kind, url: joinUrl(mirror, r('signature.path', s.path)), keyring: s.keyring, key: joinUrl(mirror, sumsPath) };

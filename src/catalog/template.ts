@@ -23,10 +23,15 @@ export function renderInline(name: string, src: string, vars: Record<string, unk
     return env.renderString(src, vars);
   } catch (err) {
     // nunjucks prefixes messages with "(unknown path)" and a newline; keep the useful line.
-    let msg = (err as Error).message.replace(/^\(unknown path\)\s*/, '').replace(/\s+/g, ' ').trim();
+    let msg = (err as Error).message
+      .replace(/^\(unknown path\)\s*/, '')
+      .replace(/\s+/g, ' ')
+      .trim();
     // throwOnUndefined does not say which variable: name it, and the closest known one.
     if (/null or undefined/.test(msg)) {
-      const unknown = [...src.matchAll(/\{\{-?\s*([A-Za-z_]\w*)/g)].map((m) => m[1]!).find((v) => vars[v] === undefined || vars[v] === null);
+      const unknown = [...src.matchAll(/\{\{-?\s*([A-Za-z_]\w*)/g)]
+        .map((m) => m[1]!)
+        .find((v) => vars[v] === undefined || vars[v] === null);
       if (unknown) {
         const guess = closest(unknown, Object.keys(vars));
         msg = `unknown variable "${unknown}"${guess ? ` (did you mean "${guess}"?)` : ''}; ${msg}`;

@@ -24,10 +24,18 @@ export interface TemplateSet {
 export type FilterSet = Record<string, (s: unknown) => string>;
 
 /** Where nunjucks says an error is: the innermost "(path) [Line L, Column C]". */
-export function templateErrorPosition(message: string): { file: string | undefined; line: number | undefined; col: number | undefined; detail: string } {
+export function templateErrorPosition(message: string): {
+  file: string | undefined;
+  line: number | undefined;
+  col: number | undefined;
+  detail: string;
+} {
   const all = [...message.matchAll(/\(([^()]*)\) \[Line (\d+), Column (\d+)\]/g)];
   const last = all.at(-1);
-  const detail = (last ? message.slice(last.index + last[0].length) : message).replace(/Template render error:?/g, '').replace(/\s+/g, ' ').trim();
+  const detail = (last ? message.slice(last.index + last[0].length) : message)
+    .replace(/Template render error:?/g, '')
+    .replace(/\s+/g, ' ')
+    .trim();
   if (!last) return { file: undefined, line: undefined, col: undefined, detail };
   return { file: last[1] === 'unknown path' ? undefined : last[1], line: Number(last[2]), col: Number(last[3]), detail };
 }
@@ -45,7 +53,12 @@ function listTemplates(dir: string, sub = ''): string[] {
 export function loadTemplateSet(dir: string, filters: FilterSet): TemplateSet {
   if (!existsSync(dir)) throw new ConfigError(dir, undefined, undefined, 'templatesDir', 'templates directory does not exist');
   const make = (autoescape: boolean) => {
-    const e = new nunjucks.Environment(new nunjucks.FileSystemLoader(dir, { noCache: false }), { autoescape, throwOnUndefined: true, trimBlocks: true, lstripBlocks: true });
+    const e = new nunjucks.Environment(new nunjucks.FileSystemLoader(dir, { noCache: false }), {
+      autoescape,
+      throwOnUndefined: true,
+      trimBlocks: true,
+      lstripBlocks: true,
+    });
     for (const [name, fn] of Object.entries(filters)) e.addFilter(name, fn);
     return e;
   };

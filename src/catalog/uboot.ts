@@ -41,7 +41,18 @@ export function renderUbootMenu(ctx: RenderContext): string {
   const local = items.find((i) => i.method === 'localboot');
   // The menu default if U-Boot can run it; else local boot (never an installer by accident).
   const defaultLabel = items.some((i) => i.label === m.defaultLabel) ? m.defaultLabel : (local?.label ?? 'local');
-  if (!local) items.unshift({ label: 'local', title: 'Boot from local disk', entryId: 'local', version: 'local', arch: UBOOT_ARCH, method: 'localboot', initrds: [], append: '', trust: 'unverified' });
+  if (!local)
+    items.unshift({
+      label: 'local',
+      title: 'Boot from local disk',
+      entryId: 'local',
+      version: 'local',
+      arch: UBOOT_ARCH,
+      method: 'localboot',
+      initrds: [],
+      append: '',
+      trust: 'unverified',
+    });
   return renderFile(ctx, 'uboot-menu.njk', { m: { ...m, defaultLabel }, items });
 }
 
@@ -49,7 +60,10 @@ export function renderUbootMenu(ctx: RenderContext): string {
 export function renderUbootHost(ctx: RenderContext, host: Host): string {
   const plan = hostBootPlan(ctx, host, { arch: UBOOT_ARCH, firmware: 'efi' });
   if (plan.kind === 'install' && !runsOnUboot(plan.item)) {
-    throw new CatalogRenderError(`host ${host.mac}: ${plan.item.entryId} ${plan.item.version} needs ${plan.item.initrds.length} initrds; U-Boot's INITRD loads one`, 404);
+    throw new CatalogRenderError(
+      `host ${host.mac}: ${plan.item.entryId} ${plan.item.version} needs ${plan.item.initrds.length} initrds; U-Boot's INITRD loads one`,
+      404,
+    );
   }
   return renderFile(ctx, 'uboot-host.njk', { plan, host });
 }

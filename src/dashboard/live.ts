@@ -38,7 +38,12 @@ export class LiveHub {
   /** Takes over a raw response as an event stream; false when the hub is full. */
   attach(topic: Topic, res: ServerResponse): boolean {
     if (this.count >= MAX_CLIENTS) return false;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
     res.write(': connected\n\n');
     const set = this.clients.get(topic)!;
     set.add(res);

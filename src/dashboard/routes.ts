@@ -16,7 +16,18 @@ import type { BootEvent } from '../events.js';
 import { clientAddress } from '../http/server.js';
 import { LiveHub, TOPICS } from './live.js';
 import { MachineBook } from './machines.js';
-import { catalogPage, flatStats, hostsPage, machineRow, machinesPage, rowId, serverPage, type CatalogView, type HostView, type ServerView } from './views.js';
+import {
+  catalogPage,
+  flatStats,
+  hostsPage,
+  machineRow,
+  machinesPage,
+  rowId,
+  serverPage,
+  type CatalogView,
+  type HostView,
+  type ServerView,
+} from './views.js';
 
 export type HostAction = 'reinstall' | 'localboot' | 'remove';
 
@@ -58,8 +69,14 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): Da
     const v = { ...deps.server(), rates: {} as Record<string, number> };
     const now = Date.now();
     const values = flatStats(v);
-    const per = (keys: string[]): number => keys.reduce((n, k) => n + (values[k] ?? 0) - (last?.values[k] ?? values[k] ?? 0), 0) / Math.max(0.001, (now - (last?.at ?? now - 1000)) / 1000);
-    v.rates = { 'dhcp-replies-per-s': per(['dhcp-offers', 'dhcp-acks']), 'tftp-requests-per-s': per(['tftp-requests']), 'http-requests-per-s': per(['http-requests']) };
+    const per = (keys: string[]): number =>
+      keys.reduce((n, k) => n + (values[k] ?? 0) - (last?.values[k] ?? values[k] ?? 0), 0) /
+      Math.max(0.001, (now - (last?.at ?? now - 1000)) / 1000);
+    v.rates = {
+      'dhcp-replies-per-s': per(['dhcp-offers', 'dhcp-acks']),
+      'tftp-requests-per-s': per(['tftp-requests']),
+      'http-requests-per-s': per(['http-requests']),
+    };
     last = { at: now, values };
     return v;
   };
@@ -74,17 +91,20 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): Da
   // event is applied twice or out of order.
   let early: BootEvent[] | undefined = deps.history ? [] : undefined;
   deps.subscribe((ev) => (early ? early.length < 100_000 && early.push(ev) : observe(ev)));
-  void deps.history?.().then(
-    (events) => {
-      const cut = early?.[0]?.time;
-      for (const ev of events) if (cut === undefined || ev.time < cut) book.observe(ev);
-    },
-    (err: Error) => log.warn({ reason: err.message }, 'dashboard: could not read the boot-event log'),
-  ).finally(() => {
-    const live = early ?? [];
-    early = undefined;
-    for (const ev of live) observe(ev);
-  });
+  void deps
+    .history?.()
+    .then(
+      (events) => {
+        const cut = early?.[0]?.time;
+        for (const ev of events) if (cut === undefined || ev.time < cut) book.observe(ev);
+      },
+      (err: Error) => log.warn({ reason: err.message }, 'dashboard: could not read the boot-event log'),
+    )
+    .finally(() => {
+      const live = early ?? [];
+      early = undefined;
+      for (const ev of live) observe(ev);
+    });
 
   const safeEq = (a: string, b: string): boolean => {
     const x = Buffer.from(a);
@@ -116,8 +136,18 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): Da
       void reply.code(403).type('text/plain').send('the form token is missing or stale: reload the page and try again\n');
       return false;
     }
-    log.warn({ client: clientAddress(req.ip), action, reason: deps.adminToken ? 'no valid admin token' : 'actions need loopback or dashboard.adminToken' }, 'dashboard action refused');
-    void reply.code(401).type('text/plain').send(deps.adminToken ? 'admin token required\n' : 'actions are allowed from loopback only (set dashboard.adminToken in pxe.yaml)\n');
+    log.warn(
+      {
+        client: clientAddress(req.ip),
+        action,
+        reason: deps.adminToken ? 'no valid admin token' : 'actions need loopback or dashboard.adminToken',
+      },
+      'dashboard action refused',
+    );
+    void reply
+      .code(401)
+      .type('text/plain')
+      .send(deps.adminToken ? 'admin token required\n' : 'actions are allowed from loopback only (set dashboard.adminToken in pxe.yaml)\n');
     return false;
   };
 
@@ -125,7 +155,8 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): Da
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_req, body, done) => {
       done(null, Object.fromEntries(new URLSearchParams(body as string)));
     });
-    const page = (reply: FastifyReply, h: { text: string }): FastifyReply => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(h.text);
+    const page = (reply: FastifyReply, h: { text: string }): FastifyReply =>
+      reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(h.text);
 
     scope.get<{ Querystring: { limit?: string } }>('/', async (req, reply) => {
       const limit = Math.min(5000, Math.max(1, Number(req.query.limit) || 500));
@@ -149,7 +180,13 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): Da
 
     scope.post('/dashboard/login', async (req, reply) => {
       const body = (req.body ?? {}) as Record<string, string>;
-      if (deps.adminToken && typeof body.token === 'string' && safeEq(body.token, deps.adminToken) && typeof body.csrf === 'string' && safeEq(body.csrf, csrf)) {
+      if (
+        deps.adminToken &&
+        typeof body.token === 'string' &&
+        safeEq(body.token, deps.adminToken) &&
+        typeof body.csrf === 'string' &&
+        safeEq(body.csrf, csrf)
+      ) {
         return reply.header('set-cookie', `${COOKIE}=${cookieValue}; HttpOnly; SameSite=Strict; Path=/`).redirect('/hosts', 303);
       }
       log.warn({ client: clientAddress(req.ip), action: 'login' }, 'dashboard action refused');
@@ -168,7 +205,12 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): Da
       void deps
         .sync(id, (line) => hub.send('sync', 'sync', { line }))
         .then(
-          (code) => hub.send('sync', 'sync', { line: code === 0 ? `${id}: done` : `${id}: failed (exit ${code}); the previous files are still served`, done: true, code }),
+          (code) =>
+            hub.send('sync', 'sync', {
+              line: code === 0 ? `${id}: done` : `${id}: failed (exit ${code}); the previous files are still served`,
+              done: true,
+              code,
+            }),
           (err: Error) => hub.send('sync', 'sync', { line: `${id}: ${err.message}`, done: true, code: 2 }),
         )
         .finally(() => (syncing = undefined));
@@ -185,7 +227,10 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): Da
         log.info({ client: clientAddress(req.ip), mac: req.params.mac, action }, `dashboard: ${what}`);
         return req.headers.accept?.includes('text/html') ? reply.redirect('/hosts', 303) : reply.send({ ok: true, result: what });
       } catch (err) {
-        return reply.code(400).type('text/plain').send(`${(err as Error).message}\n`);
+        return reply
+          .code(400)
+          .type('text/plain')
+          .send(`${(err as Error).message}\n`);
       }
     });
   });

@@ -72,7 +72,8 @@ pre.log{max-height:16rem;overflow:auto;border:1px solid var(--line);padding:.5re
 `;
 
 export function layout(title: string, active: string, body: Html, opts: { script?: string; admin?: boolean } = {}): Html {
-  const link = (href: string, label: string): Html => html`<a href="${href}"${active === href ? html` aria-current="page"` : ''}>${label}</a>`;
+  const link = (href: string, label: string): Html =>
+    html`<a href="${href}"${active === href ? html` aria-current="page"` : ''}>${label}</a>`;
   return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${title} · pxe</title><style>${new Html(CSS)}</style></head><body>
 <header><b>pxe</b><nav>${link('/', 'Machines')}${link('/catalog', 'Catalog')}${link('/hosts', 'Hosts')}${link('/server', 'Server')}</nav>
@@ -92,7 +93,9 @@ function stepLine(s: Step): Html {
 
 export function machineRow(m: Machine, host: HostView | undefined): Html {
   const fw = m.firmware ? (FIRMWARE[m.firmware] ?? m.firmware) + (m.ipxe ? ' + iPXE' : '') : '?';
-  const entry = host ? html`${host.entry}${host.version ? html` <span class="mute">${host.version}</span>` : ''}` : html`<span class="mute">menu (not in hosts)</span>`;
+  const entry = host
+    ? html`${host.entry}${host.version ? html` <span class="mute">${host.version}</span>` : ''}`
+    : html`<span class="mute">menu (not in hosts)</span>`;
   const install = host?.installOnce ? (host.installed ? 'installed' : 'install pending') : '';
   return html`<tr id="${rowId(m.mac)}" data-stage="${m.stage}">
 <td data-label="MAC" class="mono">${m.mac}${m.ip ? html`<br><span class="mute">${m.ip}</span>` : ''}</td>
@@ -128,7 +131,9 @@ export function catalogPage(rows: CatalogView[], admin: boolean, csrf: string): 
   const body = html`<h1>Catalog</h1><pre id="synclog" class="log" hidden></pre>
 <table><thead><tr><th>Entry</th><th>Version</th><th>Arch</th><th>State</th><th>Trust</th><th>Synced</th><th></th></tr></thead><tbody>
 ${rows.map(
-  (r) => html`<tr data-entry="${r.id}"><td data-label="Entry"><b>${r.id}</b><br><span class="mute">${r.label}</span></td><td data-label="Version">${r.version}</td><td data-label="Arch">${r.arch}</td>
+  (
+    r,
+  ) => html`<tr data-entry="${r.id}"><td data-label="Entry"><b>${r.id}</b><br><span class="mute">${r.label}</span></td><td data-label="Version">${r.version}</td><td data-label="Arch">${r.arch}</td>
 <td data-label="State" class="${r.state.startsWith('failed') ? 'bad' : r.state === 'synced' ? '' : 'warn'} state">${r.state}${r.lastError ? html`<br><span class="mute">${r.lastError}</span>` : ''}</td>
 <td data-label="Trust">${r.trust}</td><td data-label="Synced" class="mono">${r.lastSuccess?.replace('T', ' ').slice(0, 19) ?? ''}</td>
 <td><form class="inline sync" method="post" action="/dashboard/actions/sync/${r.id}"><input type="hidden" name="csrf" value="${csrf}"><button ${admin ? '' : 'disabled'} title="pxe sync --only ${r.id}">sync</button></form></td></tr>`,
@@ -142,7 +147,9 @@ export function hostsPage(hosts: HostView[], admin: boolean, csrf: string, file:
   const body = html`<h1>Hosts</h1><p class="mute">${file}${editable ? '' : ' (no host commands available: read-only)'}</p>
 <table><thead><tr><th>MAC</th><th>Hostname</th><th>Entry</th><th>Arch</th><th>Install</th><th></th></tr></thead><tbody>
 ${hosts.map(
-  (h) => html`<tr data-mac="${h.mac}"><td data-label="MAC" class="mono">${h.mac}${h.allow ? '' : html` <span class="bad">denied</span>`}</td><td data-label="Hostname">${h.hostname}</td>
+  (
+    h,
+  ) => html`<tr data-mac="${h.mac}"><td data-label="MAC" class="mono">${h.mac}${h.allow ? '' : html` <span class="bad">denied</span>`}</td><td data-label="Hostname">${h.hostname}</td>
 <td data-label="Entry">${h.entry}${h.version ? ` ${h.version}` : ''}</td><td data-label="Arch">${h.arch ?? 'from firmware'}</td>
 <td data-label="Install" class="install">${h.installOnce ? (h.installed ? 'installed (boots locally)' : 'install pending') : 'every boot'}</td>
 <td>${editable ? [act(h.mac, 'reinstall', 'reinstall'), act(h.mac, 'localboot', 'local boot'), act(h.mac, 'remove', 'remove')] : ''}</td></tr>`,

@@ -54,7 +54,8 @@ function hostAction(s: DashboardSources): NonNullable<DashboardDeps['hostAction'
     if (action === 'remove') return `${done(removeHost(config.hostsFile, app.catalog, mac)).mac}: removed from ${config.hostsFile}`;
     const host = app.hosts?.byMac.get(mac.toLowerCase().replace(/-/g, ':'));
     if (!host) throw new Error(`${mac} is not in ${config.hostsFile}`);
-    if (!host.install_once) throw new Error(`${mac} is not an install-once host: it boots ${host.entry} on every boot (change its entry to boot locally)`);
+    if (!host.install_once)
+      throw new Error(`${mac} is not an install-once host: it boots ${host.entry} on every boot (change its entry to boot locally)`);
     InstallState.inDir(config.stateDir).markInstalled(host.mac, host.entry, host.version ?? '');
     return `${host.mac}: marked installed, boots from its disk until reinstalled`;
   };
@@ -98,7 +99,12 @@ export function mountDashboard(http: FastifyInstance, s: DashboardSources): Dash
         lastSuccess: r.lastSuccess,
         lastError: r.lastError,
       })),
-    server: () => ({ ports: s.services(), io: nativeUdpStatus().native ? 'native (src/native/udp.c)' : `node:dgram (${nativeUdpStatus().reason})`, allow: s.config().allow, stats: s.metrics.snapshot() }),
+    server: () => ({
+      ports: s.services(),
+      io: nativeUdpStatus().native ? 'native (src/native/udp.c)' : `node:dgram (${nativeUdpStatus().reason})`,
+      allow: s.config().allow,
+      stats: s.metrics.snapshot(),
+    }),
     sync: async (id, onLine) => {
       const out = new PassThrough();
       const lines = createInterface({ input: out });

@@ -66,17 +66,9 @@ export interface DhcpPacket {
   options: Map<number, Buffer>;
 }
 
-export type DecodeError =
-  | 'too-short'
-  | 'bad-op'
-  | 'bad-hlen'
-  | 'bad-cookie'
-  | 'truncated-option'
-  | 'bad-overload';
+export type DecodeError = 'too-short' | 'bad-op' | 'bad-hlen' | 'bad-cookie' | 'truncated-option' | 'bad-overload';
 
-export type DecodeResult =
-  | { ok: true; packet: DhcpPacket }
-  | { ok: false; error: DecodeError; detail: string };
+export type DecodeResult = { ok: true; packet: DhcpPacket } | { ok: false; error: DecodeError; detail: string };
 
 export type EncodeError = 'bad-address' | 'bad-chaddr' | 'field-too-long' | 'too-large';
 

@@ -33,7 +33,7 @@ function intToIp(n: number): string {
 
 function inSubnet(ip: string, ifc: V4If): boolean {
   const a = ipv4ToInt(ip);
-  return a !== null && ifc.mask !== -1 && ((a & ifc.mask) >>> 0) === ifc.net;
+  return a !== null && ifc.mask !== -1 && (a & ifc.mask) >>> 0 === ifc.net;
 }
 
 /** The interface whose subnet holds `hint` (skipped when 0.0.0.0: the client has no address). */

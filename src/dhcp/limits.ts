@@ -108,7 +108,10 @@ export class ReplyLog {
     const sec = Math.floor(Date.now() / 1000);
     if (sec !== w.sec) {
       if (w.suppressed > 0) {
-        this.log().info({ suppressed: w.suppressed }, `proxyDHCP: ${w.suppressed} more replies in the last busy second were not logged (see stats/boot events)`);
+        this.log().info(
+          { suppressed: w.suppressed },
+          `proxyDHCP: ${w.suppressed} more replies in the last busy second were not logged (see stats/boot events)`,
+        );
       }
       // Fields updated in place: a new object literal here had another hidden class
       // than the field initializer's and deoptimised this (inlined) function.

@@ -162,9 +162,7 @@ export function clientUuid(p: HasOptions): string | undefined {
 }
 
 /** Result of parsing an encapsulated (sub-option) block. */
-export type SubOptionsResult =
-  | { ok: true; sub: Map<number, Buffer> }
-  | { ok: false; error: 'truncated-suboption'; offset: number };
+export type SubOptionsResult = { ok: true; sub: Map<number, Buffer> } | { ok: false; error: 'truncated-suboption'; offset: number };
 
 /**
  * Parse an encapsulated option space (43 vendor options, 175 iPXE): the same TLV

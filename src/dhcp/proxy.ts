@@ -101,8 +101,7 @@ export class ProxyDhcpServer {
     this.addresses = new ServerAddresses({ serverAddress: opts.serverAddress, networkInterfaces: opts.networkInterfaces });
     this.idle = new IdleWork(this.addresses, this.log);
     this.replyLog = new ReplyLog(() => this.log, this.logOutput);
-    this.limiter =
-      opts.ratePerMacPerSecond && opts.ratePerMacPerSecond > 0 ? new RateLimiter(opts.ratePerMacPerSecond) : undefined;
+    this.limiter = opts.ratePerMacPerSecond && opts.ratePerMacPerSecond > 0 ? new RateLimiter(opts.ratePerMacPerSecond) : undefined;
     this.warmLimiter = this.limiter ? new RateLimiter(1e9) : undefined;
     this.activeLimiter = this.limiter;
   }
@@ -292,7 +291,13 @@ export class ProxyDhcpServer {
     // encode. Option 54 must be an address the client can reach us on: the one the 4011
     // REQUEST will be sent to. When the booter points next-server elsewhere, 54 still names us.
     // Byte-identical to encode(buildReply(...)) (test/unit/dhcp-template.test.ts), from a per-shape template.
-    const enc = this.templates.encodeReply(msg, req, decision, { reply: cls.reply, vendor: cls.vendor, client, serverId: serverAddress }, 1472);
+    const enc = this.templates.encodeReply(
+      msg,
+      req,
+      decision,
+      { reply: cls.reply, vendor: cls.vendor, client, serverId: serverAddress },
+      1472,
+    );
     if (!enc.ok) {
       this.stats.internalErrors++;
       this.log.error({ mac, error: enc.error, detail: enc.detail }, 'cannot encode reply');

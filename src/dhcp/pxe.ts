@@ -136,11 +136,7 @@ export function classify(p: DhcpPacket, o: ClassifyOptions): Classification {
 }
 
 /** Build the DhcpClient handed to the Booter. */
-export function toDhcpClient(
-  p: DhcpPacket,
-  sourceAddress: string,
-  serverAddress: string,
-): DhcpClient {
+export function toDhcpClient(p: DhcpPacket, sourceAddress: string, serverAddress: string): DhcpClient {
   // Option 60 decoded once (it was three Latin-1 decodes per request).
   const vc = vendorClass(p) ?? '';
   const arch = archFrom(p, vc);
@@ -186,11 +182,7 @@ export interface ReplyContext {
   serverId: string;
 }
 
-export function buildReply(
-  req: DhcpPacket,
-  d: Extract<DhcpBootDecision, { action: 'boot' }>,
-  ctx: ReplyContext,
-): DhcpPacket {
+export function buildReply(req: DhcpPacket, d: Extract<DhcpBootDecision, { action: 'boot' }>, ctx: ReplyContext): DhcpPacket {
   const options = new Map<number, Buffer>();
   options.set(OPT.MESSAGE_TYPE, ctx.reply === 'offer' ? MT_OFFER : MT_ACK);
   options.set(OPT.SERVER_ID, ipBytes(ctx.serverId));
@@ -205,10 +197,7 @@ export function buildReply(
     const reqVendor = req.options.get(OPT.VENDOR_SPECIFIC);
     const parsed = reqVendor ? parseSubOptions(reqVendor) : undefined;
     const item = parsed?.ok ? parsed.sub.get(PXE_SUB.BOOT_ITEM) : undefined;
-    options.set(
-      OPT.VENDOR_SPECIFIC,
-      item && item.length === 4 ? encodeSubOptions([[PXE_SUB.BOOT_ITEM, item]]) : OPT43_DEFAULT_ITEM,
-    );
+    options.set(OPT.VENDOR_SPECIFIC, item && item.length === 4 ? encodeSubOptions([[PXE_SUB.BOOT_ITEM, item]]) : OPT43_DEFAULT_ITEM);
   }
 
   // The header `file` holds 127 bytes + NUL. Longer names (iPXE script URLs with
@@ -265,11 +254,7 @@ export interface Destination {
  * are unicast by the client from a configured address, so the reply goes back to
  * the sender's address and port (PXE 2.1 §2.2.6).
  */
-export function replyDestination(
-  req: DhcpPacket,
-  port: 'dhcp' | 'pxe',
-  from: { address: string; port: number },
-): Destination {
+export function replyDestination(req: DhcpPacket, port: 'dhcp' | 'pxe', from: { address: string; port: number }): Destination {
   if (port === 'pxe') return { address: from.address, port: from.port, broadcast: false };
   if (req.giaddr !== '0.0.0.0') return { address: req.giaddr, port: 67, broadcast: false };
   if (req.ciaddr !== '0.0.0.0' && (req.flags & FLAG_BROADCAST) === 0) {

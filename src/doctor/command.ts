@@ -58,7 +58,9 @@ function checkHosts(config: Config): Finding[] {
       const entry = findEntry(catalog, h.entry);
       if (!entry || entry.boot.method === 'localboot') continue;
       const versions = entry.versions.filter((v) => h.version === undefined || v.version === h.version);
-      const ok = versions.some((v) => versionArches(entry, v).some((a) => (h.arch === undefined || a === h.arch) && installed(entry.id, v.version, a)));
+      const ok = versions.some((v) =>
+        versionArches(entry, v).some((a) => (h.arch === undefined || a === h.arch) && installed(entry.id, v.version, a)),
+      );
       if (!ok) unsynced.set(entry.id, [...(unsynced.get(entry.id) ?? []), h.mac]);
     }
     const findings: Finding[] = [...unsynced].map(([id, macs]) => ({
@@ -67,7 +69,12 @@ function checkHosts(config: Config): Finding[] {
       message: `entry ${id} is not synced, and ${macs.length} host(s) boot it (${macs.slice(0, 3).join(', ')}${macs.length > 3 ? ', …' : ''})`,
       fix: `pxe sync --only ${id}`,
     }));
-    if (findings.length === 0) findings.push({ severity: 'ok', check: 'hosts', message: `${hosts.byMac.size} host(s) in ${config.hostsFile}, every entry they boot is synced` });
+    if (findings.length === 0)
+      findings.push({
+        severity: 'ok',
+        check: 'hosts',
+        message: `${hosts.byMac.size} host(s) in ${config.hostsFile}, every entry they boot is synced`,
+      });
     return findings;
   } catch (err) {
     return [{ severity: 'error', check: 'hosts', message: (err as Error).message, fix: `edit ${config.hostsFile}` }];
@@ -108,11 +115,16 @@ export function registerDoctorCommand(program: Command): void {
     .description('Find what on this host and network would stop a machine from booting (other DHCP/PXE servers, ports, firewall, files)')
     .option('-c, --config <file>', CONFIG_OPTION_HELP)
     .option('-i, --interface <name>', 'probe only this interface (default: every non-loopback IPv4 interface)')
-    .option('--timeout <ms>', 'how long to listen for DHCP answers', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 300 || n > 30_000) throw new InvalidArgumentError('expected milliseconds, 300-30000');
-      return n;
-    }, 4000)
+    .option(
+      '--timeout <ms>',
+      'how long to listen for DHCP answers',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 300 || n > 30_000) throw new InvalidArgumentError('expected milliseconds, 300-30000');
+        return n;
+      },
+      4000,
+    )
     .option('--no-network', 'skip the DHCP probes (host checks only)')
     .option('--json', 'one JSON document: {findings, errors, warnings}')
     .action(async (flags: DoctorFlags) => {

@@ -34,7 +34,15 @@ export function parseSs(text: string, proto: 'udp' | 'tcp'): Listener[] {
     const port = Number(local.slice(i + 1));
     if (!Number.isInteger(port)) continue;
     const processes = [...line.matchAll(/\("([^"]*)",pid=(\d+)/g)].map((m) => ({ name: m[1] ?? '?', pid: Number(m[2]) }));
-    out.push({ proto, address: local.slice(0, i).replace(/^\[|\]$/g, '').replace(/%.*$/, ''), port, processes });
+    out.push({
+      proto,
+      address: local
+        .slice(0, i)
+        .replace(/^\[|\]$/g, '')
+        .replace(/%.*$/, ''),
+      port,
+      processes,
+    });
   }
   return out;
 }
@@ -55,7 +63,11 @@ export async function checkPorts(needed: NeededPort[]): Promise<Finding[]> {
   for (const proto of ['udp', 'tcp'] as const) {
     const r = await runCommand(['ss', '-H', '-lnp', proto === 'udp' ? '-u' : '-t'], { timeoutMs: 5000 });
     if (r.code !== 0) {
-      findings.push({ severity: 'info', check: 'port', message: `cannot list ${proto} listeners (ss: ${r.stderr.trim() || `exit ${r.code}`})` });
+      findings.push({
+        severity: 'info',
+        check: 'port',
+        message: `cannot list ${proto} listeners (ss: ${r.stderr.trim() || `exit ${r.code}`})`,
+      });
       continue;
     }
     listeners.push(...parseSs(r.stdout, proto));
@@ -71,7 +83,11 @@ export async function checkPorts(needed: NeededPort[]): Promise<Finding[]> {
     const foreign: Array<{ name: string; pid: number }> = [];
     for (const p of procs) if (!(await isPxeServe(p.pid))) foreign.push(p);
     if (procs.length > 0 && foreign.length === 0) {
-      findings.push({ severity: 'ok', check: 'port', message: `${label} is held by pxe serve (pid ${[...new Set(procs.map((p) => p.pid))].join(', ')})` });
+      findings.push({
+        severity: 'ok',
+        check: 'port',
+        message: `${label} is held by pxe serve (pid ${[...new Set(procs.map((p) => p.pid))].join(', ')})`,
+      });
       continue;
     }
     const who = foreign.length
@@ -135,9 +151,19 @@ export function nftFindings(ruleset: string, needed: NeededPort[]): Finding[] {
     const id = `${n.proto}/${n.port}`;
     const rule = dropped.get(id);
     if (rule) {
-      findings.push({ severity: 'error', check: 'firewall', message: `nftables drops ${id}: "${rule}"`, fix: `allow ${n.proto} dport ${n.port} in the input chain` });
+      findings.push({
+        severity: 'error',
+        check: 'firewall',
+        message: `nftables drops ${id}: "${rule}"`,
+        fix: `allow ${n.proto} dport ${n.port} in the input chain`,
+      });
     } else if (inputDrops && !accepted.has(id)) {
-      findings.push({ severity: 'error', check: 'firewall', message: `nftables input policy is drop and no rule accepts ${id}`, fix: `nft add rule inet filter input ${n.proto} dport ${n.port} accept` });
+      findings.push({
+        severity: 'error',
+        check: 'firewall',
+        message: `nftables input policy is drop and no rule accepts ${id}`,
+        fix: `nft add rule inet filter input ${n.proto} dport ${n.port} accept`,
+      });
     }
   }
   return findings;
@@ -160,9 +186,20 @@ export function iptablesFindings(text: string, needed: NeededPort[]): Finding[] 
       return covers(ranges, n.port);
     });
     const drop = rules.find((l) => /-j (DROP|REJECT)\b/.test(l));
-    if (drop) findings.push({ severity: 'error', check: 'firewall', message: `iptables drops ${id}: "${drop}"`, fix: `iptables -I INPUT -p ${n.proto} --dport ${n.port} -j ACCEPT` });
+    if (drop)
+      findings.push({
+        severity: 'error',
+        check: 'firewall',
+        message: `iptables drops ${id}: "${drop}"`,
+        fix: `iptables -I INPUT -p ${n.proto} --dport ${n.port} -j ACCEPT`,
+      });
     else if (policyDrop && !rules.some((l) => /-j ACCEPT\b/.test(l))) {
-      findings.push({ severity: 'error', check: 'firewall', message: `iptables INPUT policy drops and no rule accepts ${id}`, fix: `iptables -I INPUT -p ${n.proto} --dport ${n.port} -j ACCEPT` });
+      findings.push({
+        severity: 'error',
+        check: 'firewall',
+        message: `iptables INPUT policy drops and no rule accepts ${id}`,
+        fix: `iptables -I INPUT -p ${n.proto} --dport ${n.port} -j ACCEPT`,
+      });
     }
   }
   return findings;
@@ -175,7 +212,11 @@ export async function checkFirewall(needed: NeededPort[]): Promise<Finding[]> {
   if (nft.code === 0) findings.push(...nftFindings(nft.stdout, needed));
   if (ipt.code === 0) findings.push(...iptablesFindings(ipt.stdout, needed));
   if (nft.code !== 0 && ipt.code !== 0) {
-    findings.push({ severity: 'info', check: 'firewall', message: 'no firewall rules readable (neither nft nor iptables-save answered); not checked' });
+    findings.push({
+      severity: 'info',
+      check: 'firewall',
+      message: 'no firewall rules readable (neither nft nor iptables-save answered); not checked',
+    });
   } else if (findings.length === 0) {
     findings.push({ severity: 'ok', check: 'firewall', message: `no rule drops ${needed.map((n) => `${n.proto}/${n.port}`).join(', ')}` });
   }
@@ -230,7 +271,12 @@ export async function checkMirrors(mirrors: Record<string, string>, timeoutMs = 
       } catch (err) {
         const e = err as Error & { cause?: { code?: string } };
         const why = e.name === 'TimeoutError' ? `no answer in ${timeoutMs} ms` : (e.cause?.code ?? e.message);
-        return { severity: 'warn', check: 'mirror', message: `mirrors.${key}: ${url} is unreachable (${why}): pxe sync of its entries fails`, fix: `mirrors.${key} in pxe.yaml` };
+        return {
+          severity: 'warn',
+          check: 'mirror',
+          message: `mirrors.${key}: ${url} is unreachable (${why}): pxe sync of its entries fails`,
+          fix: `mirrors.${key} in pxe.yaml`,
+        };
       }
     }),
   );

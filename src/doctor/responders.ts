@@ -175,7 +175,7 @@ function pxeMenu(p: DhcpPacket): string[] {
   if (!sub.ok) return [];
   const menu = sub.sub.get(PXE_SUB.BOOT_MENU);
   const out: string[] = [];
-  for (let i = 0; menu && i + 3 <= menu.length; ) {
+  for (let i = 0; menu && i + 3 <= menu.length;) {
     const len = menu[i + 2] ?? 0;
     out.push(menu.subarray(i + 3, i + 3 + len).toString('latin1'));
     i += 3 + len;
@@ -261,13 +261,21 @@ export function classify(ifaces: ProbeInterface[], offers: Offer[], local: Set<s
           message: ours
             ? `${iface.name}: DHCP server ${r.server} points PXE clients at this host (${describePxe(r)})`
             : `${iface.name}: DHCP server ${r.server} also hands PXE clients a boot file (${describePxe(r)}): firmware may boot it instead of pxe's offer`,
-          ...(ours ? {} : { fix: 'remove next-server/filename for PXE clients on the site DHCP server, or use it on purpose with `pxe serve --no-dhcp` and `pxe dhcp-config`' }),
+          ...(ours
+            ? {}
+            : {
+                fix: 'remove next-server/filename for PXE clients on the site DHCP server, or use it on purpose with `pxe serve --no-dhcp` and `pxe dhcp-config`',
+              }),
         });
       }
     }
     for (const r of here.filter((x) => !x.offeredAddress)) {
       if (local.has(r.server)) {
-        findings.push({ severity: 'ok', check: 'dhcp', message: `${iface.name}: this host's proxyDHCP (${r.server}) answers PXE clients: ${describePxe(r)}` });
+        findings.push({
+          severity: 'ok',
+          check: 'dhcp',
+          message: `${iface.name}: this host's proxyDHCP (${r.server}) answers PXE clients: ${describePxe(r)}`,
+        });
       } else {
         findings.push({
           severity: 'error',

@@ -32,7 +32,9 @@ const ANSWER_FILES = new Set(Object.values(UNATTENDED_FILES).flatMap((f) => [f.p
 
 export function registerHostCommands(program: Command): void {
   const configOption = () => new Option('-c, --config <file>', CONFIG_OPTION_HELP);
-  const host = program.command('host').description('Add, list, reinstall and remove hosts in hosts.yaml (comments and order kept; a running pxe serve picks changes up)');
+  const host = program
+    .command('host')
+    .description('Add, list, reinstall and remove hosts in hosts.yaml (comments and order kept; a running pxe serve picks changes up)');
 
   host
     .command('add')

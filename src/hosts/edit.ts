@@ -43,7 +43,8 @@ function parseMac(mac: string): string | undefined {
 function readDoc(file: string): { doc: Document; text: string } {
   const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
   const doc = parseDocument(text);
-  if (doc.errors.length > 0) throw new ConfigError(file, doc.errors[0]!.linePos?.[0]?.line, doc.errors[0]!.linePos?.[0]?.col, undefined, doc.errors[0]!.message);
+  if (doc.errors.length > 0)
+    throw new ConfigError(file, doc.errors[0]!.linePos?.[0]?.line, doc.errors[0]!.linePos?.[0]?.col, undefined, doc.errors[0]!.message);
   return { doc, text };
 }
 

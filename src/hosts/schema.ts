@@ -29,18 +29,28 @@ const line = (what: string) =>
 /** RFC 1123 host name (labels of letters, digits, hyphens); a FQDN is allowed. */
 const hostname = z
   .string()
-  .regex(/^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i, 'expected an RFC 1123 host name');
+  .regex(
+    /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i,
+    'expected an RFC 1123 host name',
+  );
 const disk = z.string().regex(/^\/dev\/[A-Za-z0-9/_.:-]+$/, 'expected a device path such as /dev/sda or /dev/disk/by-id/…');
 const user = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'expected a POSIX user name (lower-case, at most 32 characters)');
 /** crypt(3) hashes only ($6$ sha512crypt, $y$ yescrypt, $5$, $2b$): never a clear-text password. */
-const passwordHash = z.string().regex(/^\$(?:1|2[abxy]?|5|6|y|gy|7)\$[./A-Za-z0-9$=,]+$/, 'expected a crypt(3) hash such as "$6$…" (mkpasswd -m sha-512)');
+const passwordHash = z
+  .string()
+  .regex(/^\$(?:1|2[abxy]?|5|6|y|gy|7)\$[./A-Za-z0-9$=,]+$/, 'expected a crypt(3) hash such as "$6$…" (mkpasswd -m sha-512)');
 // The comment is restricted because keys are written into shell (preseed late_command)
 // and kickstart quoted strings.
 const sshKey = z
   .string()
-  .regex(/^(?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/=]+(?: [A-Za-z0-9@._+:=, -]*)?$/, 'expected an OpenSSH public key line ("ssh-ed25519 AAAA… comment"; the comment without quotes or shell characters)');
+  .regex(
+    /^(?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/=]+(?: [A-Za-z0-9@._+:=, -]*)?$/,
+    'expected an OpenSSH public key line ("ssh-ed25519 AAAA… comment"; the comment without quotes or shell characters)',
+  );
 const locale = z.string().regex(/^[A-Za-z]{2,3}(?:_[A-Z]{2})?(?:\.[A-Za-z0-9-]+)?(?:@[a-z]+)?$/, 'expected a locale such as en_US.UTF-8');
-const timezone = z.string().regex(/^(?:UTC|[A-Z][A-Za-z_+-]*(?:\/[A-Za-z0-9_+-]+){0,2})$/, 'expected an IANA time zone such as Europe/Paris');
+const timezone = z
+  .string()
+  .regex(/^(?:UTC|[A-Z][A-Za-z_+-]*(?:\/[A-Za-z0-9_+-]+){0,2})$/, 'expected an IANA time zone such as Europe/Paris');
 const keyboard = z.string().regex(/^[a-z]{2,8}(?:[-_][a-z0-9]+)?$/, 'expected a keyboard layout such as us or fr');
 const httpUrl = z
   .string()

@@ -3,10 +3,7 @@ import { z } from 'zod';
 import { JsonStore } from './jsonstore.js';
 import { normalizeMacKey } from './schema.js';
 
-const stateSchema = z.record(
-  z.string(),
-  z.object({ entry: z.string(), version: z.string(), at: z.string() }).strict(),
-);
+const stateSchema = z.record(z.string(), z.object({ entry: z.string(), version: z.string(), at: z.string() }).strict());
 export type InstalledRecord = z.infer<typeof stateSchema>[string];
 
 /**

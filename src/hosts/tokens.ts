@@ -13,10 +13,7 @@ export const TOKEN_RE = /^[0-9a-f]{32}$/;
  */
 export const NO_TOKEN = 'no-token';
 
-const tokenSchema = z.record(
-  z.string(),
-  z.object({ token: z.string().regex(TOKEN_RE), issued: z.string(), expires: z.string() }).strict(),
-);
+const tokenSchema = z.record(z.string(), z.object({ token: z.string().regex(TOKEN_RE), issued: z.string(), expires: z.string() }).strict());
 export type TokenRecord = z.infer<typeof tokenSchema>[string];
 
 export type TokenCheck = { ok: true; record: TokenRecord } | { ok: false; reason: string };
@@ -102,7 +99,11 @@ export class InstallTokens {
  * cleared and a new token replaces the old one (the old URL stops working at once).
  * Returns the new token.
  */
-export function startInstall(stateDir: string, mac: string, ttlMinutes = DEFAULT_TOKEN_TTL_MINUTES): { token: string; wasInstalled: boolean } {
+export function startInstall(
+  stateDir: string,
+  mac: string,
+  ttlMinutes = DEFAULT_TOKEN_TTL_MINUTES,
+): { token: string; wasInstalled: boolean } {
   const wasInstalled = InstallState.inDir(stateDir).clear(mac);
   const token = InstallTokens.inDir(stateDir, ttlMinutes).issue(mac);
   return { token, wasInstalled };

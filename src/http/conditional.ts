@@ -30,9 +30,7 @@ export interface RequestValidators {
 export type ByteRange = [number, number];
 
 export type FilePlan =
-  | { status: 200; ranges: [ByteRange] }
-  | { status: 206; ranges: ByteRange[] }
-  | { status: 304 | 412 | 416; ranges: [] };
+  { status: 200; ranges: [ByteRange] } | { status: 206; ranges: ByteRange[] } | { status: 304 | 412 | 416; ranges: [] };
 
 export const etagOf = (f: FileIdentity): string => `"${Math.floor(f.mtimeMs / 1000).toString(16)}-${f.size.toString(16)}"`;
 export const lastModifiedOf = (f: FileIdentity): string => new Date(Math.floor(f.mtimeMs / 1000) * 1000).toUTCString();

@@ -63,7 +63,14 @@ const errnoName = (status: number): string => Object.entries(osConstants.errno).
  * Sends the opened file as the answer to a GET/HEAD with `reqHeaders`; owns `file.fh`
  * from here on (closes it when the response ends, however it ends).
  */
-export function sendOpenedFile(method: string, reqHeaders: IncomingHttpHeaders, res: ServerResponse, file: OpenedFile, notes: FileNotes, useSendfile = true): void {
+export function sendOpenedFile(
+  method: string,
+  reqHeaders: IncomingHttpHeaders,
+  res: ServerResponse,
+  file: OpenedFile,
+  notes: FileNotes,
+  useSendfile = true,
+): void {
   const { fh, identity } = file;
   let closed = false;
   const closeFile = () => {
@@ -103,7 +110,8 @@ export function sendOpenedFile(method: string, reqHeaders: IncomingHttpHeaders, 
     return;
   }
   res.once('close', closeFile);
-  if (plan.status === 206 && plan.ranges.length > 1) return sendMultipart(method, res, fh, identity.size, plan.ranges, validators, notes, closeFile);
+  if (plan.status === 206 && plan.ranges.length > 1)
+    return sendMultipart(method, res, fh, identity.size, plan.ranges, validators, notes, closeFile);
   const [start, end] = plan.ranges[0] as ByteRange;
   res.writeHead(plan.status, {
     'content-type': 'application/octet-stream',
@@ -155,7 +163,14 @@ export function sendOpenedFile(method: string, reqHeaders: IncomingHttpHeaders, 
   res.once('close', () => job.cancel());
 }
 
-function streamRange(res: ServerResponse, fh: FileHandle, start: number, end: number, closeFile: () => void, onChunk: (bytes: number) => void): void {
+function streamRange(
+  res: ServerResponse,
+  fh: FileHandle,
+  start: number,
+  end: number,
+  closeFile: () => void,
+  onChunk: (bytes: number) => void,
+): void {
   const body = fh.createReadStream({ start, end: end - 1, autoClose: false });
   body.on('data', (chunk: Buffer | string) => onChunk(chunk.length));
   pipeline(body, res).then(closeFile, () => {
@@ -176,7 +191,9 @@ function sendMultipart(
   closeFile: () => void,
 ): void {
   const boundary = randomBytes(8).toString('hex');
-  const heads = ranges.map(([s, e]) => Buffer.from(`\r\n--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${s}-${e - 1}/${size}\r\n\r\n`));
+  const heads = ranges.map(([s, e]) =>
+    Buffer.from(`\r\n--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${s}-${e - 1}/${size}\r\n\r\n`),
+  );
   const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
   const length = heads.reduce((a, h) => a + h.length, 0) + ranges.reduce((a, [s, e]) => a + e - s, 0) + tail.length;
   res.writeHead(206, { 'content-type': `multipart/byteranges; boundary=${boundary}`, 'content-length': length, ...validators });

@@ -73,7 +73,10 @@ export function boundHttpServer(server: Server, limits: HttpLimits, log: Logger)
     unlogged++;
     const now = Date.now();
     if (now - lastLog < 10_000) return;
-    log.warn({ client, reason: why, refusedSinceLastLine: unlogged, connections: st.connections, ...limits }, 'http connection refused: over the connection cap');
+    log.warn(
+      { client, reason: why, refusedSinceLastLine: unlogged, connections: st.connections, ...limits },
+      'http connection refused: over the connection cap',
+    );
     lastLog = now;
     unlogged = 0;
   };

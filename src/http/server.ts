@@ -56,7 +56,14 @@ export async function safeResolve(root: string, urlPath: string): Promise<string
 }
 
 const MAC_RE = /^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$/i;
-const normMac = (m: string): string | null => (MAC_RE.test(m) ? m.toLowerCase().replace(/[^0-9a-f]/g, '').match(/../g)!.join(':') : null);
+const normMac = (m: string): string | null =>
+  MAC_RE.test(m)
+    ? m
+        .toLowerCase()
+        .replace(/[^0-9a-f]/g, '')
+        .match(/../g)!
+        .join(':')
+    : null;
 
 /**
  * The HTTP side of the boot: unattended-install answers for installers, iPXE scripts,
@@ -94,9 +101,21 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
     // a file response is written on the raw response and says itself what went out
     const bytes = notes.pxeBytes ?? Number(reply.getHeader('content-length') ?? 0);
     const { pxeReason: reason, pxeVirtual: virtual } = notes;
-    const ev = { client: clientAddress(req.ip), method: req.method, url: redactToken(req.url), status: reply.statusCode, bytes, ...(reason ? { reason } : {}) };
+    const ev = {
+      client: clientAddress(req.ip),
+      method: req.method,
+      url: redactToken(req.url),
+      status: reply.statusCode,
+      bytes,
+      ...(reason ? { reason } : {}),
+    };
     // `virtual` as on TFTP's "transfer finished": rendered on demand or read from disk
-    const line = { ...ev, ...(virtual === undefined ? {} : { virtual }), ...(complete ? {} : { complete }), ms: Math.round(reply.elapsedTime) };
+    const line = {
+      ...ev,
+      ...(virtual === undefined ? {} : { virtual }),
+      ...(complete ? {} : { complete }),
+      ms: Math.round(reply.elapsedTime),
+    };
     if (reply.statusCode >= 500) log.error(line, 'http request failed');
     // a missing file under /files/ is routine (pxelinux tries uuid, MAC and IP names
     // before `default`): info, as TFTP logs its "file not found"
@@ -125,7 +144,11 @@ export function createHttpServer(deps: HttpDeps): FastifyInstance {
 
   app.addHook('onResponse', async (req, reply) => logRequest(req, reply, true));
 
-  const fail = (reply: { code: (n: number) => unknown; type: (t: string) => unknown; send: (b: string) => unknown }, status: number, reason: string) => {
+  const fail = (
+    reply: { code: (n: number) => unknown; type: (t: string) => unknown; send: (b: string) => unknown },
+    status: number,
+    reason: string,
+  ) => {
     notesOf(reply).pxeReason = reason;
     reply.code(status);
     reply.type('text/plain; charset=utf-8');

@@ -53,7 +53,14 @@ export interface SendfileJob {
  * second while bytes move; `onEnd` exactly once unless cancelled. The caller keeps both
  * fds open until then.
  */
-export function sendfileToSocket(socketFd: number, fileFd: number, offset: number, length: number, onEnd: (end: SendfileEnd) => void, onProgress?: () => void): SendfileJob {
+export function sendfileToSocket(
+  socketFd: number,
+  fileFd: number,
+  offset: number,
+  length: number,
+  onEnd: (end: SendfileEnd) => void,
+  onProgress?: () => void,
+): SendfileJob {
   if (!addon) throw new Error(`native sendfile unavailable: ${status.reason}`);
   const a = addon;
   let done = false;

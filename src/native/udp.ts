@@ -176,8 +176,31 @@ export class NativeUdpSocket {
    * `chunks` (chunk firstChunk onwards) into their ring slots and sends them in one
    * sendmmsg (see udp.c): transfer.ts's window loop without a Buffer#copy per block.
    */
-  sendFileWindow(ring: Buffer, stride: number, slots: number, firstBlock: number, count: number, blksize: number, fileSize: number, chunkSize: number, firstChunk: number, chunks: Buffer[]): number {
-    return (addon as UdpAddon).sendFileWindow(this.handle, firstBlock, count, ring, stride, slots, blksize, fileSize, chunkSize, firstChunk, chunks);
+  sendFileWindow(
+    ring: Buffer,
+    stride: number,
+    slots: number,
+    firstBlock: number,
+    count: number,
+    blksize: number,
+    fileSize: number,
+    chunkSize: number,
+    firstChunk: number,
+    chunks: Buffer[],
+  ): number {
+    return (addon as UdpAddon).sendFileWindow(
+      this.handle,
+      firstBlock,
+      count,
+      ring,
+      stride,
+      slots,
+      blksize,
+      fileSize,
+      chunkSize,
+      firstChunk,
+      chunks,
+    );
   }
 
   /**
@@ -188,7 +211,18 @@ export class NativeUdpSocket {
    * advances is `state` (AutoAdvanceSlot indexes). Every other datagram still reaches
    * onMessage. `null` disarms; disarm before releasing any chunk given.
    */
-  autoAdvance(state: Float64Array | null, ring?: Buffer, stride?: number, slots?: number, windowsize?: number, blksize?: number, fileSize?: number, chunkSize?: number, firstChunk?: number, chunks?: Buffer[]): void {
+  autoAdvance(
+    state: Float64Array | null,
+    ring?: Buffer,
+    stride?: number,
+    slots?: number,
+    windowsize?: number,
+    blksize?: number,
+    fileSize?: number,
+    chunkSize?: number,
+    firstChunk?: number,
+    chunks?: Buffer[],
+  ): void {
     (addon as UdpAddon).autoAdvance(this.handle, state, windowsize, ring, stride, slots, blksize, fileSize, chunkSize, firstChunk, chunks);
   }
 
@@ -243,7 +277,7 @@ export function interfaceIndex(name: string): number {
 function compressIpv6(groups: string[]): string {
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== '0') {
       i++;
       continue;

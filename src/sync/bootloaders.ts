@@ -65,10 +65,18 @@ export function defaultBootloaders(): BootloaderFile[] {
     // is /grub on the TFTP server it came from).
     { dest: 'shimx64.efi', sources: ['/usr/lib/shim/shimx64.efi.signed'], pkg: 'shim-signed' },
     { dest: 'grubx64.efi', sources: ['/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed'], pkg: 'grub-efi-amd64-signed' },
-    { dest: 'shimaa64.efi', sources: ['/usr/lib/shim/shimaa64.efi.signed', `${ARM64_UNPACKED}/usr/lib/shim/shimaa64.efi.signed`], pkg: 'shim-signed:arm64', optional: true },
+    {
+      dest: 'shimaa64.efi',
+      sources: ['/usr/lib/shim/shimaa64.efi.signed', `${ARM64_UNPACKED}/usr/lib/shim/shimaa64.efi.signed`],
+      pkg: 'shim-signed:arm64',
+      optional: true,
+    },
     {
       dest: 'grubaa64.efi',
-      sources: ['/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed', `${ARM64_UNPACKED}/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed`],
+      sources: [
+        '/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed',
+        `${ARM64_UNPACKED}/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed`,
+      ],
       pkg: 'grub-efi-arm64-signed',
       optional: true,
     },
@@ -107,13 +115,21 @@ export async function provisionBootloaders(
       }
     }
     if (!src) {
-      results.push({ dest: f.dest, status: 'missing', detail: `none of ${f.sources.join(', ')} (${f.optional ? 'optional: ' : ''}apt-get install ${f.pkg})` });
+      results.push({
+        dest: f.dest,
+        status: 'missing',
+        detail: `none of ${f.sources.join(', ')} (${f.optional ? 'optional: ' : ''}apt-get install ${f.pkg})`,
+      });
       continue;
     }
     const recorded = digests.get(srcPath);
     const md5 = recorded ? createHash('md5').update(src).digest('hex') : '';
     if (recorded && md5 !== recorded.md5) {
-      results.push({ dest: f.dest, status: 'failed', detail: `${srcPath} differs from what ${recorded.pkg} installed (md5 ${md5}, dpkg says ${recorded.md5})` });
+      results.push({
+        dest: f.dest,
+        status: 'failed',
+        detail: `${srcPath} differs from what ${recorded.pkg} installed (md5 ${md5}, dpkg says ${recorded.md5})`,
+      });
       continue;
     }
     const dest = join(tftpRoot, f.dest);

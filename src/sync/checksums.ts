@@ -80,7 +80,10 @@ export function parseSuseChecksums(text: string): Map<string, string> {
  */
 export function parseSha256File(text: string, fileName: string): Map<string, string> {
   const out = new Map<string, string>();
-  const first = text.split(/\r?\n/).map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('#'));
+  const first = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .find((l) => l !== '' && !l.startsWith('#'));
   if (first === undefined) return out;
   const token = first.split(/\s+/)[0] ?? '';
   const bsd = /^SHA256 \((.+)\) = ([0-9a-fA-F]{64})$/.exec(first);

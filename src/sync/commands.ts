@@ -33,7 +33,7 @@ export function registerSyncCommands(program: Command): void {
 
   program
     .command('sync')
-    .description('Download, verify and atomically install the catalog\'s kernels and initrds, and the bootloaders')
+    .description("Download, verify and atomically install the catalog's kernels and initrds, and the bootloaders")
     .addOption(configOption())
     .option('--only <id>', 'sync just this catalog entry')
     .option('--dry-run', 'show what would change without writing anything')
@@ -42,24 +42,37 @@ export function registerSyncCommands(program: Command): void {
     .option('--no-progress', 'plain lines even on a terminal')
     .option('--write-menus', 'also write pxelinux.cfg/default (+ efi64/) as static files, for a plain tftpd (needs serverAddress)')
     .option('--json', 'print the result as JSON (no progress output)')
-    .action(friendly(async (o: { config?: string; only?: string; dryRun?: boolean; concurrency: number; progress: boolean; json?: boolean; writeMenus?: boolean; bootloadersOnly?: boolean }) => {
-      const config = commandConfig(o.config);
-      // Per-entry results are printed by the reporter; the JSON log only adds detail at debug.
-      const logger = createLogger(config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : 'error', false);
-      const res = await runSync({
-        config,
-        only: o.only,
-        bootloadersOnly: o.bootloadersOnly === true,
-        dryRun: o.dryRun === true,
-        concurrency: o.concurrency,
-        progress: o.json ? 'none' : o.progress ? 'auto' : 'plain',
-        writeMenus: o.writeMenus === true,
-        logger,
-      });
-      if (o.json) process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
-      // 0: every entry synced; 1: at least one failed (its previous pair is still served)
-      process.exitCode = res.exitCode;
-    }));
+    .action(
+      friendly(
+        async (o: {
+          config?: string;
+          only?: string;
+          dryRun?: boolean;
+          concurrency: number;
+          progress: boolean;
+          json?: boolean;
+          writeMenus?: boolean;
+          bootloadersOnly?: boolean;
+        }) => {
+          const config = commandConfig(o.config);
+          // Per-entry results are printed by the reporter; the JSON log only adds detail at debug.
+          const logger = createLogger(config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : 'error', false);
+          const res = await runSync({
+            config,
+            only: o.only,
+            bootloadersOnly: o.bootloadersOnly === true,
+            dryRun: o.dryRun === true,
+            concurrency: o.concurrency,
+            progress: o.json ? 'none' : o.progress ? 'auto' : 'plain',
+            writeMenus: o.writeMenus === true,
+            logger,
+          });
+          if (o.json) process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
+          // 0: every entry synced; 1: at least one failed (its previous pair is still served)
+          process.exitCode = res.exitCode;
+        },
+      ),
+    );
 
   program
     .command('list')
@@ -67,12 +80,14 @@ export function registerSyncCommands(program: Command): void {
     .addOption(configOption())
     .option('--only <id>', 'just this entry')
     .option('--json', 'machine-readable output')
-    .action(friendly(async (o: { config?: string; only?: string; json?: boolean }) => {
-      const config = commandConfig(o.config);
-      const catalog = loadConfiguredCatalog(config);
-      const rows = await listEntries({ config, catalog, ...(o.only ? { only: o.only } : {}) });
-      process.stdout.write(o.json ? `${JSON.stringify(rows, null, 2)}\n` : formatList(rows, o.only ? undefined : catalog.disabled));
-    }));
+    .action(
+      friendly(async (o: { config?: string; only?: string; json?: boolean }) => {
+        const config = commandConfig(o.config);
+        const catalog = loadConfiguredCatalog(config);
+        const rows = await listEntries({ config, catalog, ...(o.only ? { only: o.only } : {}) });
+        process.stdout.write(o.json ? `${JSON.stringify(rows, null, 2)}\n` : formatList(rows, o.only ? undefined : catalog.disabled));
+      }),
+    );
 
   program
     .command('rollback')
@@ -81,12 +96,14 @@ export function registerSyncCommands(program: Command): void {
     .addOption(configOption())
     .option('--version <v>', 'only this version')
     .option('--arch <a>', 'only this architecture')
-    .action(friendly(async (id: string, o: { config?: string; version?: string; arch?: string }) => {
-      const res = await rollback(id, {
-        config: commandConfig(o.config),
-        ...(o.version ? { version: o.version } : {}),
-        ...(o.arch ? { arch: o.arch } : {}),
-      });
-      for (const r of res) process.stdout.write(`${r.unit}: ${r.from ?? '(none)'} -> ${r.to}\n`);
-    }));
+    .action(
+      friendly(async (id: string, o: { config?: string; version?: string; arch?: string }) => {
+        const res = await rollback(id, {
+          config: commandConfig(o.config),
+          ...(o.version ? { version: o.version } : {}),
+          ...(o.arch ? { arch: o.arch } : {}),
+        });
+        for (const r of res) process.stdout.write(`${r.unit}: ${r.from ?? '(none)'} -> ${r.to}\n`);
+      }),
+    );
 }

@@ -264,7 +264,9 @@ class RunContext {
           if (!entry) throw new ChecksumMismatch(`${sig.url} does not list ${sig.key}`);
           const got = sha256(sums.body);
           if (got !== entry.sha256 || sums.body.length !== entry.size)
-            throw new ChecksumMismatch(`${checksumUrl}: sha256 ${got} (${sums.body.length} bytes) does not match the signed ${sig.url} (${entry.sha256}, ${entry.size} bytes)`);
+            throw new ChecksumMismatch(
+              `${checksumUrl}: sha256 ${got} (${sums.body.length} bytes) does not match the signed ${sig.url} (${entry.sha256}, ${entry.size} bytes)`,
+            );
           return sums.body;
         }
         // Detached signature over the checksum file (openSUSE CHECKSUMS.asc, Ubuntu SHA256SUMS.gpg).
@@ -407,36 +409,49 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
         }
         // Unverified files: only the upstream's validators can say "unchanged", and only
         // when the served snapshot holds exactly the download those validators describe.
-        const servedHolder = d.expected === undefined && current !== undefined ? await holder(d, urlState?.sha256, [current].filter((s) => kept.includes(s))) : undefined;
-        const validators = servedHolder !== undefined && urlState ? { etag: urlState.etag, lastModified: urlState.lastModified } : undefined;
+        const servedHolder =
+          d.expected === undefined && current !== undefined
+            ? await holder(
+                d,
+                urlState?.sha256,
+                [current].filter((s) => kept.includes(s)),
+              )
+            : undefined;
+        const validators =
+          servedHolder !== undefined && urlState ? { etag: urlState.etag, lastModified: urlState.lastModified } : undefined;
         const key = `${name}#${i}`;
         const flabel = `${label} ${d.archive ? basename(new URL(d.url).pathname) : bases.join('+')}`;
         if (ctx.dryRun) {
           const r = validators ? await ctx.sem.run(() => fetchBuffer(d.url, { ...ctx.fetchOpts, validators, headOnly: true })) : null;
           if (r?.status === 'not-modified') reuse(servedHolder!, urlState!.sha256);
-          else for (const f of d.files) result.files.push({ relPath: f.relPath, action: 'would-fetch', bytes: r?.status === 'ok' ? r.size : 0 });
+          else
+            for (const f of d.files)
+              result.files.push({ relPath: f.relPath, action: 'would-fetch', bytes: r?.status === 'ok' ? r.size : 0 });
           return;
         }
         const dir = await ensureStaging();
         const target = d.archive ? join(dir, `.download-${i}`) : join(dir, bases[0]!);
-        const r = await ctx.sem.run(async () => {
-          reporter.fileStart(key, flabel, undefined);
-          try {
-            return await fetchToFile(d.url, target, {
-              ...ctx.fetchOpts,
-              validators,
-              // made durable below, after the download slot is released (so the next
-              // download starts while the disk flushes); an archive never needs it, it is
-              // deleted after extraction and its members are synced instead
-              onProgress: (done, total) => reporter.fileProgress(key, done, total),
-            });
-          } catch (e) {
-            const host = unresolvedHost(e);
-            reporter.fileDone(key, flabel, `failed: ${host !== undefined ? `mirror ${host} does not resolve` : (e as Error).message}`);
-            if (e instanceof Error) ctx.reported.add(e);
-            throw e;
-          }
-        }, d.archive ? 1 : 0);
+        const r = await ctx.sem.run(
+          async () => {
+            reporter.fileStart(key, flabel, undefined);
+            try {
+              return await fetchToFile(d.url, target, {
+                ...ctx.fetchOpts,
+                validators,
+                // made durable below, after the download slot is released (so the next
+                // download starts while the disk flushes); an archive never needs it, it is
+                // deleted after extraction and its members are synced instead
+                onProgress: (done, total) => reporter.fileProgress(key, done, total),
+              });
+            } catch (e) {
+              const host = unresolvedHost(e);
+              reporter.fileDone(key, flabel, `failed: ${host !== undefined ? `mirror ${host} does not resolve` : (e as Error).message}`);
+              if (e instanceof Error) ctx.reported.add(e);
+              throw e;
+            }
+          },
+          d.archive ? 1 : 0,
+        );
         if (r.status === 'not-modified') {
           reporter.fileDone(key, flabel, 'not modified');
           reuse(servedHolder!, urlState!.sha256);
@@ -516,7 +531,12 @@ async function syncTarget(ctx: RunContext, t: ExpandedTarget): Promise<TargetRes
     if (current) entry.previous = current;
     state.data.entries[name] = entry;
     for (const d of downloaded) {
-      state.data.urls[d.url] = { sha256: d.sha256, size: d.size, ...(d.etag ? { etag: d.etag } : {}), ...(d.lastModified ? { lastModified: d.lastModified } : {}) };
+      state.data.urls[d.url] = {
+        sha256: d.sha256,
+        size: d.size,
+        ...(d.etag ? { etag: d.etag } : {}),
+        ...(d.lastModified ? { lastModified: d.lastModified } : {}),
+      };
     }
     // (state is saved once at the end of the run; if the process dies before that, the
     // links are the truth and the next run re-downloads what the state does not know)
@@ -583,7 +603,9 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
   const out = opts.out ?? process.stdout;
   const catalog = opts.catalog ?? loadConfiguredCatalog(cfg);
   if (opts.only !== undefined && !catalog.entries.some((e) => e.id === opts.only)) throw new Error(`no catalog entry "${opts.only}"`);
-  const targets = opts.bootloadersOnly ? [] : expandCatalog(catalog, { mirrors: cfg.mirrors, ...(opts.only !== undefined ? { only: opts.only } : {}) });
+  const targets = opts.bootloadersOnly
+    ? []
+    : expandCatalog(catalog, { mirrors: cfg.mirrors, ...(opts.only !== undefined ? { only: opts.only } : {}) });
 
   if (!dryRun) {
     await mkdir(cfg.stateDir, { recursive: true });
@@ -609,7 +631,12 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
 
     let bootloaders: BootloaderResult[] = [];
     if (opts.bootloaders !== false && opts.only === undefined) {
-      bootloaders = await provisionBootloaders(cfg.tftp.root, stagingRoot, Array.isArray(opts.bootloaders) ? opts.bootloaders : undefined, dryRun);
+      bootloaders = await provisionBootloaders(
+        cfg.tftp.root,
+        stagingRoot,
+        Array.isArray(opts.bootloaders) ? opts.bootloaders : undefined,
+        dryRun,
+      );
       const changed = bootloaders.filter((b) => b.status !== 'unchanged');
       for (const b of changed) reporter.line(`bootloader ${b.dest}: ${b.status}${b.detail ? ` (${b.detail})` : ''}`);
       if (changed.length === 0 && bootloaders.length > 0) reporter.line(`bootloaders: ${bootloaders.length} unchanged`);
@@ -617,7 +644,9 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
     let menus = 'unchanged';
     const changedAny = results.some((r) => r.status === 'installed') || bootloaders.some((b) => b.status === 'installed');
     if (!dryRun && opts.render !== false && changedAny) {
-      menus = await renderMenusAfterSync(cfg, catalog, stagingRoot, opts.writeMenus === true).catch((e: unknown) => `render failed: ${(e as Error).message}`);
+      menus = await renderMenusAfterSync(cfg, catalog, stagingRoot, opts.writeMenus === true).catch(
+        (e: unknown) => `render failed: ${(e as Error).message}`,
+      );
     }
     if (menus !== 'unchanged') reporter.line(`menus: ${menus}`);
     // one state write, after every target finished
@@ -625,7 +654,12 @@ export async function runSync(opts: SyncOptions): Promise<SyncResult> {
 
     // An offline site or a typo in a host name: one line per host, naming the pxe.yaml key to set.
     for (const [host, ids] of ctx.unresolved)
-      reporter.line(`sync: mirror ${host} is unreachable (its name does not resolve); point ${[...ids].sort().map((id) => `mirrors.${id}`).join(', ')} in pxe.yaml at a reachable (local) mirror`);
+      reporter.line(
+        `sync: mirror ${host} is unreachable (its name does not resolve); point ${[...ids]
+          .sort()
+          .map((id) => `mirrors.${id}`)
+          .join(', ')} in pxe.yaml at a reachable (local) mirror`,
+      );
     const failed = results.filter((r) => r.status === 'failed').length;
     const bytes = results.reduce((a, r) => a + r.bytes, 0);
     const elapsedMs = Date.now() - started;

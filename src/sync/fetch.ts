@@ -44,7 +44,11 @@ export interface FetchOptions {
   /** called when a retry is scheduled (for logs) */
   onRetry?: (attempt: number, err: Error) => void;
   /** name resolution (default: the system's); tests make a host name fail to resolve with it */
-  dnsLookup?: (hostname: string, options: object, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void) => void;
+  dnsLookup?: (
+    hostname: string,
+    options: object,
+    callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+  ) => void;
 }
 
 export type FetchResult =
@@ -228,9 +232,15 @@ export class HashingFileSink extends Writable {
  * shared agents) and timeouts are got's; `socket` is an inactivity timeout, so a
  * stalled body fails after timeoutMs while a slow but moving 60 MiB initrd does not.
  */
-async function openStream(url: string, method: 'GET' | 'HEAD', headers: Record<string, string>, timeoutMs: number, dnsLookup?: FetchOptions['dnsLookup']) {
+async function openStream(
+  url: string,
+  method: 'GET' | 'HEAD',
+  headers: Record<string, string>,
+  timeoutMs: number,
+  dnsLookup?: FetchOptions['dnsLookup'],
+) {
   const req = got.stream(url, {
-    ...(dnsLookup ? { dnsLookup: dnsLookup as never } : {}),
+    ...(dnsLookup ? { dnsLookup: dnsLookup } : {}),
     method,
     headers,
     timeout: { connect: timeoutMs, response: timeoutMs, socket: timeoutMs },
@@ -340,7 +350,14 @@ async function attempt(url: string, dest: string | null, opts: FetchOptions): Pr
   if (declared !== undefined && counter.bytes !== declared) {
     throw new FetchError(`${url}: truncated body (${counter.bytes} of ${declared} bytes)`, url, true);
   }
-  return { status: 'ok', sha256: counter.hash.digest('hex'), size: counter.bytes, etag, lastModified, body: Buffer.concat(collector.chunks) };
+  return {
+    status: 'ok',
+    sha256: counter.hash.digest('hex'),
+    size: counter.bytes,
+    etag,
+    lastModified,
+    body: Buffer.concat(collector.chunks),
+  };
 }
 
 async function withRetries(url: string, dest: string | null, opts: FetchOptions): Promise<FetchResult> {

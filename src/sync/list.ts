@@ -60,7 +60,16 @@ export async function listEntries(opts: ListOptions): Promise<ListRow[]> {
   for (const e of catalog.entries) {
     if (opts.only !== undefined && e.id !== opts.only) continue;
     if (e.boot.method === 'localboot') {
-      rows.push({ id: e.id, label: e.label, version: '-', arch: '-', state: 'n/a', trust: undefined, declaredTrust: e.trust, from: entryOrigin(catalog, e.id) });
+      rows.push({
+        id: e.id,
+        label: e.label,
+        version: '-',
+        arch: '-',
+        state: 'n/a',
+        trust: undefined,
+        declaredTrust: e.trust,
+        from: entryOrigin(catalog, e.id),
+      });
       continue;
     }
     for (const t of expandEntry(e, { mirrors: cfg.mirrors })) {
@@ -95,7 +104,11 @@ export function formatList(rows: ListRow[], disabled?: Map<string, string>): str
   const head = ['ID', 'VERSION', 'ARCH', 'STATE', 'TRUST', 'SNAPSHOT', 'FROM'];
   const body = rows.map((r) => [r.id, r.version, r.arch, r.state, r.trust ?? `(${r.declaredTrust})`, r.snapshot ?? '-', r.from]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const fmt = (cols: string[]) => cols.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const fmt = (cols: string[]) =>
+    cols
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   const lines = [fmt(head), ...body.map(fmt)];
   for (const r of rows) if (r.lastError) lines.push(`  ${r.id} ${r.version} ${r.arch}: last error: ${r.lastError}`);
   for (const [id, file] of disabled ?? []) lines.push(`disabled: ${id} (by ${file})`);
@@ -140,7 +153,13 @@ export async function rollback(id: string, opts: RollbackOptions): Promise<Rollb
       const from = await store.currentSnapshot(unit);
       const to = s.previous;
       await store.pointTo(unit, to);
-      state.data.entries[name] = { ...s, current: to, status: 'synced', ...(from ? { previous: from } : {}), trust: s.snapshots[to]?.trust ?? s.trust };
+      state.data.entries[name] = {
+        ...s,
+        current: to,
+        status: 'synced',
+        ...(from ? { previous: from } : {}),
+        trust: s.snapshots[to]?.trust ?? s.trust,
+      };
       if (!from) delete state.data.entries[name].previous;
       delete state.data.entries[name].lastError;
       out.push({ unit: name, from, to });

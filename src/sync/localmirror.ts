@@ -199,7 +199,10 @@ export class LocalMirror {
       // RFC 9110 §13.2.2: If-None-Match takes precedence; If-Modified-Since only without it.
       const notModified =
         inm !== undefined
-          ? inm.split(',').map((s) => s.trim()).includes(file.etag)
+          ? inm
+              .split(',')
+              .map((s) => s.trim())
+              .includes(file.etag)
           : ims !== undefined && Date.parse(ims) >= Date.parse(file.lastModified);
       if (notModified) {
         this.stats.notModified++;

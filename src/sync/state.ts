@@ -162,7 +162,8 @@ export async function acquireLock(stateDir: string): Promise<() => Promise<void>
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) throw new Error(`another pxe sync is running (pid ${pid}, lock ${path})`, { cause: e });
+      if (Number.isInteger(pid) && pid > 0 && pidAlive(pid))
+        throw new Error(`another pxe sync is running (pid ${pid}, lock ${path})`, { cause: e });
       // The holder died (kill -9 mid-sync): its lock is stale.
       await rm(path, { force: true });
     }

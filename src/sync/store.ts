@@ -45,7 +45,8 @@ export function safeComponent(s: string, what: string): string {
 /** A relative file path inside a snapshot: no absolute paths, no "..". */
 export function safeRelPath(p: string): string {
   const parts = p.split('/').filter((x) => x !== '' && x !== '.');
-  if (parts.length === 0 || parts.some((x) => x === '..' || x.includes('\0') || x.includes('\\'))) throw new Error(`unsafe file path "${p}"`);
+  if (parts.length === 0 || parts.some((x) => x === '..' || x.includes('\0') || x.includes('\\')))
+    throw new Error(`unsafe file path "${p}"`);
   return parts.join('/');
 }
 
@@ -63,7 +64,12 @@ export class Store {
   ) {}
 
   unitDir(u: UnitKey): string {
-    return join(this.tftpRoot, STORE_DIR, safeComponent(u.id, 'id'), `${safeComponent(u.version, 'version')}-${safeComponent(u.arch, 'arch')}`);
+    return join(
+      this.tftpRoot,
+      STORE_DIR,
+      safeComponent(u.id, 'id'),
+      `${safeComponent(u.version, 'version')}-${safeComponent(u.arch, 'arch')}`,
+    );
   }
 
   snapshotDir(u: UnitKey, snap: string): string {

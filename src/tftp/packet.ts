@@ -47,15 +47,7 @@ export type Packet =
   | { op: 'oack'; options: Map<string, string> };
 
 export type DecodeErrorKind =
-  | 'empty'
-  | 'short'
-  | 'bad-opcode'
-  | 'too-long'
-  | 'unterminated'
-  | 'empty-filename'
-  | 'bad-mode'
-  | 'too-many-options'
-  | 'bad-length';
+  'empty' | 'short' | 'bad-opcode' | 'too-long' | 'unterminated' | 'empty-filename' | 'bad-mode' | 'too-many-options' | 'bad-length';
 
 export interface DecodeError {
   kind: DecodeErrorKind;
@@ -114,7 +106,8 @@ function decodeRequest(buf: Buffer, op: 'rrq' | 'wrq', opcode: number, limits: D
   if (filename === undefined || filename.length === 0) return fail('empty-filename', opcode, 'empty file name');
   if (modeRaw === undefined) return fail('unterminated', opcode, 'missing mode');
   const mode = modeRaw.toLowerCase();
-  if (mode !== 'octet' && mode !== 'netascii' && mode !== 'mail') return fail('bad-mode', opcode, `mode ${JSON.stringify(modeRaw.slice(0, 32))}`);
+  if (mode !== 'octet' && mode !== 'netascii' && mode !== 'mail')
+    return fail('bad-mode', opcode, `mode ${JSON.stringify(modeRaw.slice(0, 32))}`);
   const optionStrings = strings.length - 2;
   if (optionStrings / 2 > limits.maxOptions) return fail('too-many-options', opcode, `${Math.floor(optionStrings / 2)} options`);
   const options = new Map<string, string>();
@@ -243,9 +236,7 @@ export interface NegotiatedOptions {
   windowsize: number | undefined;
 }
 
-export type NegotiationResult =
-  | { ok: true; options: NegotiatedOptions }
-  | { ok: false; code: TftpErrorCode; reason: string };
+export type NegotiationResult = { ok: true; options: NegotiatedOptions } | { ok: false; code: TftpErrorCode; reason: string };
 
 const DECIMAL = /^[0-9]{1,10}$/;
 
@@ -265,7 +256,8 @@ export function negotiateOptions(requested: Map<string, string>, limits: OptionL
   };
   const blksize = num('blksize');
   if (blksize !== undefined) {
-    if (blksize === null || blksize < 8 || blksize > 65464) return { ok: false, code: ErrorCode.OPTION_REFUSED, reason: `invalid blksize ${requested.get('blksize')?.slice(0, 16)}` };
+    if (blksize === null || blksize < 8 || blksize > 65464)
+      return { ok: false, code: ErrorCode.OPTION_REFUSED, reason: `invalid blksize ${requested.get('blksize')?.slice(0, 16)}` };
     out.blksize = Math.min(blksize, limits.maxBlksize);
   }
   const tsize = num('tsize');
@@ -276,12 +268,14 @@ export function negotiateOptions(requested: Map<string, string>, limits: OptionL
   }
   const timeout = num('timeout');
   if (timeout !== undefined) {
-    if (timeout === null || timeout < 1 || timeout > 255) return { ok: false, code: ErrorCode.OPTION_REFUSED, reason: `invalid timeout ${requested.get('timeout')?.slice(0, 16)}` };
+    if (timeout === null || timeout < 1 || timeout > 255)
+      return { ok: false, code: ErrorCode.OPTION_REFUSED, reason: `invalid timeout ${requested.get('timeout')?.slice(0, 16)}` };
     out.timeout = timeout;
   }
   const windowsize = num('windowsize');
   if (windowsize !== undefined) {
-    if (windowsize === null || windowsize < 1 || windowsize > 65535) return { ok: false, code: ErrorCode.OPTION_REFUSED, reason: `invalid windowsize ${requested.get('windowsize')?.slice(0, 16)}` };
+    if (windowsize === null || windowsize < 1 || windowsize > 65535)
+      return { ok: false, code: ErrorCode.OPTION_REFUSED, reason: `invalid windowsize ${requested.get('windowsize')?.slice(0, 16)}` };
     out.windowsize = Math.max(1, Math.min(windowsize, limits.maxWindowsize));
   }
   return { ok: true, options: out };

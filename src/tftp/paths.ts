@@ -88,7 +88,8 @@ export async function openInRoot(realRoot: string, rel: string): Promise<OpenRes
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { ok: false, code: ErrorCode.FILE_NOT_FOUND, reason: 'file not found' };
-    if (code === 'EACCES' || code === 'ELOOP' || code === 'EPERM') return { ok: false, code: ErrorCode.ACCESS_VIOLATION, reason: 'permission denied' };
+    if (code === 'EACCES' || code === 'ELOOP' || code === 'EPERM')
+      return { ok: false, code: ErrorCode.ACCESS_VIOLATION, reason: 'permission denied' };
     return { ok: false, code: ErrorCode.NOT_DEFINED, reason: `open: ${code ?? 'error'}` };
   }
   try {

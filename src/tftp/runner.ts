@@ -75,7 +75,12 @@ interface ConnectedSocket extends TransferLink {
 const TRANSFER_MAX_DATAGRAM = 2048;
 
 async function openNative(m: RunnerStart): Promise<ConnectedSocket> {
-  const sock = new NativeUdpSocket({ family: m.family, reuseAddr: true, ipv6Only: m.family === 'udp6', maxDatagram: TRANSFER_MAX_DATAGRAM });
+  const sock = new NativeUdpSocket({
+    family: m.family,
+    reuseAddr: true,
+    ipv6Only: m.family === 'udp6',
+    maxDatagram: TRANSFER_MAX_DATAGRAM,
+  });
   try {
     // same port as the catcher: Linux delivers the peer's datagrams to this socket
     // once it is connected (better match), everything else to the catcher
@@ -215,7 +220,13 @@ export class TransferRunner {
 
   private internalError(err: unknown, client?: string): void {
     this.bump('internal');
-    this.post({ t: 'log', level: 'error', msg: 'tftp transfer handler error', err: err instanceof Error ? (err.stack ?? err.message) : String(err), client });
+    this.post({
+      t: 'log',
+      level: 'error',
+      msg: 'tftp transfer handler error',
+      err: err instanceof Error ? (err.stack ?? err.message) : String(err),
+      client,
+    });
   }
 
   private async start(m: RunnerStart): Promise<void> {
@@ -237,7 +248,16 @@ export class TransferRunner {
       source.close();
       this.internalError(err, m.clientAddress);
       this.flush();
-      this.post({ t: 'end', id: m.id, bytesSent: 0, retransmits: 0, stalls: 0, busyPolls: { hits: 0, misses: 0 }, durationMs: performance.now() - started, outcome: { kind: 'error', code: 0, reason: `socket: ${(err as Error).message}` } });
+      this.post({
+        t: 'end',
+        id: m.id,
+        bytesSent: 0,
+        retransmits: 0,
+        stalls: 0,
+        busyPolls: { hits: 0, misses: 0 },
+        durationMs: performance.now() - started,
+        outcome: { kind: 'error', code: 0, reason: `socket: ${(err as Error).message}` },
+      });
       return;
     }
     const transfer = new Transfer({
@@ -258,7 +278,16 @@ export class TransferRunner {
         // close after the current tick so a final ERROR queued by abort() goes out first
         setImmediate(() => socket.close());
         this.flush();
-        this.post({ t: 'end', id: m.id, bytesSent: t.bytesSent, retransmits: t.retransmits, stalls: t.stalls, busyPolls: t.busyPolls, durationMs: performance.now() - t.startedAt, outcome });
+        this.post({
+          t: 'end',
+          id: m.id,
+          bytesSent: t.bytesSent,
+          retransmits: t.retransmits,
+          stalls: t.stalls,
+          busyPolls: t.busyPolls,
+          durationMs: performance.now() - t.startedAt,
+          outcome,
+        });
       },
     });
     entry.transfer = transfer;

@@ -156,7 +156,11 @@ interface Executor {
 function spawnWorker(data: RunnerOptions): Worker {
   if (import.meta.url.endsWith('.ts')) {
     const ts = new URL('./worker.ts', import.meta.url).href;
-    return new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(ts)}); })`, { eval: true, workerData: data, trackUnmanagedFds: false });
+    return new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(ts)}); })`, {
+      eval: true,
+      workerData: data,
+      trackUnmanagedFds: false,
+    });
   }
   // trackUnmanagedFds off: the worker closes fds the main thread opened (by design)
   return new Worker(new URL('./worker.js', import.meta.url), { workerData: data, trackUnmanagedFds: false });
@@ -228,7 +232,11 @@ export class TftpServer {
         post: (m) => runner.handle(m),
         stop: async () => undefined,
       };
-      const runner = new TransferRunner((m) => this.onRunnerMessage(exec, m), { chunkBytes: this.opt.chunkBytes, cacheBytes: this.opt.cacheBytes, io: this.io });
+      const runner = new TransferRunner((m) => this.onRunnerMessage(exec, m), {
+        chunkBytes: this.opt.chunkBytes,
+        cacheBytes: this.opt.cacheBytes,
+        io: this.io,
+      });
       this.executors = [exec];
       return;
     }
@@ -258,7 +266,16 @@ export class TftpServer {
       for (const [id, key] of [...this.byId]) {
         const a = this.active.get(key);
         if (a !== undefined && a !== 'preparing' && a.exec === exec) {
-          this.onRunnerEnd({ t: 'end', id, bytesSent: 0, retransmits: 0, stalls: 0, busyPolls: { hits: 0, misses: 0 }, durationMs: 0, outcome: { kind: 'error', code: 0, reason: 'worker exited' } });
+          this.onRunnerEnd({
+            t: 'end',
+            id,
+            bytesSent: 0,
+            retransmits: 0,
+            stalls: 0,
+            busyPolls: { hits: 0, misses: 0 },
+            durationMs: 0,
+            outcome: { kind: 'error', code: 0, reason: 'worker exited' },
+          });
         }
       }
       const i = this.executors.indexOf(exec);
@@ -378,7 +395,12 @@ export class TftpServer {
         // empty and 1-byte datagrams carry nothing to answer; the rest get error 4
         // (RFC 1350: illegal TFTP operation), or 8 for a request with too many options
         if (r.error.kind === 'empty' || r.error.kind === 'short') return;
-        this.sendError(listener, rinfo, r.error.kind === 'too-many-options' ? ErrorCode.OPTION_REFUSED : ErrorCode.ILLEGAL_OPERATION, 'illegal TFTP operation');
+        this.sendError(
+          listener,
+          rinfo,
+          r.error.kind === 'too-many-options' ? ErrorCode.OPTION_REFUSED : ErrorCode.ILLEGAL_OPERATION,
+          'illegal TFTP operation',
+        );
         return;
       }
       const p = r.packet;
@@ -440,9 +462,17 @@ export class TftpServer {
   private refuse(listener: Listener, rinfo: dgram.RemoteInfo, key: string, file: string, code: number, reason: string): void {
     this.releaseSlot(key, rinfo.address);
     this.stats.transfersFailed++;
-    this.sendError(listener, rinfo, code, code === ErrorCode.FILE_NOT_FOUND ? 'file not found' : code === ErrorCode.ACCESS_VIOLATION ? 'access violation' : reason);
+    this.sendError(
+      listener,
+      rinfo,
+      code,
+      code === ErrorCode.FILE_NOT_FOUND ? 'file not found' : code === ErrorCode.ACCESS_VIOLATION ? 'access violation' : reason,
+    );
     const level = code === ErrorCode.ACCESS_VIOLATION ? 'warn' : 'info';
-    this.log[level]({ client: rinfo.address, port: rinfo.port, file: file.slice(0, 300), outcome: 'error', errorCode: code, reason }, 'tftp request refused');
+    this.log[level](
+      { client: rinfo.address, port: rinfo.port, file: file.slice(0, 300), outcome: 'error', errorCode: code, reason },
+      'tftp request refused',
+    );
     this.opt.onTransferEnd?.({
       client: rinfo.address,
       port: rinfo.port,
@@ -462,7 +492,8 @@ export class TftpServer {
   }
 
   private async prepare(listener: Listener, rinfo: dgram.RemoteInfo, key: string, req: RequestPacket): Promise<void> {
-    if (req.mode === 'mail') return this.refuse(listener, rinfo, key, req.filename, ErrorCode.ILLEGAL_OPERATION, 'mail mode is for WRQ only');
+    if (req.mode === 'mail')
+      return this.refuse(listener, rinfo, key, req.filename, ErrorCode.ILLEGAL_OPERATION, 'mail mode is for WRQ only');
     const mode: TransferMode = req.mode === 'netascii' ? 'netascii' : 'octet';
     const norm = normalizeRequestPath(req.filename, this.opt.maxNameBytes);
     if (!norm.ok) return this.refuse(listener, rinfo, key, req.filename, norm.code, norm.reason);

@@ -70,7 +70,12 @@ export class ChunkCache {
     return this.bytes;
   }
 
-  acquire(fileKey: string, idx: number, length: number, read: (buf: Buffer, position: number) => Promise<number>): Buffer | Promise<Buffer> {
+  acquire(
+    fileKey: string,
+    idx: number,
+    length: number,
+    read: (buf: Buffer, position: number) => Promise<number>,
+  ): Buffer | Promise<Buffer> {
     const key = fileKey + '#' + idx;
     const e = this.entries.get(key);
     if (e) {

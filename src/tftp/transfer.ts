@@ -78,7 +78,7 @@ export function buildWindow(w: WindowSpec): number {
     const len = Math.max(0, Math.min(w.blksize, w.fileSize - off));
     const at = (b % w.slots) * w.stride;
     writeDataHeader(w.ring, b, at);
-    for (let copied = 0; copied < len; ) {
+    for (let copied = 0; copied < len;) {
       const pos = off + copied;
       const idx = Math.floor(pos / w.chunkSize);
       const chunk = w.chunks[idx - w.firstChunk] as Buffer;

@@ -37,7 +37,11 @@ describe('e2e: PXE boot through pxe serve (QEMU, real firmware)', () => {
     const assets = await ensureAssets();
     lab = await startLab();
     const tftpRoot = writeTftpRoot(join(lab.runDir, 'tftproot'), assets, [MAC_BIOS_HOST, MAC_UEFI_IPXE]);
-    server = await lab.runServer('node', pxeServeArgs(lab, tftpRoot), { name: 'pxe-serve', udpPorts: PXE_UDP_PORTS, readyTimeoutMs: 30_000 });
+    server = await lab.runServer('node', pxeServeArgs(lab, tftpRoot), {
+      name: 'pxe-serve',
+      udpPorts: PXE_UDP_PORTS,
+      readyTimeoutMs: 30_000,
+    });
   }, 300_000);
 
   afterAll(async () => {
@@ -62,7 +66,13 @@ describe('e2e: PXE boot through pxe serve (QEMU, real firmware)', () => {
   function tftpServed(path: string): LogLine[] {
     return server
       .jsonLines()
-      .filter((l) => l.msg === 'tftp transfer finished' && l.outcome === 'ok' && typeof l.file === 'string' && (l.file === path || l.file.endsWith(`/${path}`)));
+      .filter(
+        (l) =>
+          l.msg === 'tftp transfer finished' &&
+          l.outcome === 'ok' &&
+          typeof l.file === 'string' &&
+          (l.file === path || l.file.endsWith(`/${path}`)),
+      );
   }
 
   async function boot(firmware: 'bios' | 'uefi', nic: 'ipxe' | 'native', mac: string): Promise<BootResult> {
@@ -84,7 +94,9 @@ describe('e2e: PXE boot through pxe serve (QEMU, real firmware)', () => {
     expect(r.match?.[1]).toBe('mac');
     expect(r.match?.[2]).toBe('bios');
     expect(offeredFiles(MAC_BIOS_HOST), explain(r)).toEqual(['pxelinux.0']);
-    expect(tftpServed(`pxelinux.cfg/${pxelinuxMacFile(MAC_BIOS_HOST)}`), 'TFTP served the per-MAC config\n' + explain(r)).not.toHaveLength(0);
+    expect(tftpServed(`pxelinux.cfg/${pxelinuxMacFile(MAC_BIOS_HOST)}`), 'TFTP served the per-MAC config\n' + explain(r)).not.toHaveLength(
+      0,
+    );
     expect(lab!.siteLog()).toMatch(new RegExp(`DHCPACK\\(site0\\) 10\\.77\\.0\\.1\\d\\d ${MAC_BIOS_HOST}`));
   }, 120_000);
 
@@ -108,9 +120,14 @@ describe('e2e: PXE boot through pxe serve (QEMU, real firmware)', () => {
     expect(r.match?.[2]).toBe('uefi');
     // only the EFI NBP, never the BIOS one
     expect(offeredFiles(MAC_UEFI_IPXE), explain(r)).toEqual(['syslinux.efi']);
-    expect(proxyReplies(MAC_UEFI_IPXE).every((l) => l.firmware === 'efi-x64' && l.ipxe === true), explain(r)).toBe(true);
+    expect(
+      proxyReplies(MAC_UEFI_IPXE).every((l) => l.firmware === 'efi-x64' && l.ipxe === true),
+      explain(r),
+    ).toBe(true);
     expect(tftpServed('ldlinux.e64').length, explain(r)).toBeGreaterThan(0);
-    expect(tftpServed(`pxelinux.cfg/${pxelinuxMacFile(MAC_UEFI_IPXE)}`), 'TFTP served the per-MAC config\n' + explain(r)).not.toHaveLength(0);
+    expect(tftpServed(`pxelinux.cfg/${pxelinuxMacFile(MAC_UEFI_IPXE)}`), 'TFTP served the per-MAC config\n' + explain(r)).not.toHaveLength(
+      0,
+    );
   }, 180_000);
 
   it("(4) OVMF's own PXE client (no iPXE ROM): syslinux.efi, default config", async () => {
@@ -122,7 +139,10 @@ describe('e2e: PXE boot through pxe serve (QEMU, real firmware)', () => {
     // iPXE prints its banner on the serial console; OVMF's PXE does not.
     expect(r.serialLog).not.toMatch(/iPXE/);
     expect(offeredFiles(MAC_UEFI_NATIVE), explain(r)).toEqual(['syslinux.efi']);
-    expect(proxyReplies(MAC_UEFI_NATIVE).every((l) => l.firmware === 'efi-x64' && l.ipxe === false), explain(r)).toBe(true);
+    expect(
+      proxyReplies(MAC_UEFI_NATIVE).every((l) => l.firmware === 'efi-x64' && l.ipxe === false),
+      explain(r),
+    ).toBe(true);
     expect(tftpServed('pxelinux.cfg/default').length, explain(r)).toBeGreaterThan(0);
   }, 180_000);
 });

@@ -19,13 +19,27 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify as toYaml } from 'yaml';
-import { ensureAssets, FAIL_FAST, LAB_NET, MARKER_SB as MARKER, startLab, type BootResult, type Lab, type LabProcess } from '../../bench/lab.js';
+import {
+  ensureAssets,
+  FAIL_FAST,
+  LAB_NET,
+  MARKER_SB as MARKER,
+  startLab,
+  type BootResult,
+  type Lab,
+  type LabProcess,
+} from '../../bench/lab.js';
 import { explainBoot, isMac, pxeCli, startPxeServe, writeSiteConfig, type LogLine } from '../helpers/e2e.js';
 import { startLocalMirror, type LocalMirror } from '../helpers/mirror.js';
 
 const run = promisify(execFile);
 /** milestones on the serial console, timed for the firmware matrix */
-const PHASES = { shim: /NBP filename is shimx64\.efi/, grub: /Welcome to GRUB/, kernel: /EFI stub: UEFI Secure Boot is enabled|Booting `/, marker: /PXE-E2E-OK/ };
+const PHASES = {
+  shim: /NBP filename is shimx64\.efi/,
+  grub: /Welcome to GRUB/,
+  kernel: /EFI stub: UEFI Secure Boot is enabled|Booting `/,
+  marker: /PXE-E2E-OK/,
+};
 const MAC_HOST = '52:54:00:5b:00:01';
 const MAC_UNLISTED = '52:54:00:5b:00:02';
 const MAC_UNSIGNED = '52:54:00:5b:00:03';
@@ -52,7 +66,11 @@ describe('e2e: Secure Boot (OVMF, Microsoft keys): shim -> signed GRUB -> signed
     const cli = pxeCli();
     const assets = await ensureAssets();
     // What the site DHCP server must say, as pxe prints it.
-    const site = await run(process.execPath, [cli, 'dhcp-config', '--format', 'dnsmasq', '--next-server-only', '--server-address', LAB_NET.server], { timeout: 20_000 });
+    const site = await run(
+      process.execPath,
+      [cli, 'dhcp-config', '--format', 'dnsmasq', '--next-server-only', '--server-address', LAB_NET.server],
+      { timeout: 20_000 },
+    );
     lab = await startLab({ siteConfig: site.stdout });
     const dir = join(lab.runDir, 'site');
     const root = join(dir, 'tftproot');
@@ -79,7 +97,15 @@ describe('e2e: Secure Boot (OVMF, Microsoft keys): shim -> signed GRUB -> signed
       join(dir, 'distros', 'e2e.yaml'),
       toYaml({
         entries: [
-          { id: 'local', label: 'Boot from local disk', group: 'Local', boot: { method: 'localboot' }, default: true, order: 0, trust: 'unverified' },
+          {
+            id: 'local',
+            label: 'Boot from local disk',
+            group: 'Local',
+            boot: { method: 'localboot' },
+            default: true,
+            order: 0,
+            trust: 'unverified',
+          },
           entry('e2e-menu', 'boot/vmlinuz', 'grub-menu'),
           entry('e2e-host', 'boot/vmlinuz', 'grub-host'),
           entry('e2e-unsigned', 'boot/vmlinuz-unsigned', 'unsigned'),
@@ -88,7 +114,12 @@ describe('e2e: Secure Boot (OVMF, Microsoft keys): shim -> signed GRUB -> signed
     );
     writeFileSync(
       join(dir, 'hosts.yaml'),
-      toYaml({ hosts: { [MAC_HOST]: { hostname: 'sb-host', entry: 'e2e-host' }, [MAC_UNSIGNED]: { hostname: 'sb-unsigned', entry: 'e2e-unsigned' } } }),
+      toYaml({
+        hosts: {
+          [MAC_HOST]: { hostname: 'sb-host', entry: 'e2e-host' },
+          [MAC_UNSIGNED]: { hostname: 'sb-unsigned', entry: 'e2e-unsigned' },
+        },
+      }),
     );
     // no bootFiles.efi-x64: dhcp.efiX64Chain `auto` picks shim once sync installed it
     const cfgFile = writeSiteConfig(dir, root, { menu: { default: 'e2e-menu', timeoutSeconds: 1 } });
@@ -112,15 +143,33 @@ describe('e2e: Secure Boot (OVMF, Microsoft keys): shim -> signed GRUB -> signed
       .jsonLines()
       .slice(from)
       .filter((l) => l.msg === 'tftp transfer finished' && l.outcome === 'ok' && l.file === file);
-  const offers = (mac: string) => server.jsonLines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('proxyDHCP ') && isMac(l.mac, mac));
+  const offers = (mac: string) =>
+    server.jsonLines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('proxyDHCP ') && isMac(l.mac, mac));
 
   async function secureBoot(mac: string, expectRe: RegExp, failFast: RegExp[]): Promise<{ r: BootResult; from: number }> {
     const from = server.jsonLines().length;
-    const r = await lab!.bootVm({ firmware: 'uefi', secureBoot: true, nic: 'native', mac, expect: expectRe, failFast, timeoutMs: 150_000, requireSelfExit: expectRe === MARKER, phases: PHASES });
-    console.info(`secure boot ${mac}: ${Object.entries(r.phaseMs).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')}, end ${(r.durationMs / 1000).toFixed(1)} s`);
+    const r = await lab!.bootVm({
+      firmware: 'uefi',
+      secureBoot: true,
+      nic: 'native',
+      mac,
+      expect: expectRe,
+      failFast,
+      timeoutMs: 150_000,
+      requireSelfExit: expectRe === MARKER,
+      phases: PHASES,
+    });
+    console.info(
+      `secure boot ${mac}: ${Object.entries(r.phaseMs)
+        .map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`)
+        .join(', ')}, end ${(r.durationMs / 1000).toFixed(1)} s`,
+    );
     expect(r.reason, explain(r)).toBe('marker');
     // the firmware got shim from the proxy, shim loaded GRUB beside it
-    expect(offers(mac).map((l) => l.file), explain(r)).toContain('shimx64.efi');
+    expect(
+      offers(mac).map((l) => l.file),
+      explain(r),
+    ).toContain('shimx64.efi');
     expect(served(from, 'shimx64.efi'), explain(r)).not.toHaveLength(0);
     expect(served(from, 'grubx64.efi'), explain(r)).not.toHaveLength(0);
     return { r, from };
@@ -134,7 +183,10 @@ describe('e2e: Secure Boot (OVMF, Microsoft keys): shim -> signed GRUB -> signed
     expect(served(from, 'grub/grub.cfg'), explain(r)).not.toHaveLength(0);
     const hostCfg = served(from, `grub/client/x86_64/${MAC_HOST}.cfg`);
     expect(hostCfg, explain(r)).not.toHaveLength(0);
-    expect(hostCfg.every((l) => l.virtual === true), explain(r)).toBe(true);
+    expect(
+      hostCfg.every((l) => l.virtual === true),
+      explain(r),
+    ).toBe(true);
     expect(served(from, 'images/e2e-host/1/x86_64/vmlinuz'), explain(r)).not.toHaveLength(0);
   }, 180_000);
 
@@ -145,7 +197,10 @@ describe('e2e: Secure Boot (OVMF, Microsoft keys): shim -> signed GRUB -> signed
     // the menu came as this client's file (GRUB named its MAC and CPU), rendered for x86_64
     const menu = served(from, `grub/client/x86_64/${MAC_UNLISTED}.cfg`);
     expect(menu, explain(r)).not.toHaveLength(0);
-    expect(menu.every((l) => l.virtual === true), explain(r)).toBe(true);
+    expect(
+      menu.every((l) => l.virtual === true),
+      explain(r),
+    ).toBe(true);
     expect(served(from, 'images/e2e-menu/1/x86_64/vmlinuz'), explain(r)).not.toHaveLength(0);
   }, 180_000);
 

@@ -6,16 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import {
-  dnsmasqProxyArgs,
-  ensureAssets,
-  FAIL_FAST,
-  MARKER,
-  startLab,
-  writeTftpRoot,
-  type Lab,
-  type LabProcess,
-} from '../../bench/lab.js';
+import { dnsmasqProxyArgs, ensureAssets, FAIL_FAST, MARKER, startLab, writeTftpRoot, type Lab, type LabProcess } from '../../bench/lab.js';
 
 const MAC = '52:54:00:e2:e0:01';
 
@@ -50,7 +41,14 @@ describe('e2e harness self-check (dnsmasq as the PXE server)', () => {
   it('reports a boot that cannot succeed as a failure without waiting for the timeout', async () => {
     // SeaBIOS has no PXE client of its own: without the iPXE option ROM there is
     // nothing to boot, and the harness must say so (fail-fast), not hang or pass.
-    const r = await lab!.bootVm({ firmware: 'bios', nic: 'native', mac: '52:54:00:e2:e0:02', expect: MARKER, failFast: FAIL_FAST, timeoutMs: 60_000 });
+    const r = await lab!.bootVm({
+      firmware: 'bios',
+      nic: 'native',
+      mac: '52:54:00:e2:e0:02',
+      expect: MARKER,
+      failFast: FAIL_FAST,
+      timeoutMs: 60_000,
+    });
     expect(r.ok).toBe(false);
     expect(r.reason, r.serialLog.slice(-2000)).toBe('fail-fast: No bootable device');
     expect(r.match).toBeNull();

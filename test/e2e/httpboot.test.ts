@@ -51,7 +51,15 @@ describe('e2e: UEFI HTTP boot (OVMF HTTPv4) from a proxy offer -> iPXE snponly.e
       join(site, 'distros', 'e2e.yaml'),
       toYaml({
         entries: [
-          { id: 'local', label: 'Boot from local disk', group: 'Local', boot: { method: 'localboot' }, default: true, order: 0, trust: 'unverified' },
+          {
+            id: 'local',
+            label: 'Boot from local disk',
+            group: 'Local',
+            boot: { method: 'localboot' },
+            default: true,
+            order: 0,
+            trust: 'unverified',
+          },
           {
             id: 'e2e-marker',
             label: 'E2E marker kernel',
@@ -74,7 +82,9 @@ describe('e2e: UEFI HTTP boot (OVMF HTTPv4) from a proxy offer -> iPXE snponly.e
         bootFiles: { 'efi-x64': null, 'efi-x64-http': `${base}/files/ipxe/snponly.efi`, ipxe: `${base}/boot.ipxe?mac=\${net0/mac}` },
       },
     });
-    const bl = await promisify(execFile)(process.execPath, [cli, 'sync', '--config', cfgFile, '--bootloaders-only', '--no-progress'], { timeout: 60_000 });
+    const bl = await promisify(execFile)(process.execPath, [cli, 'sync', '--config', cfgFile, '--bootloaders-only', '--no-progress'], {
+      timeout: 60_000,
+    });
     expect(readFileSync(join(root, 'ipxe', 'snponly.efi')).equals(readFileSync('/usr/lib/ipxe/snponly.efi')), bl.stdout).toBe(true);
     expect(await pxeSync(cli, cfgFile, 'e2e-marker')).toMatch(/e2e-marker 1 x86_64: installed/);
     server = await startPxeServe(lab, cli, cfgFile);
@@ -86,7 +96,11 @@ describe('e2e: UEFI HTTP boot (OVMF HTTPv4) from a proxy offer -> iPXE snponly.e
   });
 
   const explain = (r: BootResult) => explainBoot(r, server, lab?.runDir, 4000);
-  const http = (from: number): LogLine[] => server.jsonLines().slice(from).filter((l) => l.msg === 'http request');
+  const http = (from: number): LogLine[] =>
+    server
+      .jsonLines()
+      .slice(from)
+      .filter((l) => l.msg === 'http request');
 
   it('OVMF HTTPv4 takes the URI from the proxy offer; iPXE from it boots the menu default, no TFTP at all', async () => {
     const from = server.jsonLines().length;
@@ -108,12 +122,23 @@ describe('e2e: UEFI HTTP boot (OVMF HTTPv4) from a proxy offer -> iPXE snponly.e
     const lines = server.jsonLines().slice(from);
     // the proxy's HTTPClient answer, then the iPXE one
     const replies = lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('proxyDHCP ') && isMac(l.mac, MAC));
-    expect(replies.some((l) => String(l.file).endsWith('/files/ipxe/snponly.efi')), explain(r)).toBe(true);
+    expect(
+      replies.some((l) => String(l.file).endsWith('/files/ipxe/snponly.efi')),
+      explain(r),
+    ).toBe(true);
     const urls = http(from).map((l) => String(l.url));
     expect(urls[0], explain(r)).toBe('/files/ipxe/snponly.efi');
-    expect(urls.some((u) => u.startsWith('/boot.ipxe')), explain(r)).toBe(true);
-    expect(urls, explain(r)).toEqual(expect.arrayContaining(['/files/images/e2e-marker/1/x86_64/vmlinuz', '/files/images/e2e-marker/1/x86_64/initrd.gz']));
-    expect(lines.filter((l) => l.msg === 'tftp transfer finished'), explain(r)).toHaveLength(0);
+    expect(
+      urls.some((u) => u.startsWith('/boot.ipxe')),
+      explain(r),
+    ).toBe(true);
+    expect(urls, explain(r)).toEqual(
+      expect.arrayContaining(['/files/images/e2e-marker/1/x86_64/vmlinuz', '/files/images/e2e-marker/1/x86_64/initrd.gz']),
+    );
+    expect(
+      lines.filter((l) => l.msg === 'tftp transfer finished'),
+      explain(r),
+    ).toHaveLength(0);
     // the menu (not a host script) was rendered: the client is not in hosts.yaml
     expect(r.serialLog, explain(r)).toMatch(/E2E marker kernel/);
   }, 300_000);

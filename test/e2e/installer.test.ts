@@ -13,18 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
-import {
-  ensureAssets,
-  FAIL_FAST,
-  startLab,
-  type Lab,
-  type LabProcess,
-  REPO_ROOT,
-} from '../../bench/lab.js';
+import { ensureAssets, FAIL_FAST, startLab, type Lab, type LabProcess, REPO_ROOT } from '../../bench/lab.js';
 import { isMac, pxeCli, pxeSync, writeSiteConfig, startPxeServe, explainBoot } from '../helpers/e2e.js';
 import { makeTestKey, publishDebian, startLocalMirror, type LocalMirror } from '../helpers/mirror.js';
-
-
 
 /**
  * The product path, end to end: `pxe sync` installs the shipped `debian` catalog entry
@@ -54,7 +45,9 @@ describe('e2e: Debian 12 installer from the catalog (pxe sync + hosts.yaml + ren
     copyFileSync(assets.ldlinuxC32, join(root, 'ldlinux.c32'));
 
     // The shipped debian entry, narrowed to 12/x86_64 (the mirror only has those).
-    const shipped = parseYaml(readFileSync(join(REPO_ROOT, 'distros', 'debian.yaml'), 'utf8')) as { entries: Array<Record<string, unknown>> };
+    const shipped = parseYaml(readFileSync(join(REPO_ROOT, 'distros', 'debian.yaml'), 'utf8')) as {
+      entries: Array<Record<string, unknown>>;
+    };
     const debian = shipped.entries.find((e) => e.id === 'debian')!;
     debian.versions = (debian.versions as Array<{ version: string }>).filter((v) => v.version === '12');
     debian.architectures = ['x86_64'];
@@ -69,14 +62,14 @@ describe('e2e: Debian 12 installer from the catalog (pxe sync + hosts.yaml + ren
       join(site, 'hosts.yaml'),
       toYaml({
         hosts: {
-      [HOST_MAC]: {
-        hostname: 'e2e-debian',
-        entry: 'debian',
-        version: '12',
-        disk: '/dev/vda',
-        // d-i's screens on the serial log, for failure messages
-        append: 'console=ttyS0',
-      },
+          [HOST_MAC]: {
+            hostname: 'e2e-debian',
+            entry: 'debian',
+            version: '12',
+            disk: '/dev/vda',
+            // d-i's screens on the serial log, for failure messages
+            append: 'console=ttyS0',
+          },
         },
       }),
     );
@@ -119,7 +112,16 @@ describe('e2e: Debian 12 installer from the catalog (pxe sync + hosts.yaml + ren
     // The VM's iPXE ROM gets pxelinux.0 as an HTTP URL (dhcp.ipxeHttp, the default), so
     // pxelinux reads its config and d-i's kernel and initrd over HTTP.
     const served = (suffix: string) =>
-      server.jsonLines().filter((l) => l.msg === 'http request' && l.status === 200 && typeof l.url === 'string' && l.url.startsWith('/files/') && l.url.endsWith(suffix));
+      server
+        .jsonLines()
+        .filter(
+          (l) =>
+            l.msg === 'http request' &&
+            l.status === 200 &&
+            typeof l.url === 'string' &&
+            l.url.startsWith('/files/') &&
+            l.url.endsWith(suffix),
+        );
     // the per-host config was the rendered one (there is no pxelinux.cfg/ on disk), and it pointed at the synced files
     expect(existsSync(join(lab!.runDir, 'site', 'tftproot', 'pxelinux.cfg')), why).toBe(false);
     const cfg = served(`pxelinux.cfg/01-${HOST_MAC.replace(/:/g, '-')}`);
@@ -132,8 +134,14 @@ describe('e2e: Debian 12 installer from the catalog (pxe sync + hosts.yaml + ren
     expect(Number(initrd[0]!.bytes), why).toBe(statSync(assets.installer!.initrd).size);
     expect(Number(preseedFetched()[0]!.bytes)).toBeGreaterThan(0);
     // through the tokenized URL: the host's token was issued when its config was rendered
-    const tokens = JSON.parse(readFileSync(join(lab!.runDir, 'site', 'state', 'install-tokens.json'), 'utf8')) as Record<string, { token: string }>;
+    const tokens = JSON.parse(readFileSync(join(lab!.runDir, 'site', 'state', 'install-tokens.json'), 'utf8')) as Record<
+      string,
+      { token: string }
+    >;
     expect(tokens[HOST_MAC]?.token, why).toMatch(/^[0-9a-f]{32}$/);
-    expect(server.jsonLines().filter((l) => l.status === 403), why).toHaveLength(0);
+    expect(
+      server.jsonLines().filter((l) => l.status === 403),
+      why,
+    ).toHaveLength(0);
   }, 240_000);
 });

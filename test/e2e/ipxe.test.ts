@@ -47,17 +47,17 @@ describe('e2e: iPXE script over HTTP (bootFiles.ipxe, rendered per host, files o
       join(site, 'distros', 'e2e.yaml'),
       toYaml({
         entries: [
-      {
-        id: 'e2e-marker',
-        label: 'E2E marker kernel',
-        group: 'Tools',
-        mirror: mirror.url('e2e'),
-        versions: [{ version: '1' }],
-        architectures: ['x86_64'],
-        boot: { method: 'linux', kernel: 'boot/vmlinuz', initrd: 'boot/initrd.gz' },
-        append: 'console=ttyS0 panic=-1 quiet cfg=ipxe-script',
-        trust: 'unverified',
-      },
+          {
+            id: 'e2e-marker',
+            label: 'E2E marker kernel',
+            group: 'Tools',
+            mirror: mirror.url('e2e'),
+            versions: [{ version: '1' }],
+            architectures: ['x86_64'],
+            boot: { method: 'linux', kernel: 'boot/vmlinuz', initrd: 'boot/initrd.gz' },
+            append: 'console=ttyS0 panic=-1 quiet cfg=ipxe-script',
+            trust: 'unverified',
+          },
         ],
       }),
     );
@@ -94,7 +94,10 @@ describe('e2e: iPXE script over HTTP (bootFiles.ipxe, rendered per host, files o
     // the proxy handed iPXE the script URL, not an NBP
     const offers = server.jsonLines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('proxyDHCP ') && isMac(l.mac, mac));
     expect(offers.length, explain(r)).toBeGreaterThan(0);
-    expect(offers.every((l) => String(l.file).startsWith(`http://${lab!.serverAddress}:${E2E_HTTP_PORT}/boot.ipxe`)), explain(r)).toBe(true);
+    expect(
+      offers.every((l) => String(l.file).startsWith(`http://${lab!.serverAddress}:${E2E_HTTP_PORT}/boot.ipxe`)),
+      explain(r),
+    ).toBe(true);
     // the script was requested for this MAC, then kernel and initrd over HTTP
     const script = http((u) => {
       const m = /^\/boot\.ipxe\?mac=([^&]+)$/.exec(u);
@@ -151,14 +154,23 @@ describe('e2e: iPXE script over HTTP (bootFiles.ipxe, rendered per host, files o
     expect(r.serialLog, explain(r)).toMatch(/PXELINUX \d/);
     const offers = server.jsonLines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('proxyDHCP ') && isMac(l.mac, MAC_BIOS));
     expect(offers.length, explain(r)).toBeGreaterThan(0);
-    expect(offers.every((l) => l.file === `http://${lab!.serverAddress}:${E2E_HTTP_PORT}/files/pxelinux.0`), explain(r)).toBe(true);
+    expect(
+      offers.every((l) => l.file === `http://${lab!.serverAddress}:${E2E_HTTP_PORT}/files/pxelinux.0`),
+      explain(r),
+    ).toBe(true);
     const hostCfg = `/files/pxelinux.cfg/01-${MAC_BIOS.replace(/:/g, '-')}`;
     for (const url of ['/files/pxelinux.0', '/files/ldlinux.c32', hostCfg]) {
-      expect(http((u) => u === url), `${url} over HTTP\n${explain(r)}`).not.toHaveLength(0);
+      expect(
+        http((u) => u === url),
+        `${url} over HTTP\n${explain(r)}`,
+      ).not.toHaveLength(0);
     }
     expect(http((u) => u.startsWith('/files/') && u.endsWith('/vmlinuz')).length, explain(r)).toBeGreaterThan(0);
     expect(http((u) => u.startsWith('/files/') && u.endsWith('/initrd.gz')).length, explain(r)).toBeGreaterThan(0);
     // TFTP carried nothing for this boot
-    expect(server.jsonLines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('tftp transfer')), explain(r)).toHaveLength(0);
+    expect(
+      server.jsonLines().filter((l) => typeof l.msg === 'string' && l.msg.startsWith('tftp transfer')),
+      explain(r),
+    ).toHaveLength(0);
   }, 120_000);
 });

@@ -43,7 +43,11 @@ describe('e2e: U-Boot (qemu_arm64) boots rendered pxelinux configs; the site DHC
     tmp = mkdtempSync(join(tmpdir(), 'pxe-uboot-e2e-'));
     const pre = join(tmp, 'pxe.yaml');
     writeFileSync(pre, `serverAddress: ${LAB_NET.server}\n`);
-    const { stdout: dnsmasqConf } = await promisify(execFile)(process.execPath, [cli, 'dhcp-config', '--format', 'dnsmasq', '--config', pre], { timeout: 30_000 });
+    const { stdout: dnsmasqConf } = await promisify(execFile)(
+      process.execPath,
+      [cli, 'dhcp-config', '--format', 'dnsmasq', '--config', pre],
+      { timeout: 30_000 },
+    );
     expect(dnsmasqConf).toContain(`dhcp-boot=tag:uboot,boot.scr.uimg,,${LAB_NET.server}`);
     const siteDhcpArgs = dnsmasqConf
       .split('\n')
@@ -60,7 +64,15 @@ describe('e2e: U-Boot (qemu_arm64) boots rendered pxelinux configs; the site DHC
       join(site, 'distros', 'e2e.yaml'),
       toYaml({
         entries: [
-          { id: 'local', label: 'Boot from local disk', group: 'Local', boot: { method: 'localboot' }, default: true, order: 0, trust: 'unverified' },
+          {
+            id: 'local',
+            label: 'Boot from local disk',
+            group: 'Local',
+            boot: { method: 'localboot' },
+            default: true,
+            order: 0,
+            trust: 'unverified',
+          },
           {
             id: 'e2e-arm',
             label: 'E2E arm64 marker kernel',
@@ -76,7 +88,10 @@ describe('e2e: U-Boot (qemu_arm64) boots rendered pxelinux configs; the site DHC
       }),
     );
     // cfg= is read last-wins by the initrd: the host's own append names its config
-    writeFileSync(join(site, 'hosts.yaml'), toYaml({ hosts: { [MAC_LISTED]: { hostname: 'board1', entry: 'e2e-arm', arch: 'aarch64', append: 'cfg=uboot-host' } } }));
+    writeFileSync(
+      join(site, 'hosts.yaml'),
+      toYaml({ hosts: { [MAC_LISTED]: { hostname: 'board1', entry: 'e2e-arm', arch: 'aarch64', append: 'cfg=uboot-host' } } }),
+    );
     const cfgFile = writeSiteConfig(site, root, { menu: { default: 'e2e-arm', timeoutSeconds: 1 } });
     expect(await pxeSync(cli, cfgFile, 'e2e-arm')).toMatch(/e2e-arm 1 aarch64: installed/);
     server = await startPxeServe(lab, cli, cfgFile);
@@ -88,8 +103,13 @@ describe('e2e: U-Boot (qemu_arm64) boots rendered pxelinux configs; the site DHC
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
-  const explain = (r: BootResult) => `${explainBoot(r, server, lab?.runDir, 4000)}\n--- site dhcp (tail) ---\n${lab?.siteLog().slice(-2500)}`;
-  const tftp = (from: number): LogLine[] => server.jsonLines().slice(from).filter((l) => l.msg === 'tftp transfer finished' || l.msg === 'tftp request refused');
+  const explain = (r: BootResult) =>
+    `${explainBoot(r, server, lab?.runDir, 4000)}\n--- site dhcp (tail) ---\n${lab?.siteLog().slice(-2500)}`;
+  const tftp = (from: number): LogLine[] =>
+    server
+      .jsonLines()
+      .slice(from)
+      .filter((l) => l.msg === 'tftp transfer finished' || l.msg === 'tftp request refused');
   const ok = (lines: LogLine[]) => lines.filter((l) => l.msg === 'tftp transfer finished' && l.outcome === 'ok').map((l) => String(l.file));
 
   async function boot(mac: string): Promise<{ r: BootResult; files: LogLine[] }> {

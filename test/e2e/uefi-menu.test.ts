@@ -48,18 +48,26 @@ describe('e2e: rendered catalog menu (pxelinux.cfg/default) for a client not in 
       join(site, 'distros', 'e2e.yaml'),
       toYaml({
         entries: [
-      { id: 'local', label: 'Boot from local disk', group: 'Local', boot: { method: 'localboot' }, default: true, order: 0, trust: 'unverified' },
-      {
-        id: 'e2e-marker',
-        label: 'E2E marker kernel',
-        group: 'Tools',
-        mirror: mirror.url('e2e'),
-        versions: [{ version: '1' }],
-        architectures: ['x86_64'],
-        boot: { method: 'linux', kernel: 'boot/vmlinuz', initrd: 'boot/initrd.gz' },
-        append: 'console=ttyS0 panic=-1 quiet cfg=rendered-menu',
-        trust: 'unverified',
-      },
+          {
+            id: 'local',
+            label: 'Boot from local disk',
+            group: 'Local',
+            boot: { method: 'localboot' },
+            default: true,
+            order: 0,
+            trust: 'unverified',
+          },
+          {
+            id: 'e2e-marker',
+            label: 'E2E marker kernel',
+            group: 'Tools',
+            mirror: mirror.url('e2e'),
+            versions: [{ version: '1' }],
+            architectures: ['x86_64'],
+            boot: { method: 'linux', kernel: 'boot/vmlinuz', initrd: 'boot/initrd.gz' },
+            append: 'console=ttyS0 panic=-1 quiet cfg=rendered-menu',
+            trust: 'unverified',
+          },
         ],
       }),
     );
@@ -70,7 +78,9 @@ describe('e2e: rendered catalog menu (pxelinux.cfg/default) for a client not in 
       dhcp: { efiX64Chain: 'syslinux' },
     });
     // The product's own bootloader layout: BIOS modules at the root, EFI ones in efi64/.
-    const bl = await promisify(execFile)(process.execPath, [cli, 'sync', '--config', cfgFile, '--bootloaders-only', '--no-progress'], { timeout: 60_000 });
+    const bl = await promisify(execFile)(process.execPath, [cli, 'sync', '--config', cfgFile, '--bootloaders-only', '--no-progress'], {
+      timeout: 60_000,
+    });
     for (const f of ['pxelinux.0', 'syslinux.efi', 'ldlinux.e64', ...MODULES, ...MODULES.map((m) => `efi64/${m}`)]) {
       expect(readFileSync(join(root, f)).length, `${f} after sync --bootloaders-only\n${bl.stdout}`).toBeGreaterThan(0);
     }
@@ -110,7 +120,14 @@ describe('e2e: rendered catalog menu (pxelinux.cfg/default) for a client not in 
 
   async function bootMenu(firmware: 'bios' | 'uefi', nic: 'native' | 'ipxe', mac: string): Promise<{ r: BootResult; from: number }> {
     const from = server.jsonLines().length;
-    const r = await lab!.bootVm({ firmware, nic, mac, expect: MARKER, failFast: [...FAIL_FAST, /X64 Exception/], timeoutMs: firmware === 'bios' ? 90_000 : 150_000 });
+    const r = await lab!.bootVm({
+      firmware,
+      nic,
+      mac,
+      expect: MARKER,
+      failFast: [...FAIL_FAST, /X64 Exception/],
+      timeoutMs: firmware === 'bios' ? 90_000 : 150_000,
+    });
     expect(r.reason, explain(r)).toBe('marker');
     expect(r.exitedByItself, explain(r)).toBe(true);
     // cfg=rendered-menu is only on the catalog entry's kernel line: the menu booted it
@@ -118,7 +135,10 @@ describe('e2e: rendered catalog menu (pxelinux.cfg/default) for a client not in 
     expect(r.match?.[2], explain(r)).toBe(firmware);
     const menu = served(from, 'pxelinux.cfg/default');
     expect(menu, explain(r)).not.toHaveLength(0);
-    expect(menu.every((l) => l.virtual === true), explain(r)).toBe(true);
+    expect(
+      menu.every((l) => l.virtual === true),
+      explain(r),
+    ).toBe(true);
     expect(served(from, `pxelinux.cfg/01-${mac.replace(/:/g, '-')}`), 'not a per-host config').toHaveLength(0);
     expect(served(from, 'images/e2e-marker/1/x86_64/vmlinuz'), explain(r)).not.toHaveLength(0);
     expect(served(from, 'images/e2e-marker/1/x86_64/initrd.gz'), explain(r)).not.toHaveLength(0);
@@ -127,26 +147,44 @@ describe('e2e: rendered catalog menu (pxelinux.cfg/default) for a client not in 
 
   it("OVMF's own PXE -> root syslinux.efi -> rendered menu with the efi64 COM32 modules -> menu.default entry", async () => {
     const { r, from } = await bootMenu('uefi', 'native', MAC_UEFI);
-    expect(offers(MAC_UEFI).map((l) => l.file), explain(r)).toContain('syslinux.efi');
-    expect(served(from, 'pxelinux.cfg/default').every((l) => l.msg === 'tftp transfer finished'), explain(r)).toBe(true);
-    expect(offers(MAC_UEFI).every((l) => l.firmware === 'efi-x64'), explain(r)).toBe(true);
+    expect(
+      offers(MAC_UEFI).map((l) => l.file),
+      explain(r),
+    ).toContain('syslinux.efi');
+    expect(
+      served(from, 'pxelinux.cfg/default').every((l) => l.msg === 'tftp transfer finished'),
+      explain(r),
+    ).toBe(true);
+    expect(
+      offers(MAC_UEFI).every((l) => l.firmware === 'efi-x64'),
+      explain(r),
+    ).toBe(true);
     // the UI module and its libraries came from efi64/, not the BIOS files at the root
     for (const m of LOADED) {
       const got = served(from, m);
       expect(got, `${m}\n${explain(r)}`).not.toHaveLength(0);
-      expect(got.every((l) => l.virtual === true), `${m} was served from efi64/\n${explain(r)}`).toBe(true);
+      expect(
+        got.every((l) => l.virtual === true),
+        `${m} was served from efi64/\n${explain(r)}`,
+      ).toBe(true);
     }
   }, 180_000);
 
   it('SeaBIOS + iPXE -> pxelinux.0 -> the same rendered menu with the root (BIOS) modules', async () => {
     const { r, from } = await bootMenu('bios', 'ipxe', MAC_BIOS);
-    expect(offers(MAC_BIOS).map((l) => l.file), explain(r)).toContain(`http://${lab!.serverAddress}:${E2E_HTTP_PORT}/files/pxelinux.0`);
+    expect(
+      offers(MAC_BIOS).map((l) => l.file),
+      explain(r),
+    ).toContain(`http://${lab!.serverAddress}:${E2E_HTTP_PORT}/files/pxelinux.0`);
     expect(overHttp(served(from, 'pxelinux.cfg/default')), explain(r)).toBe(true);
     expect(overHttp(served(from, 'images/e2e-marker/1/x86_64/vmlinuz')), explain(r)).toBe(true);
     for (const m of LOADED) {
       const got = served(from, m);
       expect(got, `${m}\n${explain(r)}`).not.toHaveLength(0);
-      expect(got.every((l) => l.virtual === false), `${m} was the root (BIOS) file\n${explain(r)}`).toBe(true);
+      expect(
+        got.every((l) => l.virtual === false),
+        `${m} was the root (BIOS) file\n${explain(r)}`,
+      ).toBe(true);
     }
   }, 120_000);
 });

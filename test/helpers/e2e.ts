@@ -39,7 +39,9 @@ export function pxeCli(): string {
  */
 export async function pxeSync(cli: string, cfgFile: string, only: string): Promise<string> {
   try {
-    const r = await promisify(execFile)(process.execPath, [cli, 'sync', '--config', cfgFile, '--only', only, '--no-progress'], { timeout: 180_000 });
+    const r = await promisify(execFile)(process.execPath, [cli, 'sync', '--config', cfgFile, '--only', only, '--no-progress'], {
+      timeout: 180_000,
+    });
     return r.stdout;
   } catch (err) {
     const e = err as Error & { stdout?: string; stderr?: string };

@@ -53,8 +53,10 @@ export interface Pair {
 export const DEBIAN = {
   base: 'debian',
   dir: (codename: string, uarch: string) => `debian/dists/${codename}/main/installer-${uarch}/current/images`,
-  kernel: (codename: string, uarch: string) => `debian/dists/${codename}/main/installer-${uarch}/current/images/netboot/debian-installer/${uarch}/linux`,
-  initrd: (codename: string, uarch: string) => `debian/dists/${codename}/main/installer-${uarch}/current/images/netboot/debian-installer/${uarch}/initrd.gz`,
+  kernel: (codename: string, uarch: string) =>
+    `debian/dists/${codename}/main/installer-${uarch}/current/images/netboot/debian-installer/${uarch}/linux`,
+  initrd: (codename: string, uarch: string) =>
+    `debian/dists/${codename}/main/installer-${uarch}/current/images/netboot/debian-installer/${uarch}/initrd.gz`,
   sums: (codename: string, uarch: string) => `debian/dists/${codename}/main/installer-${uarch}/current/images/SHA256SUMS`,
   inrelease: (codename: string) => `debian/dists/${codename}/InRelease`,
 };
@@ -249,7 +251,11 @@ export class TextSink extends Writable {
 }
 
 /** Publishes a fresh pair for each upstream layout the sync tests use (Debian signed, Fedora, openSUSE signed, Alpine, plain). */
-export async function publishAll(mirror: LocalMirror, keys: { debian: TestKey; opensuse: TestKey }, pair: (tag: string) => Pair): Promise<Record<'debian' | 'fedora' | 'opensuse' | 'alpine' | 'plain', Pair>> {
+export async function publishAll(
+  mirror: LocalMirror,
+  keys: { debian: TestKey; opensuse: TestKey },
+  pair: (tag: string) => Pair,
+): Promise<Record<'debian' | 'fedora' | 'opensuse' | 'alpine' | 'plain', Pair>> {
   const p = { debian: pair('debian'), fedora: pair('fedora'), opensuse: pair('opensuse'), alpine: pair('alpine'), plain: pair('plain') };
   await publishDebian(mirror, p.debian, keys.debian);
   publishFedora(mirror, p.fedora);

@@ -157,7 +157,10 @@ export async function rawGet(
       peer.send(rrq, serverPort);
       ok = await peer.waitFor((r) => r.length > idx, 1000);
     }
-    if (!ok) throw new Error(`rawGet: timeout waiting for block ${expected}; got ${JSON.stringify(peer.received.slice(0, 5).map((m) => m.packet))}`);
+    if (!ok)
+      throw new Error(
+        `rawGet: timeout waiting for block ${expected}; got ${JSON.stringify(peer.received.slice(0, 5).map((m) => m.packet))}`,
+      );
     const msg = peer.received[idx++];
     if (!msg) continue;
     if (tid < 0) tid = msg.port;

@@ -42,7 +42,24 @@ function discoverHex(mac: string, xid: number, arch: number, ipxe: boolean): str
 
 /** The boot file of the OFFER the running server sends to this DISCOVER. */
 async function offeredFile(mac: string, xid: number, arch: number, ipxe: boolean): Promise<string> {
-  const r = await lab.exec(cli, ['node', PROBE, '--port', '68', '--to', '255.255.255.255:67', '--hex', discoverHex(mac, xid, arch, ipxe), '--expect', '1', '--wait-ms', '5000'], 15_000);
+  const r = await lab.exec(
+    cli,
+    [
+      'node',
+      PROBE,
+      '--port',
+      '68',
+      '--to',
+      '255.255.255.255:67',
+      '--hex',
+      discoverHex(mac, xid, arch, ipxe),
+      '--expect',
+      '1',
+      '--wait-ms',
+      '5000',
+    ],
+    15_000,
+  );
   const line = r.stdout.split('\n').find(Boolean);
   if (!line) throw new Error(`no OFFER for ${mac}: ${r.stderr}\n${serve.stdout.slice(-2000)}`);
   const d = decode(Buffer.from((JSON.parse(line) as { hex: string }).hex, 'hex'));
@@ -65,7 +82,11 @@ interface Which {
 }
 
 async function which(mac: string, firmware: string): Promise<Which> {
-  const { stdout } = await execFileP(process.execPath, [CLI, 'which', mac, '--ip', CLIENT_IP, '--firmware', firmware, '--config', cfg, '--json'], { timeout: 30_000 });
+  const { stdout } = await execFileP(
+    process.execPath,
+    [CLI, 'which', mac, '--ip', CLIENT_IP, '--firmware', firmware, '--config', cfg, '--json'],
+    { timeout: 30_000 },
+  );
   return JSON.parse(stdout) as Which;
 }
 
@@ -87,7 +108,10 @@ beforeAll(async () => {
   mkdirSync(join(root, 'images', 'debian', '12', 'x86_64'), { recursive: true });
   // and a memdisk entry, which only a BIOS menu offers
   mkdirSync(join(root, 'images', 'freebsd', '14.3', 'x86_64'), { recursive: true });
-  writeFileSync(join(dir, 'hosts.yaml'), 'hosts:\n  "52:54:00:72:00:01": { hostname: web1, entry: debian, version: "12", disk: /dev/vda }\n');
+  writeFileSync(
+    join(dir, 'hosts.yaml'),
+    'hosts:\n  "52:54:00:72:00:01": { hostname: web1, entry: debian, version: "12", disk: /dev/vda }\n',
+  );
   cfg = join(dir, 'pxe.yaml');
   writeFileSync(
     cfg,
@@ -130,7 +154,10 @@ describe('pxe which agrees with the running server', () => {
       expect(expected?.action, c.name).toBe('boot');
       expect(await offeredFile(c.mac, 0x7200 + i, c.arch, c.ipxe), c.name).toBe(expected?.bootFile);
 
-      const got = await walk(w.steps.map((s) => s.path), c.over);
+      const got = await walk(
+        w.steps.map((s) => s.path),
+        c.over,
+      );
       expect(got, c.name).toBeDefined();
       expect(got?.path, c.name).toBe(w.served?.path);
       expect(w.served?.result, c.name).toBe('virtual');

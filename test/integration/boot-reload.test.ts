@@ -40,7 +40,24 @@ function discoverHex(mac: string, xid: number, arch: number): string {
 
 /** Broadcasts the DISCOVER from a client namespace; returns the OFFER's siaddr and file. */
 async function discover(ns: string, mac: string, xid: number, arch: number): Promise<{ siaddr: string; file: string }> {
-  const r = await lab.exec(ns, ['node', PROBE, '--port', '68', '--to', '255.255.255.255:67', '--hex', discoverHex(mac, xid, arch), '--expect', '1', '--wait-ms', '5000'], 15_000);
+  const r = await lab.exec(
+    ns,
+    [
+      'node',
+      PROBE,
+      '--port',
+      '68',
+      '--to',
+      '255.255.255.255:67',
+      '--hex',
+      discoverHex(mac, xid, arch),
+      '--expect',
+      '1',
+      '--wait-ms',
+      '5000',
+    ],
+    15_000,
+  );
   const line = r.stdout.split('\n').find(Boolean);
   if (!line) throw new Error(`no OFFER for ${mac}: ${r.stderr}\n${serve.stdout.slice(-2000)}`);
   const d = decode(Buffer.from((JSON.parse(line) as { hex: string }).hex, 'hex'));
@@ -81,7 +98,13 @@ beforeAll(async () => {
   mkdirSync(join(root, 'images', 'debian', '12', 'x86_64'), { recursive: true });
   writeFileSync(
     join(dir, 'pxe.yaml'),
-    [`tftp: { root: ${root} }`, `catalogDir: ${join(REPO_ROOT, 'distros')}`, `templatesDir: ${join(REPO_ROOT, 'templates')}`, `stateDir: ${join(dir, 'state')}`, ''].join('\n'),
+    [
+      `tftp: { root: ${root} }`,
+      `catalogDir: ${join(REPO_ROOT, 'distros')}`,
+      `templatesDir: ${join(REPO_ROOT, 'templates')}`,
+      `stateDir: ${join(dir, 'state')}`,
+      '',
+    ].join('\n'),
   );
 
   srv = await lab.netns('srv');

@@ -78,10 +78,17 @@ describe('pxe catalog check', () => {
   it('online: a manifest that does not list a file, and a wrong path with URL and HTTP status, fail with exit 1', async () => {
     const listsAll = await pxe('catalog', 'check', 'good.yaml', '--online', '--no-progress');
     expect(listsAll.code).toBe(1);
-    expect(listsAll.stderr).toContain(`pxe: rescue 1.1 x86_64 checksum: ${mirror.url('rescue')}/1.1/SHA256SUMS: does not list "initrd.img"`);
+    expect(listsAll.stderr).toContain(
+      `pxe: rescue 1.1 x86_64 checksum: ${mirror.url('rescue')}/1.1/SHA256SUMS: does not list "initrd.img"`,
+    );
     expect(listsAll.stderr.trim().split('\n')).toHaveLength(1);
 
-    writeFileSync(join(dir, 'wrong.yaml'), entry('{{ version }}/linux').replace('{ version: "1.1" }', '{ version: "1.0", label: x }').replace(', { version: "1.0", label: x }', ''));
+    writeFileSync(
+      join(dir, 'wrong.yaml'),
+      entry('{{ version }}/linux')
+        .replace('{ version: "1.1" }', '{ version: "1.0", label: x }')
+        .replace(', { version: "1.0", label: x }', ''),
+    );
     const r = await pxe('catalog', 'check', 'wrong.yaml', '--online', '--no-progress');
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`pxe: rescue 1.0 x86_64 kernel: ${mirror.url('rescue')}/1.0/linux: HTTP 404`);
@@ -102,9 +109,16 @@ describe('pxe catalog check', () => {
     writeFileSync(join(dir, 'typo.yaml'), entry('{{ verison }}/vmlinuz'));
     const r = await pxe('catalog', 'check', 'typo.yaml');
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`pxe: ${join(dir, 'typo.yaml').replace(/[.]/g, '\\.')}:9:15: field "entries\\[0\\]\\.boot\\.kernel": entry "rescue": rescue\\.boot\\.kernel: unknown variable "verison" \\(did you mean "version"\\?\\)`));
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `pxe: ${join(dir, 'typo.yaml').replace(/[.]/g, '\\.')}:9:15: field "entries\\[0\\]\\.boot\\.kernel": entry "rescue": rescue\\.boot\\.kernel: unknown variable "verison" \\(did you mean "version"\\?\\)`,
+      ),
+    );
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    writeFileSync(join(dir, 'append.yaml'), entry('{{ version }}/vmlinuz').replace('append: "console=ttyS0"', 'append: "console={{ tty }}"'));
+    writeFileSync(
+      join(dir, 'append.yaml'),
+      entry('{{ version }}/vmlinuz').replace('append: "console=ttyS0"', 'append: "console={{ tty }}"'),
+    );
     const a = await pxe('catalog', 'check', 'append.yaml');
     expect(a.code).toBe(1);
     expect(a.stderr).toMatch(/append\.yaml:13:13: field "entries\[0\]\.append": .*unknown variable "tty"/);

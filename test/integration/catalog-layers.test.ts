@@ -144,6 +144,8 @@ describe('a site catalog layer over the shipped catalog', () => {
     writeFileSync(join(dir, 'typo.yaml'), 'stateDir: ./state\ncatalogDirs: [./typo]\n');
     const r = await pxe('list', '--config', 'typo.yaml');
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/typo\/off\.yaml:2:5: field "disable\[0\]": no earlier catalog layer defines "memtest86" \(did you mean "memtest86plus"\?\)/);
+    expect(r.stderr).toMatch(
+      /typo\/off\.yaml:2:5: field "disable\[0\]": no earlier catalog layer defines "memtest86" \(did you mean "memtest86plus"\?\)/,
+    );
   });
 });

@@ -30,7 +30,10 @@ beforeAll(() => {
   mkdirSync(join(site, 'state'), { recursive: true });
   mkdirSync(elsewhere, { recursive: true });
   writeFileSync(join(site, 'pxe.yaml'), 'tftp: { root: ./tftproot }\nstateDir: ./state\nhostsFile: ./hosts.yaml\n');
-  writeFileSync(join(site, 'state', 'boot-events.jsonl'), `${JSON.stringify({ time: '2026-12-01T10:00:00.000Z', proto: 'dhcp', mac: MAC, what: 'DISCOVER -> offered pxelinux.0' })}\n`);
+  writeFileSync(
+    join(site, 'state', 'boot-events.jsonl'),
+    `${JSON.stringify({ time: '2026-12-01T10:00:00.000Z', proto: 'dhcp', mac: MAC, what: 'DISCOVER -> offered pxelinux.0' })}\n`,
+  );
 });
 afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -42,7 +45,10 @@ describe('config lookup order', () => {
     mkdirSync(cwd, { recursive: true });
     const system = join(dir, 'system-pxe.yaml');
     const env = { PXE_CONFIG: 'from-env.yaml' };
-    expect(findConfigFile(undefined, { cwd, env: {}, systemFile: system })).toEqual({ path: undefined, why: `no --config, $PXE_CONFIG, ./pxe.yaml or ${system}` });
+    expect(findConfigFile(undefined, { cwd, env: {}, systemFile: system })).toEqual({
+      path: undefined,
+      why: `no --config, $PXE_CONFIG, ./pxe.yaml or ${system}`,
+    });
     writeFileSync(system, 'stateDir: ./sys-state\n');
     expect(findConfigFile(undefined, { cwd, env: {}, systemFile: system })).toEqual({ path: system, why: system });
     writeFileSync(join(cwd, 'pxe.yaml'), '{}\n');
@@ -77,7 +83,9 @@ describe('every command, from another directory', () => {
   it('with no file anywhere, the defaults are announced with the state directory they imply', async () => {
     const r = await pxe(['list', '--only', 'debian'], { cwd: elsewhere });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/^pxe: config: embedded defaults \(no --config, \$PXE_CONFIG, \.\/pxe\.yaml or \/etc\/pxe\/pxe\.yaml\); state \S+\/somewhere\/else\/state, tftproot \S+\/somewhere\/else\/tftproot$/m);
+    expect(r.stderr).toMatch(
+      /^pxe: config: embedded defaults \(no --config, \$PXE_CONFIG, \.\/pxe\.yaml or \/etc\/pxe\/pxe\.yaml\); state \S+\/somewhere\/else\/state, tftproot \S+\/somewhere\/else\/tftproot$/m,
+    );
   });
 
   it('a $PXE_CONFIG that does not exist is an error naming it, not a fall back to defaults', async () => {

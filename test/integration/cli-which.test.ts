@@ -77,15 +77,24 @@ describe('pxe which', () => {
     // iPXE on BIOS gets pxelinux.0 over HTTP (dhcp.ipxeHttp), iPXE on UEFI keeps syslinux.efi
     expect(stdout).toMatch(/x86 BIOS \(93=0\) \+ iPXE\s+http:\/\/10\.77\.0\.10:8080\/files\/pxelinux\.0/);
     expect(stdout).toMatch(/x64 UEFI \(93=7\/9\) \+ iPXE\s+syslinux\.efi/);
-    expect(json.dhcp.find((d: { firmware: string; ipxe: boolean }) => d.firmware === 'bios' && d.ipxe)).toMatchObject({ action: 'boot', bootFile: 'http://10.77.0.10:8080/files/pxelinux.0' });
+    expect(json.dhcp.find((d: { firmware: string; ipxe: boolean }) => d.firmware === 'bios' && d.ipxe)).toMatchObject({
+      action: 'boot',
+      bootFile: 'http://10.77.0.10:8080/files/pxelinux.0',
+    });
   });
 
   it('walks the hex IP shortened digit by digit and stops at the first static file', async () => {
     const { json, stdout } = await which('52:54:00:ab:cd:ef', '--ip', '10.77.0.111');
     expect(json.steps.map((s: { path: string }) => s.path)).toEqual([
       'pxelinux.cfg/01-52-54-00-ab-cd-ef',
-      'pxelinux.cfg/0A4D006F', 'pxelinux.cfg/0A4D006', 'pxelinux.cfg/0A4D00', 'pxelinux.cfg/0A4D0',
-      'pxelinux.cfg/0A4D', 'pxelinux.cfg/0A4', 'pxelinux.cfg/0A', 'pxelinux.cfg/0',
+      'pxelinux.cfg/0A4D006F',
+      'pxelinux.cfg/0A4D006',
+      'pxelinux.cfg/0A4D00',
+      'pxelinux.cfg/0A4D0',
+      'pxelinux.cfg/0A4D',
+      'pxelinux.cfg/0A4',
+      'pxelinux.cfg/0A',
+      'pxelinux.cfg/0',
       'pxelinux.cfg/default',
     ]);
     expect(json.steps[0].result).toBe('missing');

@@ -51,8 +51,26 @@ describe('dashboard in headless Chromium against a running pxe serve', () => {
       `hosts:\n  "${MAC}":\n    hostname: web01\n    entry: alpine\n    install_once: true\n    password_hash: "${SECRET_HASH}"\n    ssh_key: "${SSH_KEY}"\n`,
     );
     appendFileSync(join(site.root, 'pxe.yaml'), `hostsFile: ./hosts.yaml\ndashboard:\n  adminToken: ${TOKEN}\n`);
-    server = spawn(process.execPath, [CLI, 'serve', '--config', join(site.root, 'pxe.yaml'), '--listen', '127.0.0.1',
-      '--http-port', String(PORTS.http), '--tftp-port', String(PORTS.tftp), '--dhcp-port', String(PORTS.dhcp), '--pxe-port', String(PORTS.pxe)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    server = spawn(
+      process.execPath,
+      [
+        CLI,
+        'serve',
+        '--config',
+        join(site.root, 'pxe.yaml'),
+        '--listen',
+        '127.0.0.1',
+        '--http-port',
+        String(PORTS.http),
+        '--tftp-port',
+        String(PORTS.tftp),
+        '--dhcp-port',
+        String(PORTS.dhcp),
+        '--pxe-port',
+        String(PORTS.pxe),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     server.stdout?.on('data', (d: Buffer) => (log += d.toString()));
     server.stderr?.on('data', (d: Buffer) => (log += d.toString()));
     await waitFor(async () => (await fetch(url('/healthz')).catch(() => null))?.ok, 40_000, `pxe serve on ${PORTS.http} (${log})`, 250);
@@ -82,12 +100,40 @@ describe('dashboard in headless Chromium against a running pxe serve', () => {
     expect(await page.textContent('#machines')).toContain('no machine has asked yet');
     // DHCP: the ProxyDHCPREQUEST a PXE ROM sends to port 4011 (PXE 2.1 §2.2.4), unicast, so
     // the ACK comes back to the probe on loopback; the row appears without a reload
-    const req = encode(makeRequest({
-      xid: 0x1234, ciaddr: '127.0.0.1', chaddr: Buffer.from(MAC.replace(/:/g, ''), 'hex'),
-      options: new Map([[53, Buffer.from([3])], [60, Buffer.from('PXEClient:Arch:00000:UNDI:002001')], [93, Buffer.from([0, 0])], [94, Buffer.from([1, 2, 1])], [97, Buffer.concat([Buffer.from([0]), Buffer.alloc(16, 7)])]]),
-    }));
+    const req = encode(
+      makeRequest({
+        xid: 0x1234,
+        ciaddr: '127.0.0.1',
+        chaddr: Buffer.from(MAC.replace(/:/g, ''), 'hex'),
+        options: new Map([
+          [53, Buffer.from([3])],
+          [60, Buffer.from('PXEClient:Arch:00000:UNDI:002001')],
+          [93, Buffer.from([0, 0])],
+          [94, Buffer.from([1, 2, 1])],
+          [97, Buffer.concat([Buffer.from([0]), Buffer.alloc(16, 7)])],
+        ]),
+      }),
+    );
     if (!req.ok) throw new Error(req.detail);
-    const probe = await run([process.execPath, 'dist/dhcp/probe.js', '--port', '0', '--bind', '127.0.0.1', '--to', `127.0.0.1:${PORTS.pxe}`, '--hex', req.data.toString('hex'), '--expect', '1', '--wait-ms', '5000'], 15_000);
+    const probe = await run(
+      [
+        process.execPath,
+        'dist/dhcp/probe.js',
+        '--port',
+        '0',
+        '--bind',
+        '127.0.0.1',
+        '--to',
+        `127.0.0.1:${PORTS.pxe}`,
+        '--hex',
+        req.data.toString('hex'),
+        '--expect',
+        '1',
+        '--wait-ms',
+        '5000',
+      ],
+      15_000,
+    );
     expect(probe.stdout, `${probe.stderr}\n${log}`).toContain('"hex"');
     const row = page.locator(`#m-${MAC.replace(/:/g, '')}`);
     await row.waitFor({ timeout: 10_000 });
@@ -98,7 +144,11 @@ describe('dashboard in headless Chromium against a running pxe serve', () => {
     await tftpHpaGet(PORTS.tftp, `pxelinux.cfg/01-${MAC.replace(/:/g, '-')}`, out);
     await tftpHpaGet(PORTS.tftp, 'pxelinux.0', out);
     await tftpHpaGet(PORTS.tftp, 'vmlinuz', out);
-    await waitFor(async () => (await row.locator('.stage').textContent())?.includes('kernel loaded'), 10_000, `kernel loaded on the page (${await row.textContent()})`);
+    await waitFor(
+      async () => (await row.locator('.stage').textContent())?.includes('kernel loaded'),
+      10_000,
+      `kernel loaded on the page (${await row.textContent()})`,
+    );
     await row.locator('summary').click();
     const steps = await row.locator('ol.tl li').allTextContents();
     expect(steps.join('\n')).toMatch(/TFTP pxelinux\.0/);
@@ -113,16 +163,29 @@ describe('dashboard in headless Chromium against a running pxe serve', () => {
     const page = await browser.newPage();
     await page.goto(url('/catalog'));
     const csrf = await page.locator('input[name=csrf]').first().inputValue();
-    const status = await page.evaluate(async (c) => (await fetch('/dashboard/actions/sync/alpine', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `csrf=${c}` })).status, csrf);
+    const status = await page.evaluate(
+      async (c) =>
+        (
+          await fetch('/dashboard/actions/sync/alpine', {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            body: `csrf=${c}`,
+          })
+        ).status,
+      csrf,
+    );
     expect(status).toBe(401);
-    const bad = await fetch(url('/dashboard/actions/hosts/' + MAC + '/reinstall'), { method: 'POST', headers: { authorization: 'Bearer wrong-token-0123456789' } });
+    const bad = await fetch(url('/dashboard/actions/hosts/' + MAC + '/reinstall'), {
+      method: 'POST',
+      headers: { authorization: 'Bearer wrong-token-0123456789' },
+    });
     expect(bad.status).toBe(401);
     await waitFor(() => log.includes('dashboard action refused'), 5_000, 'the refusal in the log');
     expect(existsSync(join(site.root, 'tftproot', 'images', 'alpine'))).toBe(false);
     await page.close();
   });
 
-  it('signs in and syncs an entry from the page: the local mirror\'s files are installed and the row says synced', async () => {
+  it("signs in and syncs an entry from the page: the local mirror's files are installed and the row says synced", async () => {
     const page = await browser.newPage();
     await page.goto(url('/hosts'));
     const html = await page.content();
@@ -169,10 +232,14 @@ describe('dashboard in headless Chromium against a running pxe serve', () => {
     await act('remove');
     expect(readFileSync(join(site.root, 'hosts.yaml'), 'utf8')).not.toContain(MAC);
     // the running server reloads the hosts file by itself (its watcher): the row goes away
-    await waitFor(async () => {
-      await page.reload();
-      return (await row.count()) === 0;
-    }, 15_000, 'the removed host to leave the page');
+    await waitFor(
+      async () => {
+        await page.reload();
+        return (await row.count()) === 0;
+      },
+      15_000,
+      'the removed host to leave the page',
+    );
     await page.close();
   });
 });

@@ -53,7 +53,13 @@ describe('pxe dhcp-config', () => {
     const file = join(dir, 'kea.json');
     writeFileSync(
       file,
-      JSON.stringify({ Dhcp4: { ...out.Dhcp4, 'interfaces-config': { interfaces: [] }, subnet4: [{ id: 1, subnet: '10.77.0.0/24', pools: [{ pool: '10.77.0.100-10.77.0.150' }] }] } }),
+      JSON.stringify({
+        Dhcp4: {
+          ...out.Dhcp4,
+          'interfaces-config': { interfaces: [] },
+          subnet4: [{ id: 1, subnet: '10.77.0.0/24', pools: [{ pool: '10.77.0.100-10.77.0.150' }] }],
+        },
+      }),
     );
     await run('kea-dhcp4', ['-t', file], { timeout: 20_000 });
   });
@@ -75,19 +81,35 @@ describe('pxe dhcp-config', () => {
 
     const isc = await generate('isc', 'defaults.yaml');
     // the iPXE rule comes first: dhcpd takes the first matching if/elsif branch
-    expect(isc).toMatch(new RegExp(`if exists user-class and option user-class = "iPXE" and option arch = 00:00 \\{\\s+filename "${url}";\\s+\\}\\s+elsif option arch = 00:00 \\{\\s+filename "pxelinux\\.0";`));
+    expect(isc).toMatch(
+      new RegExp(
+        `if exists user-class and option user-class = "iPXE" and option arch = 00:00 \\{\\s+filename "${url}";\\s+\\}\\s+elsif option arch = 00:00 \\{\\s+filename "pxelinux\\.0";`,
+      ),
+    );
     const conf = join(dir, 'dhcpd-defaults.conf');
     writeFileSync(conf, `subnet 10.77.0.0 netmask 255.255.255.0 { range 10.77.0.100 10.77.0.150; }\n${isc}`);
     await run('dhcpd', ['-t', '-cf', conf], { timeout: 20_000 });
 
     const kea = JSON.parse(await generate('kea', 'defaults.yaml')) as { Dhcp4: { 'client-classes': Array<Record<string, string>> } };
     const classes = kea.Dhcp4['client-classes'];
-    expect(classes.find((c) => c.name === 'pxe-bios-ipxe')).toMatchObject({ 'boot-file-name': url, test: "option[77].text == 'iPXE' and option[93].hex == 0x0000" });
+    expect(classes.find((c) => c.name === 'pxe-bios-ipxe')).toMatchObject({
+      'boot-file-name': url,
+      test: "option[77].text == 'iPXE' and option[93].hex == 0x0000",
+    });
     // mutually exclusive with the plain BIOS class; UEFI classes are untouched
     expect(classes.find((c) => c.name === 'pxe-bios')?.test).toBe("not option[77].text == 'iPXE' and (option[93].hex == 0x0000)");
     expect(classes.find((c) => c.name === 'pxe-efi-x64')?.test).not.toContain('iPXE');
     const keaFile = join(dir, 'kea-defaults.json');
-    writeFileSync(keaFile, JSON.stringify({ Dhcp4: { ...kea.Dhcp4, 'interfaces-config': { interfaces: [] }, subnet4: [{ id: 1, subnet: '10.77.0.0/24', pools: [{ pool: '10.77.0.100-10.77.0.150' }] }] } }));
+    writeFileSync(
+      keaFile,
+      JSON.stringify({
+        Dhcp4: {
+          ...kea.Dhcp4,
+          'interfaces-config': { interfaces: [] },
+          subnet4: [{ id: 1, subnet: '10.77.0.0/24', pools: [{ pool: '10.77.0.100-10.77.0.150' }] }],
+        },
+      }),
+    );
     await run('kea-dhcp4', ['-t', keaFile], { timeout: 20_000 });
 
     const dnsmasq = await generate('dnsmasq', 'defaults.yaml');
@@ -110,7 +132,9 @@ describe('pxe dhcp-config', () => {
     expect(isc).toMatch(
       /class "uboot" \{\s+match if substring \(option vendor-class-identifier, 0, 6\) = "U-Boot" or option arch = 00:15 or option arch = 00:16;\s+next-server 10\.77\.0\.10;\s+filename "boot\.scr\.uimg";\s+\}/,
     );
-    const kea = (JSON.parse(await generate('kea')) as { Dhcp4: { 'client-classes': Array<Record<string, string>> } }).Dhcp4['client-classes'];
+    const kea = (JSON.parse(await generate('kea')) as { Dhcp4: { 'client-classes': Array<Record<string, string>> } }).Dhcp4[
+      'client-classes'
+    ];
     expect(kea.find((c) => c.name === 'uboot')).toEqual({
       name: 'uboot',
       test: "substring(option[60].hex,0,6) == 'U-Boot' or option[93].hex == 0x0015 or option[93].hex == 0x0016",
@@ -118,7 +142,9 @@ describe('pxe dhcp-config', () => {
       'boot-file-name': 'boot.scr.uimg',
     });
     const dnsmasq = await generate('dnsmasq');
-    expect(dnsmasq).toContain('dhcp-vendorclass=set:uboot,U-Boot\ndhcp-match=set:uboot,option:client-arch,21\ndhcp-match=set:uboot,option:client-arch,22\ndhcp-boot=tag:uboot,boot.scr.uimg,,10.77.0.10\n');
+    expect(dnsmasq).toContain(
+      'dhcp-vendorclass=set:uboot,U-Boot\ndhcp-match=set:uboot,option:client-arch,21\ndhcp-match=set:uboot,option:client-arch,22\ndhcp-boot=tag:uboot,boot.scr.uimg,,10.77.0.10\n',
+    );
     // (the checkers of the tests above ran on these same outputs)
     const noUboot = configSchema.parse({ dhcp: { bootFiles: { uboot: null } } });
     for (const f of ['isc', 'kea', 'dnsmasq'] as const) expect(renderDhcpConfig(noUboot, f, '10.77.0.10')).not.toMatch(/uboot|U-Boot/);
@@ -126,7 +152,11 @@ describe('pxe dhcp-config', () => {
 
   it('--next-server-only: next-server for PXE clients and no file name, accepted by every checker', async () => {
     const gen = async (format: string) =>
-      (await run('node', [CLI, 'dhcp-config', '--format', format, '--next-server-only', '--config', join(dir, 'pxe.yaml')], { timeout: 20_000 })).stdout;
+      (
+        await run('node', [CLI, 'dhcp-config', '--format', format, '--next-server-only', '--config', join(dir, 'pxe.yaml')], {
+          timeout: 20_000,
+        })
+      ).stdout;
     const isc = await gen('isc');
     expect(isc).toContain('next-server 10.77.0.10;');
     expect(isc).not.toMatch(/filename/);
@@ -135,12 +165,22 @@ describe('pxe dhcp-config', () => {
     await run('dhcpd', ['-t', '-cf', conf], { timeout: 20_000 });
     const kea = JSON.parse(await gen('kea')) as { Dhcp4: { 'client-classes': Array<Record<string, string>> } };
     expect(kea.Dhcp4['client-classes']).toEqual([
-      { name: 'pxe-next-server', test: "substring(option[60].hex,0,9) == 'PXEClient' or substring(option[60].hex,0,6) == 'U-Boot'", 'next-server': '10.77.0.10' },
+      {
+        name: 'pxe-next-server',
+        test: "substring(option[60].hex,0,9) == 'PXEClient' or substring(option[60].hex,0,6) == 'U-Boot'",
+        'next-server': '10.77.0.10',
+      },
     ]);
     const file = join(dir, 'kea-ns.json');
     writeFileSync(
       file,
-      JSON.stringify({ Dhcp4: { ...kea.Dhcp4, 'interfaces-config': { interfaces: [] }, subnet4: [{ id: 1, subnet: '10.77.0.0/24', pools: [{ pool: '10.77.0.100-10.77.0.150' }] }] } }),
+      JSON.stringify({
+        Dhcp4: {
+          ...kea.Dhcp4,
+          'interfaces-config': { interfaces: [] },
+          subnet4: [{ id: 1, subnet: '10.77.0.0/24', pools: [{ pool: '10.77.0.100-10.77.0.150' }] }],
+        },
+      }),
     );
     await run('kea-dhcp4', ['-t', file], { timeout: 20_000 });
     // dnsmasq: an empty file field with a server address (the SB e2e boots through exactly this)
@@ -153,7 +193,9 @@ describe('pxe dhcp-config', () => {
 
   it('needs a server address', async () => {
     writeFileSync(join(dir, 'noaddr.yaml'), 'logLevel: info\n');
-    const err = (await run('node', [CLI, 'dhcp-config', '--format', 'isc', '--config', join(dir, 'noaddr.yaml')]).catch((e: unknown) => e)) as { code: number; stderr: string };
+    const err = (await run('node', [CLI, 'dhcp-config', '--format', 'isc', '--config', join(dir, 'noaddr.yaml')]).catch(
+      (e: unknown) => e,
+    )) as { code: number; stderr: string };
     expect(err.code).toBe(2);
     expect(err.stderr).toMatch(/needs --server-address/);
   });

@@ -238,7 +238,7 @@ describe('proxyDHCP in network namespaces', () => {
     expect(p?.options.get(43)?.toString('hex')).toBe('470480000000ff');
   });
 
-  it('multi-homed: a client on a second interface is offered that interface\'s address, and the broadcast leaves there', async () => {
+  it("multi-homed: a client on a second interface is offered that interface's address, and the broadcast leaves there", async () => {
     // a second segment 10.68.0.0/24 on s1; the client's own address is in neither of
     // our subnets (so neither ciaddr nor the source can tell), only the arrival
     // interface can; the server's default route points at the other segment (s0)
@@ -254,7 +254,16 @@ describe('proxyDHCP in network namespaces', () => {
     expect(o.serverId(p)).toBe('10.68.0.1');
     expect(p.xid).toBe(0x7007);
     // and the first segment still gets its own address
-    const first = await probe(['--port', '68', '--to', '255.255.255.255:67', '--hex', hex(pxeDiscover('52:54:00:00:00:08', 0x8008)), '--expect', '1']);
+    const first = await probe([
+      '--port',
+      '68',
+      '--to',
+      '255.255.255.255:67',
+      '--hex',
+      hex(pxeDiscover('52:54:00:00:00:08', 0x8008)),
+      '--expect',
+      '1',
+    ]);
     expect(first[0]?.packet.siaddr).toBe(SRV_IP);
     expect(o.serverId(first[0]?.packet as DhcpPacket)).toBe(SRV_IP);
   });
@@ -265,7 +274,20 @@ describe('proxyDHCP in network namespaces', () => {
     const lines: Array<Record<string, unknown>> = [];
     const fallback = lab.spawn(
       srv,
-      ['node', STANDALONE, '--io', 'dgram', '--dhcp-port', '1067', '--pxe-port', '14011', '--ipxe', 'http://10.66.0.1/boot.ipxe', '--server-address', SRV_IP],
+      [
+        'node',
+        STANDALONE,
+        '--io',
+        'dgram',
+        '--dhcp-port',
+        '1067',
+        '--pxe-port',
+        '14011',
+        '--ipxe',
+        'http://10.66.0.1/boot.ipxe',
+        '--server-address',
+        SRV_IP,
+      ],
       { cwd: ROOT },
     );
     collectJsonLines(fallback, lines);
@@ -276,9 +298,22 @@ describe('proxyDHCP in network namespaces', () => {
       // says ENETUNREACH and the proxy uses the directed broadcast, with one error line
       await run(['ip', '-n', srv, 'route', 'del', 'default', 'dev', 's0']);
       try {
-        const noRoute = await probe(['--port', '68', '--to', `${SRV_IP}:1067`, '--hex', hex(pxeDiscover('52:54:00:00:00:09', 0x9009)), '--expect', '1']);
+        const noRoute = await probe([
+          '--port',
+          '68',
+          '--to',
+          `${SRV_IP}:1067`,
+          '--hex',
+          hex(pxeDiscover('52:54:00:00:00:09', 0x9009)),
+          '--expect',
+          '1',
+        ]);
         expect(noRoute[0]?.packet.xid).toBe(0x9009);
-        const errLine = await waitFor(() => lines.find((l) => String(l.msg).includes('no route for 255.255.255.255')), 5_000, 'the no-route error line');
+        const errLine = await waitFor(
+          () => lines.find((l) => String(l.msg).includes('no route for 255.255.255.255')),
+          5_000,
+          'the no-route error line',
+        );
         expect(errLine?.level).toBe(50);
         expect(errLine?.fallback).toEqual(['10.66.0.255']);
       } finally {
@@ -304,12 +339,42 @@ describe('proxyDHCP in network namespaces', () => {
     const before = await proxyStats();
     const r67 = lab.exec(
       cli,
-      ['node', PROBE, '--port', '0', '--to', `${SRV_IP}:67`, '--fuzz-dir', join(ROOT, 'test/fixtures/dhcp'), '--count', '80000', '--rate', '8000', '--seed', '7'],
+      [
+        'node',
+        PROBE,
+        '--port',
+        '0',
+        '--to',
+        `${SRV_IP}:67`,
+        '--fuzz-dir',
+        join(ROOT, 'test/fixtures/dhcp'),
+        '--count',
+        '80000',
+        '--rate',
+        '8000',
+        '--seed',
+        '7',
+      ],
       60_000,
     );
     const r4011 = lab.exec(
       cli,
-      ['node', PROBE, '--port', '0', '--to', `${SRV_IP}:4011`, '--fuzz-dir', join(ROOT, 'test/fixtures/dhcp'), '--count', '20000', '--rate', '2000', '--seed', '8'],
+      [
+        'node',
+        PROBE,
+        '--port',
+        '0',
+        '--to',
+        `${SRV_IP}:4011`,
+        '--fuzz-dir',
+        join(ROOT, 'test/fixtures/dhcp'),
+        '--count',
+        '20000',
+        '--rate',
+        '2000',
+        '--seed',
+        '8',
+      ],
       60_000,
     );
     const [a, b] = await Promise.all([r67, r4011]);

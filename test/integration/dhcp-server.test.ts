@@ -84,7 +84,13 @@ describe('ProxyDhcpServer (loopback)', () => {
     expect(p?.file).toBe('file-efi-x64');
     expect(p?.siaddr).toBe('127.0.0.5');
     expect(p && o.serverId(p)).toBe('127.0.0.1');
-    expect(asked.at(-1)).toMatchObject({ mac: '52:54:00:00:00:01', firmware: 'efi-x64', arch: 7, sourceAddress: '127.0.0.1', serverAddress: '127.0.0.1' });
+    expect(asked.at(-1)).toMatchObject({
+      mac: '52:54:00:00:00:01',
+      firmware: 'efi-x64',
+      arch: 7,
+      sourceAddress: '127.0.0.1',
+      serverAddress: '127.0.0.1',
+    });
     expect(events.at(-1)).toMatchObject({ mac: '52:54:00:00:00:01', reply: 'ack', bootFile: 'file-efi-x64', port: 'pxe' });
   });
 
@@ -147,7 +153,14 @@ describe('ProxyDhcpServer (loopback)', () => {
 describe('ProxyDhcpServer idle housekeeping', () => {
   it('re-reads the interface list and scavenges the young generation between bursts, never in the middle of one', async () => {
     const reads: number[] = [];
-    const fakeLo: os.NetworkInterfaceInfo = { address: '127.0.0.1', netmask: '255.0.0.0', family: 'IPv4', mac: '00:00:00:00:00:00', internal: false, cidr: '127.0.0.1/8' };
+    const fakeLo: os.NetworkInterfaceInfo = {
+      address: '127.0.0.1',
+      netmask: '255.0.0.0',
+      family: 'IPv4',
+      mac: '00:00:00:00:00:00',
+      internal: false,
+      cidr: '127.0.0.1/8',
+    };
     const srv = new ProxyDhcpServer({
       booter: { dhcpBoot: () => ({ action: 'boot', bootFile: 'pxelinux.0', nextServer: '127.0.0.1', reason: 'test' }) },
       logger: silentLogger,
@@ -163,7 +176,9 @@ describe('ProxyDhcpServer idle housekeeping', () => {
     });
     const minorGcs: number[] = [];
     const obs = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) if ((e.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MINOR) minorGcs.push(performance.timeOrigin + e.startTime);
+      for (const e of list.getEntries())
+        if ((e.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MINOR)
+          minorGcs.push(performance.timeOrigin + e.startTime);
     });
     obs.observe({ entryTypes: ['gc'] });
     try {
@@ -197,9 +212,14 @@ describe('ProxyDhcpServer idle housekeeping', () => {
       expect(srv.stats.acks).toBeGreaterThan(200);
       // during the burst, a read may only follow a real pause in the requests (this
       // test's own loop can stall on a loaded machine), never a request 5 ms earlier
-      const readsAfterBusyMoments = reads.filter((t) => t > burstStart + 100 && t <= burstEnd && t - Math.max(...sent.filter((x) => x <= t)) < 40);
+      const readsAfterBusyMoments = reads.filter(
+        (t) => t > burstStart + 100 && t <= burstEnd && t - Math.max(...sent.filter((x) => x <= t)) < 40,
+      );
       expect(readsAfterBusyMoments, 'interface reads while requests kept coming').toEqual([]);
-      expect(reads.filter((t) => t > burstEnd && t <= due + 400).length, `an interface read once it went quiet (reads ${JSON.stringify(reads.map((t) => t - burstStart))}, end ${burstEnd - burstStart}, due ${due - burstStart}, now ${Date.now() - burstStart})`).toBeGreaterThan(0);
+      expect(
+        reads.filter((t) => t > burstEnd && t <= due + 400).length,
+        `an interface read once it went quiet (reads ${JSON.stringify(reads.map((t) => t - burstStart))}, end ${burstEnd - burstStart}, due ${due - burstStart}, now ${Date.now() - burstStart})`,
+      ).toBeGreaterThan(0);
       expect(minorGcs.filter((t) => t > junkDone && t <= junkDone + 400).length, 'a scavenge once it went quiet').toBeGreaterThan(0);
       expect(junk).toEqual([]);
     } finally {

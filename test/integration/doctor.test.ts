@@ -30,9 +30,19 @@ describe('pxe doctor (namespace lab, dnsmasq as site DHCP and as a rogue proxyDH
 
   const dnsmasq = (ns: string, iface: string, name: string, extra: string[]): ChildProcess =>
     lab.spawn(ns, [
-      'dnsmasq', '--no-daemon', '--conf-file=/dev/null', '--port=0', `--interface=${iface}`, '--bind-interfaces',
-      '--user=root', '--group=root', `--pid-file=${join(dir, `${name}.pid`)}`, `--dhcp-leasefile=${join(dir, `${name}.leases`)}`,
-      '--log-dhcp', '--log-facility=-', ...extra,
+      'dnsmasq',
+      '--no-daemon',
+      '--conf-file=/dev/null',
+      '--port=0',
+      `--interface=${iface}`,
+      '--bind-interfaces',
+      '--user=root',
+      '--group=root',
+      `--pid-file=${join(dir, `${name}.pid`)}`,
+      `--dhcp-leasefile=${join(dir, `${name}.leases`)}`,
+      '--log-dhcp',
+      '--log-facility=-',
+      ...extra,
     ]);
 
   const startSite = async (withDns: boolean): Promise<void> => {
@@ -61,7 +71,16 @@ describe('pxe doctor (namespace lab, dnsmasq as site DHCP and as a rogue proxyDH
     writeFileSync(join(root, 'pxelinux.0'), Buffer.alloc(1024, 1));
     writeFileSync(
       join(dir, 'pxe.yaml'),
-      ['tftp:', '  root: ./tftproot', 'dhcp:', '  bootFiles:', '    efi-x64: null', `stateDir: ./state`, `hostsFile: ./hosts.yaml`, ''].join('\n'),
+      [
+        'tftp:',
+        '  root: ./tftproot',
+        'dhcp:',
+        '  bootFiles:',
+        '    efi-x64: null',
+        `stateDir: ./state`,
+        `hostsFile: ./hosts.yaml`,
+        '',
+      ].join('\n'),
     );
     const sw = await lab.netns('sw');
     pxe = await lab.netns('pxe');
@@ -101,9 +120,16 @@ describe('pxe doctor (namespace lab, dnsmasq as site DHCP and as a rogue proxyDH
       expect(code).toBe(0);
       expect(text).toContain('no problems found');
       const msgs = findings.map((f) => f.message);
-      expect(msgs).toContainEqual(expect.stringMatching(/DHCP server 10\.71\.0\.1 offers addresses \(10\.71\.0\.1\d\d\), router 10\.71\.0\.1, name server 10\.71\.0\.1/));
-      expect(msgs).toContainEqual(expect.stringMatching(/this host's proxyDHCP \(10\.71\.0\.2\) answers PXE clients: .*boot file "pxelinux\.0"/));
-      for (const p of ['UDP 67', 'UDP 4011', 'UDP 69', 'TCP 8080']) expect(msgs).toContainEqual(expect.stringMatching(new RegExp(`^${p} is held by pxe serve`)));
+      expect(msgs).toContainEqual(
+        expect.stringMatching(
+          /DHCP server 10\.71\.0\.1 offers addresses \(10\.71\.0\.1\d\d\), router 10\.71\.0\.1, name server 10\.71\.0\.1/,
+        ),
+      );
+      expect(msgs).toContainEqual(
+        expect.stringMatching(/this host's proxyDHCP \(10\.71\.0\.2\) answers PXE clients: .*boot file "pxelinux\.0"/),
+      );
+      for (const p of ['UDP 67', 'UDP 4011', 'UDP 69', 'TCP 8080'])
+        expect(msgs).toContainEqual(expect.stringMatching(new RegExp(`^${p} is held by pxe serve`)));
       expect(msgs).toContainEqual(expect.stringMatching(/^bios: pxelinux\.0 is present/));
     } finally {
       await lab.stop(serve);
@@ -119,7 +145,8 @@ describe('pxe doctor (namespace lab, dnsmasq as site DHCP and as a rogue proxyDH
       await lab.waitForUdpPort(pxe, 69);
       const { code, findings, text } = await doctor();
       expect(code, text).toBe(1);
-      const find = (sev: Finding['severity'], re: RegExp): Finding | undefined => findings.find((f) => f.severity === sev && re.test(f.message));
+      const find = (sev: Finding['severity'], re: RegExp): Finding | undefined =>
+        findings.find((f) => f.severity === sev && re.test(f.message));
       const second = find('error', /another proxyDHCP\/PXE server at 10\.71\.0\.3/);
       expect(second, text).toBeDefined();
       expect(second?.message).toContain('"Rogue boot"');

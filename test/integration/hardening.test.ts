@@ -26,7 +26,7 @@ let cli = '';
 let dir = '';
 let server: ServeChild | undefined;
 const FILE = Buffer.alloc(300_000);
-for (let i = 0; i < FILE.length; i += 4) FILE.writeUInt32BE(i * 2654435761 >>> 0, i);
+for (let i = 0; i < FILE.length; i += 4) FILE.writeUInt32BE((i * 2654435761) >>> 0, i);
 
 /** Parses the Prometheus text into name{labels} -> value. */
 async function scrape(ns: string): Promise<Map<string, number>> {
@@ -47,7 +47,16 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'tftproot', 'f.bin'), FILE);
   writeFileSync(
     join(dir, 'pxe.yaml'),
-    ['allow:', '  - 127.0.0.1/32', '  - ::1/128', '  - 10.77.0.2/32', 'tftp: { root: ./tftproot }', 'stateDir: ./state', 'logLevel: info', ''].join('\n'),
+    [
+      'allow:',
+      '  - 127.0.0.1/32',
+      '  - ::1/128',
+      '  - 10.77.0.2/32',
+      'tftp: { root: ./tftproot }',
+      'stateDir: ./state',
+      'logLevel: info',
+      '',
+    ].join('\n'),
   );
   srv = await lab.netns('srv');
   cli = await lab.netns('cli');
@@ -59,7 +68,22 @@ beforeAll(async () => {
   server = new ServeChild({
     netns: srv,
     cwd: dir,
-    args: ['--config', join(dir, 'pxe.yaml'), '--listen', '0.0.0.0', '--server-address', '10.77.0.1', '--tftp-port', '69', '--http-port', '8080', '--dhcp-port', '67', '--pxe-port', '4011'],
+    args: [
+      '--config',
+      join(dir, 'pxe.yaml'),
+      '--listen',
+      '0.0.0.0',
+      '--server-address',
+      '10.77.0.1',
+      '--tftp-port',
+      '69',
+      '--http-port',
+      '8080',
+      '--dhcp-port',
+      '67',
+      '--pxe-port',
+      '4011',
+    ],
   });
   await server.ready();
 });
@@ -82,9 +106,17 @@ describe('allow list', () => {
     expect(missingOk.code).toBe(68);
     // denied: not even that error; curl waits until it gives up (28 = timeout)
     const before = (await scrape(srv)).get('pxe_tftp_drops_total{reason="denied"}') ?? 0;
-    const denied = await lab.exec(srv, ['curl', '-s', '--interface', '127.0.0.2', '--max-time', '3', '-o', '/dev/null', 'tftp://127.0.0.1:69/nope'], 10_000);
+    const denied = await lab.exec(
+      srv,
+      ['curl', '-s', '--interface', '127.0.0.2', '--max-time', '3', '-o', '/dev/null', 'tftp://127.0.0.1:69/nope'],
+      10_000,
+    );
     expect(denied.code).toBe(28);
-    const deniedFile = await lab.exec(srv, ['curl', '-s', '--interface', '127.0.0.2', '--max-time', '3', '-o', join(dir, 'denied.bin'), 'tftp://127.0.0.1:69/f.bin'], 10_000);
+    const deniedFile = await lab.exec(
+      srv,
+      ['curl', '-s', '--interface', '127.0.0.2', '--max-time', '3', '-o', join(dir, 'denied.bin'), 'tftp://127.0.0.1:69/f.bin'],
+      10_000,
+    );
     expect(deniedFile.code).toBe(28);
     expect(existsSync(join(dir, 'denied.bin')) ? readFileSync(join(dir, 'denied.bin')).length : 0).toBe(0);
     const after = (await scrape(srv)).get('pxe_tftp_drops_total{reason="denied"}') ?? 0;
@@ -100,18 +132,34 @@ describe('allow list', () => {
     expect(health.code).toBe(0);
     expect(JSON.parse(health.stdout)).toMatchObject({ status: 'ok', tftp: 'up', dhcp: 'up' });
 
-    const denied = await lab.exec(srv, ['curl', '-s', '--interface', 'fd77::3', '--max-time', '3', '-o', '/dev/null', 'tftp://[::1]:69/nope'], 10_000);
+    const denied = await lab.exec(
+      srv,
+      ['curl', '-s', '--interface', 'fd77::3', '--max-time', '3', '-o', '/dev/null', 'tftp://[::1]:69/nope'],
+      10_000,
+    );
     expect(denied.code).toBe(28);
-    const deniedHttp = await lab.exec(srv, ['curl', '-s', '-i', '--interface', 'fd77::3', '--max-time', '5', 'http://[::1]:8080/healthz'], 10_000);
+    const deniedHttp = await lab.exec(
+      srv,
+      ['curl', '-s', '-i', '--interface', 'fd77::3', '--max-time', '5', 'http://[::1]:8080/healthz'],
+      10_000,
+    );
     expect(deniedHttp.code).toBe(52); // connection closed, no status line
     expect(deniedHttp.stdout).toBe('');
   });
 
   it('HTTP over IPv4: 127.0.0.2 gets the connection closed without a response, and it is counted', async () => {
     const before = (await scrape(srv)).get('pxe_http_denied_total') ?? 0;
-    const ok = await lab.exec(srv, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', 'http://127.0.0.1:8080/files/f.bin'], 10_000);
+    const ok = await lab.exec(
+      srv,
+      ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', 'http://127.0.0.1:8080/files/f.bin'],
+      10_000,
+    );
     expect(ok.stdout).toBe('200');
-    const denied = await lab.exec(srv, ['curl', '-s', '-i', '--interface', '127.0.0.2', '--max-time', '5', 'http://127.0.0.1:8080/files/f.bin'], 10_000);
+    const denied = await lab.exec(
+      srv,
+      ['curl', '-s', '-i', '--interface', '127.0.0.2', '--max-time', '5', 'http://127.0.0.1:8080/files/f.bin'],
+      10_000,
+    );
     expect(denied.code).toBe(52);
     expect(denied.stdout).toBe('');
     const after = (await scrape(srv)).get('pxe_http_denied_total') ?? 0;

@@ -53,7 +53,9 @@ describe('pxe host', () => {
     const text = readFileSync(hostsFile, 'utf8');
     // the file as it was, plus the new host at the end of hosts:
     expect(text.startsWith(ORIGINAL.trimEnd())).toBe(true);
-    expect(text.slice(ORIGINAL.trimEnd().length)).toBe('\n  "52:54:00:00:00:03":\n    hostname: app1\n    entry: debian\n    install_once: true\n');
+    expect(text.slice(ORIGINAL.trimEnd().length)).toBe(
+      '\n  "52:54:00:00:00:03":\n    hostname: app1\n    entry: debian\n    install_once: true\n',
+    );
     // no temporary file left next to it
     expect(readdirSync(dir).filter((n) => n.includes('.tmp'))).toEqual([]);
   });
@@ -76,17 +78,40 @@ describe('pxe host', () => {
 
   it('list shows entry, install state and the last boot seen', async () => {
     mkdirSync(join(dir, 'state'), { recursive: true });
-    writeFileSync(join(dir, 'state', 'boot-events.jsonl'), [
-      JSON.stringify({ time: '2026-12-01T09:00:00.000Z', proto: 'dhcp', mac: '52:54:00:00:00:01', what: 'DISCOVER -> offered pxelinux.0' }),
-      JSON.stringify({ time: '2026-12-01T09:00:05.000Z', proto: 'tftp', mac: '52:54:00:00:00:01', what: 'RRQ pxelinux.cfg/01-52-54-00-00-00-01 -> ok' }),
-      '',
-    ].join('\n'));
-    new InstallState(join(dir, 'state', 'installed.json')).markInstalled('52:54:00:00:00:03', 'debian', '12', new Date('2026-12-01T10:00:00Z'));
+    writeFileSync(
+      join(dir, 'state', 'boot-events.jsonl'),
+      [
+        JSON.stringify({
+          time: '2026-12-01T09:00:00.000Z',
+          proto: 'dhcp',
+          mac: '52:54:00:00:00:01',
+          what: 'DISCOVER -> offered pxelinux.0',
+        }),
+        JSON.stringify({
+          time: '2026-12-01T09:00:05.000Z',
+          proto: 'tftp',
+          mac: '52:54:00:00:00:01',
+          what: 'RRQ pxelinux.cfg/01-52-54-00-00-00-01 -> ok',
+        }),
+        '',
+      ].join('\n'),
+    );
+    new InstallState(join(dir, 'state', 'installed.json')).markInstalled(
+      '52:54:00:00:00:03',
+      'debian',
+      '12',
+      new Date('2026-12-01T10:00:00Z'),
+    );
     const r = await pxe('host', 'list', '--json');
     expect(r.code, r.stderr).toBe(0);
     const rows = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
     expect(rows.map((x) => x.mac)).toEqual(['52:54:00:00:00:01', '52:54:00:00:00:02', '52:54:00:00:00:03']);
-    expect(rows[0]).toMatchObject({ hostname: 'web1', entry: 'debian', install: 'always', lastSeen: { time: '2026-12-01T09:00:05.000Z', what: 'tftp RRQ pxelinux.cfg/01-52-54-00-00-00-01 -> ok' } });
+    expect(rows[0]).toMatchObject({
+      hostname: 'web1',
+      entry: 'debian',
+      install: 'always',
+      lastSeen: { time: '2026-12-01T09:00:05.000Z', what: 'tftp RRQ pxelinux.cfg/01-52-54-00-00-00-01 -> ok' },
+    });
     expect(rows[1]).toMatchObject({ hostname: 'db1', version: '13' });
     expect(rows[1]!.lastSeen).toBeUndefined();
     expect(rows[2]).toMatchObject({ hostname: 'app1', installOnce: true, install: 'installed', installedAt: '2026-12-01T10:00:00.000Z' });
@@ -131,7 +156,14 @@ describe('pxe host', () => {
     expect(r.code, r.stderr).toBe(0);
     const text = readFileSync(hostsFile, 'utf8');
     expect(text).not.toContain('52:54:00:00:00:02');
-    for (const keep of ['# Lab hosts: keep this comment', 'user: ops # the admin account', '# the web server', '"52:54:00:00:00:01":', '"52:54:00:00:00:03":']) expect(text).toContain(keep);
+    for (const keep of [
+      '# Lab hosts: keep this comment',
+      'user: ops # the admin account',
+      '# the web server',
+      '"52:54:00:00:00:01":',
+      '"52:54:00:00:00:03":',
+    ])
+      expect(text).toContain(keep);
     expect((await pxe('host', 'rm', '52:54:00:00:00:02')).stderr).toMatch(/is not in/);
   });
 });
@@ -143,7 +175,23 @@ describe('a running pxe serve picks up host changes without a restart', () => {
   it('pxe host add, then rm: the per-host config appears and goes over HTTP, same process', async () => {
     server = new ServeChild({
       cwd: dir,
-      args: ['--config', cfg, '--listen', '127.0.0.1', '--server-address', '127.0.0.1', '--tftp-port', '0', '--http-port', '0', '--dhcp-port', '0', '--pxe-port', '0', '--no-dhcp'],
+      args: [
+        '--config',
+        cfg,
+        '--listen',
+        '127.0.0.1',
+        '--server-address',
+        '127.0.0.1',
+        '--tftp-port',
+        '0',
+        '--http-port',
+        '0',
+        '--dhcp-port',
+        '0',
+        '--pxe-port',
+        '0',
+        '--no-dhcp',
+      ],
     });
     await server.ready(60_000);
     const http = server.lines.find((l) => l.msg === 'http server listening') as unknown as { addresses: string[] };

@@ -27,7 +27,18 @@ beforeAll(async () => {
   mkdirSync(join(dir, 'tftproot'));
   writeFileSync(
     join(dir, 'hosts.yaml'),
-    ['unknown: ignore', 'hosts:', `  "${LISTED}":`, '    hostname: listed1', '    entry: local', `  "${DENIED}":`, '    hostname: denied1', '    entry: local', '    allow: false', ''].join('\n'),
+    [
+      'unknown: ignore',
+      'hosts:',
+      `  "${LISTED}":`,
+      '    hostname: listed1',
+      '    entry: local',
+      `  "${DENIED}":`,
+      '    hostname: denied1',
+      '    entry: local',
+      '    allow: false',
+      '',
+    ].join('\n'),
   );
   writeFileSync(join(dir, 'pxe.yaml'), ['tftp: { root: ./tftproot }', 'hostsFile: ./hosts.yaml', 'stateDir: ./state', ''].join('\n'));
   srv = await lab.netns('srv');
@@ -81,14 +92,18 @@ process.stdout.write(JSON.stringify(offers));
     // the boot-event log says why each MAC was (not) answered; it is flushed every 200 ms
     const events = async (mac: string) => {
       for (let i = 0; i < 20; i++) {
-        const e = await runCommand([process.execPath, join(REPO_ROOT, 'dist/cli.js'), 'events', mac, '--config', join(dir, 'pxe.yaml')], { timeoutMs: 20_000 });
+        const e = await runCommand([process.execPath, join(REPO_ROOT, 'dist/cli.js'), 'events', mac, '--config', join(dir, 'pxe.yaml')], {
+          timeoutMs: 20_000,
+        });
         if (e.code === 0 && !e.stdout.startsWith('no boot events')) return e.stdout;
         await new Promise((res) => setTimeout(res, 200));
       }
       return '';
     };
     // the fixture is an iPXE BIOS DISCOVER and HTTP is on: pxelinux.0 as an HTTP URL (dhcp.ipxeHttp)
-    expect(await events(LISTED)).toMatch(/dhcp\s+02:00:00:00:00:0a\s+.*offer http:\/\/10\.78\.0\.1:8080\/files\/pxelinux\.0 via 10\.78\.0\.1/);
+    expect(await events(LISTED)).toMatch(
+      /dhcp\s+02:00:00:00:00:0a\s+.*offer http:\/\/10\.78\.0\.1:8080\/files\/pxelinux\.0 via 10\.78\.0\.1/,
+    );
     expect(await events(DENIED)).toMatch(/no reply: host 02:00:00:00:00:0b is denied in the hosts file/);
     expect(await events(UNKNOWN)).toMatch(/no reply: host 02:00:00:00:00:0c is not in the hosts file and unknownClients is "ignore"/);
   });

@@ -61,7 +61,21 @@ beforeAll(async () => {
     netns: ns,
     cwd: dir,
     prefix: ['prlimit', '--nofile=4096:4096', '--'],
-    args: ['--config', join(dir, 'pxe.yaml'), '--listen', '127.0.0.1', '--server-address', '127.0.0.1', '--tftp-port', '69', '--http-port', '8080', '--no-dhcp', '--log-level', 'info'],
+    args: [
+      '--config',
+      join(dir, 'pxe.yaml'),
+      '--listen',
+      '127.0.0.1',
+      '--server-address',
+      '127.0.0.1',
+      '--tftp-port',
+      '69',
+      '--http-port',
+      '8080',
+      '--no-dhcp',
+      '--log-level',
+      'info',
+    ],
   });
   await server.ready(60_000);
 });

@@ -37,7 +37,17 @@ beforeAll(async () => {
   writeFileSync(join(img, 'initrd.gz'), 'initrd');
   writeFileSync(
     join(dir, 'hosts.yaml'),
-    ['hosts:', `  "${MAC}":`, '    hostname: web1', '    entry: debian', '    version: "12"', '    install_once: true', `    password_hash: "${HASH}"`, `    ssh_keys: ["${KEY}"]`, ''].join('\n'),
+    [
+      'hosts:',
+      `  "${MAC}":`,
+      '    hostname: web1',
+      '    entry: debian',
+      '    version: "12"',
+      '    install_once: true',
+      `    password_hash: "${HASH}"`,
+      `    ssh_keys: ["${KEY}"]`,
+      '',
+    ].join('\n'),
   );
   writeFileSync(join(dir, 'pxe.yaml'), ['tftp: { root: ./tftproot }', 'hostsFile: ./hosts.yaml', 'stateDir: ./state', ''].join('\n'));
   srv = await lab.netns('srv');
@@ -97,11 +107,25 @@ describe('install token', () => {
   });
 
   it('a second machine that knows only the MAC gets 403 in every spelling, with no token or a guessed one, and cannot end the install', async () => {
-    const spellings = [MAC, MAC.toUpperCase(), SLUG, SLUG.toUpperCase(), MAC.replace(/:/g, ''), MAC.replace(/:/g, '').toUpperCase(), '52:54:00:7A:0b:C1'];
+    const spellings = [
+      MAC,
+      MAC.toUpperCase(),
+      SLUG,
+      SLUG.toUpperCase(),
+      MAC.replace(/:/g, ''),
+      MAC.replace(/:/g, '').toUpperCase(),
+      '52:54:00:7A:0b:C1',
+    ];
     const guessed = token.replace(/./g, (c) => (c === 'a' ? 'b' : 'a'));
     const before = server!.lines.length;
     for (const mac of spellings) {
-      for (const path of [`${mac}/preseed.cfg`, `${mac}/no-token/preseed.cfg`, `${mac}/${guessed}/preseed.cfg`, `${mac}/${token.toUpperCase()}x/preseed.cfg`, `${mac}/${guessed}/kickstart.ks`]) {
+      for (const path of [
+        `${mac}/preseed.cfg`,
+        `${mac}/no-token/preseed.cfg`,
+        `${mac}/${guessed}/preseed.cfg`,
+        `${mac}/${token.toUpperCase()}x/preseed.cfg`,
+        `${mac}/${guessed}/kickstart.ks`,
+      ]) {
         const r = await http(OTHER_IP, `http://10.79.0.1:8080/unattended/${path}`);
         expect(r.status, path).toBe(403);
         expect(r.body, path).not.toContain(HASH);
@@ -116,7 +140,9 @@ describe('install token', () => {
     }
     expect(installed()).toBe(false);
     // every refusal is logged, at warn, with its reason; the token never appears in a log line
-    const refused = server!.lines.slice(before).filter((l) => l.msg === 'http request refused' && l.status === 403 && String(l.url).startsWith('/unattended/'));
+    const refused = server!.lines
+      .slice(before)
+      .filter((l) => l.msg === 'http request refused' && l.status === 403 && String(l.url).startsWith('/unattended/'));
     expect(refused.length).toBe(spellings.length * 9);
     expect(refused.every((l) => l.level === 40 && typeof l.reason === 'string')).toBe(true);
     expect(refused.some((l) => /wrong install token/.test(String(l.reason)))).toBe(true);

@@ -29,7 +29,10 @@ beforeAll(async () => {
   const out = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>;
   tarball = join(dir, out[0]!.filename);
   files = out[0]!.files.map((f) => f.path);
-  const inst = await run(['npm', 'i', '-g', '--prefix', join(dir, 'prefix'), '--prefer-offline', '--no-audit', '--no-fund', '--allow-scripts=pxe', tarball], 300_000);
+  const inst = await run(
+    ['npm', 'i', '-g', '--prefix', join(dir, 'prefix'), '--prefer-offline', '--no-audit', '--no-fund', '--allow-scripts=pxe', tarball],
+    300_000,
+  );
   expect(inst.code, `${inst.stdout}\n${inst.stderr}`).toBe(0);
   pxe = join(dir, 'prefix', 'bin', 'pxe');
 }, 600_000);
@@ -41,9 +44,21 @@ afterAll(async () => {
 
 describe('npm pack', () => {
   it('ships the built program, templates, catalog and native source, and nothing else', () => {
-    for (const want of ['bin/pxe.js', 'dist/cli.js', 'dist/serve.js', 'templates/pxelinux-menu.njk', 'templates/unattended/preseed.cfg.njk', 'distros/debian.yaml', 'src/native/udp.c', 'src/native/binding.gyp', 'package.json', 'contrib/systemd/pxe.service'])
+    for (const want of [
+      'bin/pxe.js',
+      'dist/cli.js',
+      'dist/serve.js',
+      'templates/pxelinux-menu.njk',
+      'templates/unattended/preseed.cfg.njk',
+      'distros/debian.yaml',
+      'src/native/udp.c',
+      'src/native/binding.gyp',
+      'package.json',
+      'contrib/systemd/pxe.service',
+    ])
       expect(files, want).toContain(want);
-    const allowed = /^(?:bin\/pxe\.js|dist\/.+\.js|templates\/.+|distros\/.+\.yaml|src\/native\/(?:udp\.c|sendfile\.c|binding\.gyp)|schemas\/.+\.json|contrib\/systemd\/.+|docs\/operations\.md|package\.json|README\.md)$/;
+    const allowed =
+      /^(?:bin\/pxe\.js|dist\/.+\.js|templates\/.+|distros\/.+\.yaml|src\/native\/(?:udp\.c|sendfile\.c|binding\.gyp)|schemas\/.+\.json|contrib\/systemd\/.+|docs\/operations\.md|package\.json|README\.md)$/;
     expect(files.filter((f) => !allowed.test(f))).toEqual([]);
     expect(files.filter((f) => /^(?:test|src\/(?!native\/))|\.map$|\.ts$/.test(f))).toEqual([]);
   });
@@ -74,10 +89,30 @@ describe('the installed pxe command', () => {
     writeFileSync(join(site, 'tftproot', 'hello.txt'), 'hello from the installed pxe\n');
     const lines: Array<Record<string, unknown>> = [];
     let stderr = '';
-    server = spawn(pxe, ['serve', '--config', join(site, 'pxe.yaml'), '--listen', '127.0.0.1', '--server-address', '127.0.0.1', '--tftp-port', '0', '--http-port', '0', '--dhcp-port', '0', '--pxe-port', '0'], {
-      cwd: dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    server = spawn(
+      pxe,
+      [
+        'serve',
+        '--config',
+        join(site, 'pxe.yaml'),
+        '--listen',
+        '127.0.0.1',
+        '--server-address',
+        '127.0.0.1',
+        '--tftp-port',
+        '0',
+        '--http-port',
+        '0',
+        '--dhcp-port',
+        '0',
+        '--pxe-port',
+        '0',
+      ],
+      {
+        cwd: dir,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let buf = '';
     server.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
@@ -94,8 +129,12 @@ describe('the installed pxe command', () => {
     });
     server.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const deadline = Date.now() + 60_000;
-    while (!lines.some((l) => l.msg === 'pxe serving') && server.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(lines.some((l) => l.msg === 'pxe serving'), `serve did not start: ${stderr}`).toBe(true);
+    while (!lines.some((l) => l.msg === 'pxe serving') && server.exitCode === null && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(
+      lines.some((l) => l.msg === 'pxe serving'),
+      `serve did not start: ${stderr}`,
+    ).toBe(true);
 
     const http = lines.find((l) => l.msg === 'http server listening') as { addresses: string[] };
     const httpPort = Number(http.addresses[0]!.split(':').pop());
@@ -113,7 +152,9 @@ describe('the installed pxe command', () => {
     expect(readFileSync(got, 'utf8')).toBe('hello from the installed pxe\n');
 
     server.kill('SIGTERM');
-    const code = await new Promise<number | null>((r) => (server!.exitCode !== null ? r(server!.exitCode) : server!.on('exit', (c) => r(c))));
+    const code = await new Promise<number | null>((r) =>
+      server!.exitCode !== null ? r(server!.exitCode) : server!.on('exit', (c) => r(c)),
+    );
     expect(code).toBe(0);
   }, 120_000);
 });

@@ -88,7 +88,8 @@ describe('proxyDHCP warm-up with the process logger', () => {
   it('logs nothing of its ~9000 synthetic requests; the first real request after start is logged', () => {
     // Loopback only: ephemeral ports, the client has an address (ciaddr) and no
     // broadcast flag, so the OFFER is unicast back to it.
-    const lines = runChild(`${loopbackProxy("{ dhcpBoot: () => ({ action: 'boot', bootFile: 'real.0', nextServer: '127.0.0.5', reason: 'test' }) }")}
+    const lines =
+      runChild(`${loopbackProxy("{ dhcpBoot: () => ({ action: 'boot', bootFile: 'real.0', nextServer: '127.0.0.5', reason: 'test' }) }")}
       const req = makeRequest({ xid: 0x5eed, chaddr: Buffer.from('525400aa0001', 'hex'), ciaddr: '127.0.0.1' });
       req.options.set(53, Buffer.from([1]));
       req.options.set(60, Buffer.from('PXEClient:Arch:00000:UNDI:002001'));

@@ -133,7 +133,9 @@ describe('native UDP socket', () => {
     ]);
     // the chunks given must cover the blocks: chunk 0 missing, or a chunk cut short
     expect(() => tx.sendFileWindow(ring, 12, 3, 1, 1, 8, file.length, 10, 1, chunks.slice(1))).toThrow(/outside the chunks/);
-    expect(() => tx.sendFileWindow(ring, 12, 3, 2, 1, 8, file.length, 10, 0, [chunks[0] as Buffer, file.subarray(10, 12)])).toThrow(/shorter/);
+    expect(() => tx.sendFileWindow(ring, 12, 3, 2, 1, 8, file.length, 10, 0, [chunks[0] as Buffer, file.subarray(10, 12)])).toThrow(
+      /shorter/,
+    );
     expect(() => tx.sendFileWindow(ring, 12, 3, 1, 4, 8, file.length, 10, 0, chunks)).toThrow(/bad window/); // 4 blocks, 3 slots
   });
 
@@ -243,7 +245,12 @@ describe('native UDP socket', () => {
    * auto-advanced with the busy-poll budget `us`; resolves with the state once the final
    * ACK reached JS.
    */
-  async function lockStepFile(server: NativeUdpSocket, blocks: number, us: number, toJs = startTransferSocket(server)): Promise<Float64Array> {
+  async function lockStepFile(
+    server: NativeUdpSocket,
+    blocks: number,
+    us: number,
+    toJs = startTransferSocket(server),
+  ): Promise<Float64Array> {
     const before = toJs.length;
     const file = Buffer.alloc(blocks * 8 - 3, 'x');
     const ring = Buffer.alloc(12);
@@ -417,7 +424,13 @@ describe('native UDP socket in namespaces (tbf qdisc for a full socket buffer, v
    * `count` values arrived (exit 0) or after `timeoutMs` (exit 1), prints them as JSON.
    * Resolves once it is listening; seen() waits for its exit and checks it.
    */
-  async function nsReceiver(ns: string, address: string, count: number, record: string, timeoutMs: number): Promise<{ seen: () => Promise<unknown[]> }> {
+  async function nsReceiver(
+    ns: string,
+    address: string,
+    count: number,
+    record: string,
+    timeoutMs: number,
+  ): Promise<{ seen: () => Promise<unknown[]> }> {
     const rx = lab.spawn(ns, [
       'node',
       '--input-type=module',
@@ -451,7 +464,11 @@ describe('native UDP socket in namespaces (tbf qdisc for a full socket buffer, v
     await lab.veth(a, 'a0', '10.77.0.1/24', b, 'b0', '10.77.0.2/24');
     // 4 Mbit/s: 600 datagrams of 1000 bytes take ~1.2 s to drain, far longer than the
     // send loop, and the small SO_SNDBUF fills after a handful
-    const tc = await lab.exec(a, ['tc', 'qdisc', 'add', 'dev', 'a0', 'root', 'tbf', 'rate', '4mbit', 'burst', '8kb', 'latency', '5s'], 5_000);
+    const tc = await lab.exec(
+      a,
+      ['tc', 'qdisc', 'add', 'dev', 'a0', 'root', 'tbf', 'rate', '4mbit', 'burst', '8kb', 'latency', '5s'],
+      5_000,
+    );
     expect(tc.code, tc.stderr).toBe(0);
     const rx = await nsReceiver(b, '10.77.0.2', 600, 'buf.readUInt32BE(4), ...(len !== 1000 ? [-len] : [])', 15_000);
     const tx = await node(

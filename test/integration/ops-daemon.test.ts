@@ -37,7 +37,8 @@ describe('systemd unit', () => {
       /^PrivateTmp=yes$/m,
       /^ReadWritePaths=.*\/srv\/tftp/m,
       /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m,
-    ]) expect(unitText).toMatch(want);
+    ])
+      expect(unitText).toMatch(want);
     const ok = await run(['systemd-analyze', 'verify', '--man=no', UNIT], 30_000);
     expect(ok.code, ok.stderr).toBe(0);
     // verify prints one line per problem found in the unit file
@@ -67,17 +68,40 @@ describe('non-root with only CAP_NET_BIND_SERVICE', () => {
     mkdirSync(join(site, 'state'), { recursive: true });
     mkdirSync(join(site, 'distros'), { recursive: true }); // an empty catalog: this test serves a plain file
     writeFileSync(join(site, 'tftproot', 'f.bin'), FILE);
-    writeFileSync(join(site, 'pxe.yaml'), ['tftp: { root: ./tftproot }', 'stateDir: ./state', 'catalogDir: ./distros', 'hostsFile: ./hosts.yaml', ''].join('\n'));
+    writeFileSync(
+      join(site, 'pxe.yaml'),
+      ['tftp: { root: ./tftproot }', 'stateDir: ./state', 'catalogDir: ./distros', 'hostsFile: ./hosts.yaml', ''].join('\n'),
+    );
     chmodSync(site, 0o755);
     chownSync(join(site, 'state'), 65534, 65534); // the boot-event log is written here
     server = new ServeChild({
       netns: ns,
       cwd: site,
       prefix: [
-        'setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups',
-        '--inh-caps=-all,+net_bind_service', '--ambient-caps=-all,+net_bind_service', '--bounding-set=-all,+net_bind_service',
+        'setpriv',
+        '--reuid=nobody',
+        '--regid=nogroup',
+        '--clear-groups',
+        '--inh-caps=-all,+net_bind_service',
+        '--ambient-caps=-all,+net_bind_service',
+        '--bounding-set=-all,+net_bind_service',
       ],
-      args: ['--config', join(site, 'pxe.yaml'), '--listen', '0.0.0.0', '--server-address', '127.0.0.1', '--tftp-port', '69', '--dhcp-port', '67', '--pxe-port', '4011', '--http-port', '80'],
+      args: [
+        '--config',
+        join(site, 'pxe.yaml'),
+        '--listen',
+        '0.0.0.0',
+        '--server-address',
+        '127.0.0.1',
+        '--tftp-port',
+        '69',
+        '--dhcp-port',
+        '67',
+        '--pxe-port',
+        '4011',
+        '--http-port',
+        '80',
+      ],
     });
     await server.ready();
   });
@@ -105,13 +129,23 @@ describe('non-root with only CAP_NET_BIND_SERVICE', () => {
       expect(r.code).toBe(0);
       return r.stdout;
     };
-    const value = (text: string, name: string) => Number(text.split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1] ?? NaN);
+    const value = (text: string, name: string) =>
+      Number(
+        text
+          .split('\n')
+          .find((l) => l.startsWith(`${name} `))
+          ?.split(' ')[1] ?? NaN,
+      );
     const before = await scrape();
     const out = join(dir, 'got.bin');
     const g = await lab.exec(ns, ['tftp', '-m', 'binary', '127.0.0.1', '69', '-c', 'get', 'f.bin', out], 30_000);
     expect(g.code, g.stderr).toBe(0);
     expect(sha(readFileSync(out))).toBe(sha(FILE));
-    const missing = await lab.exec(ns, ['tftp', '-m', 'binary', '127.0.0.1', '69', '-c', 'get', 'missing.bin', join(dir, 'missing.bin')], 30_000);
+    const missing = await lab.exec(
+      ns,
+      ['tftp', '-m', 'binary', '127.0.0.1', '69', '-c', 'get', 'missing.bin', join(dir, 'missing.bin')],
+      30_000,
+    );
     expect(`${missing.stdout}${missing.stderr}`).toMatch(/not found/i);
     const h = await lab.exec(ns, ['curl', '-s', '--max-time', '5', 'http://127.0.0.1:80/healthz'], 10_000);
     expect(JSON.parse(h.stdout)).toMatchObject({ status: 'ok', tftp: 'up', dhcp: 'up' });
@@ -122,7 +156,8 @@ describe('non-root with only CAP_NET_BIND_SERVICE', () => {
     expect(after).toMatch(/^# TYPE pxe_tftp_active gauge$/m);
     expect(after).toMatch(/^# TYPE pxe_dhcp_offers_total counter$/m);
     expect(after).toMatch(/^pxe_tftp_drops_total\{reason="denied"\} 0$/m);
-    for (const line of after.split('\n')) if (line && !line.startsWith('#')) expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? \S+$/);
+    for (const line of after.split('\n'))
+      if (line && !line.startsWith('#')) expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? \S+$/);
     expect(value(after, 'pxe_tftp_transfers_ok_total') - value(before, 'pxe_tftp_transfers_ok_total')).toBe(1);
     expect(value(after, 'pxe_tftp_transfers_failed_total') - value(before, 'pxe_tftp_transfers_failed_total')).toBe(1);
     expect(value(after, 'pxe_tftp_bytes_sent_total') - value(before, 'pxe_tftp_bytes_sent_total')).toBe(FILE.length);

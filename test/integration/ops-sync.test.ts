@@ -18,14 +18,23 @@ import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { runSync, type SyncOptions } from '../../src/sync/engine.js';
 import { TftpServer } from '../../src/tftp/server.js';
-import { content, makeSite, makeTestKey, publishDebian, startLocalMirror, type LocalMirror, type TestKey, type TestSite , TextSink } from '../helpers/mirror.js';
+import {
+  content,
+  makeSite,
+  makeTestKey,
+  publishDebian,
+  startLocalMirror,
+  type LocalMirror,
+  type TestKey,
+  type TestSite,
+  TextSink,
+} from '../helpers/mirror.js';
 import { run } from '../helpers/netns.js';
 import { RawPeer, rawGet } from '../helpers/tftp.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const INITRD = 'images/debian/12/x86_64/initrd.gz';
 const KERNEL = 'images/debian/12/x86_64/linux';
-
 
 let mirror: LocalMirror;
 let keys: { debian: TestKey; opensuse: TestKey };
@@ -66,7 +75,12 @@ describe('pxe sync while 20 TFTP transfers of the initrd are in flight', () => {
     const r1 = await runSync(syncOpts(site));
     expect(r1.exitCode, JSON.stringify(r1.targets)).toBe(0);
 
-    tftp = new TftpServer({ root: site.config.tftp.root, listen: [{ host: '127.0.0.1', port: 0 }], logger: silentLogger, maxTransfersPerClient: 64 });
+    tftp = new TftpServer({
+      root: site.config.tftp.root,
+      listen: [{ host: '127.0.0.1', port: 0 }],
+      logger: silentLogger,
+      maxTransfersPerClient: 64,
+    });
     await tftp.start();
     const port = tftp.addresses()[0]!.port;
 
@@ -80,12 +94,21 @@ describe('pxe sync while 20 TFTP transfers of the initrd are in flight', () => {
       const peer = await new RawPeer().bind();
       peers.push(peer);
       held.push(
-        rawGet(peer, port, INITRD, [['blksize', '1428'], ['timeout', '30']], async (block) => {
-          if (block === 2) {
-            atBlock2++;
-            await switchDone;
-          }
-        }).then((r) => {
+        rawGet(
+          peer,
+          port,
+          INITRD,
+          [
+            ['blksize', '1428'],
+            ['timeout', '30'],
+          ],
+          async (block) => {
+            if (block === 2) {
+              atBlock2++;
+              await switchDone;
+            }
+          },
+        ).then((r) => {
           if (r.error) throw new Error(`raw transfer failed: ${r.error.message}`);
           return r.data;
         }),

@@ -14,18 +14,32 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSync, type SyncOptions } from '../../src/sync/engine.js';
 import { extractTarGz } from '../../src/sync/archive.js';
 import { acquireLock } from '../../src/sync/state.js';
-import { content, FEDORA, makeSite, makeTestKey, publishAll, publishFedora, startLocalMirror, TextSink, type LocalMirror, type Pair, type TestKey, type TestSite } from '../helpers/mirror.js';
+import {
+  content,
+  FEDORA,
+  makeSite,
+  makeTestKey,
+  publishAll,
+  publishFedora,
+  startLocalMirror,
+  TextSink,
+  type LocalMirror,
+  type Pair,
+  type TestKey,
+  type TestSite,
+} from '../helpers/mirror.js';
 
 const run = promisify(execFile);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
 
 let mirror: LocalMirror;
 let keys: { debian: TestKey; opensuse: TestKey };
 let base: string;
 let gen = 0;
-const pair = (tag: string): Pair => ({ kernel: content(`${tag}-k-${++gen}`, 30_000 + gen), initrd: content(`${tag}-i-${gen}`, 70_000 + gen) });
-
+const pair = (tag: string): Pair => ({
+  kernel: content(`${tag}-k-${++gen}`, 30_000 + gen),
+  initrd: content(`${tag}-i-${gen}`, 70_000 + gen),
+});
 
 const quiet = (site: TestSite, extra: Partial<SyncOptions> = {}): SyncOptions => ({
   config: site.config,
@@ -194,7 +208,10 @@ describe('bootloaders and menus', () => {
     for (const [dest, src] of pairs) expect(sha(readFileSync(join(root, dest))), dest).toBe(sha(readFileSync(src)));
     // the ARM64 loaders are optional (their packages do not install on amd64): missing is no failure
     const absent = r.bootloaders.filter((b) => b.status === 'missing');
-    expect(absent.every((b) => b.dest.endsWith('aa64.efi')), JSON.stringify(absent)).toBe(true);
+    expect(
+      absent.every((b) => b.dest.endsWith('aa64.efi')),
+      JSON.stringify(absent),
+    ).toBe(true);
     expect(r.bootloaders.filter((b) => b.status !== 'missing').every((b) => b.status === 'installed')).toBe(true);
 
     expect(r.menus).toBe('bios 4 item(s) -> pxelinux.cfg/default, efi 4 item(s) -> efi64/pxelinux.cfg/default');
@@ -239,7 +256,7 @@ describe('progress output', () => {
 });
 
 describe('locking', () => {
-  it('refuses to run while another sync holds the lock, and takes over a dead holder\'s lock', async () => {
+  it("refuses to run while another sync holds the lock, and takes over a dead holder's lock", async () => {
     await publishAll(mirror, keys, pair);
     const site = makeSite(base, mirror, keys);
     const release = await acquireLock(site.config.stateDir);

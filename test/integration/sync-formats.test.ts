@@ -26,7 +26,8 @@ const run = promisify(execFile);
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 let home: string;
-const gpg = (...args: string[]) => run('gpg', ['--homedir', home, '--batch', '--yes', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { timeout: 60_000 });
+const gpg = (...args: string[]) =>
+  run('gpg', ['--homedir', home, '--batch', '--yes', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { timeout: 60_000 });
 
 beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), `pxe-sync-gpg-${process.pid}-`));
@@ -47,7 +48,16 @@ describe('OpenPGP against GnuPG', () => {
   it('verifies a gpg-clearsigned InRelease with a binary keyring and returns only the signed text', async () => {
     const release = `Origin: Debian\nCodename: bookworm\nSHA256:\n ${sha('sums')} 4 main/installer-amd64/current/images/SHA256SUMS\n- dash line\n`;
     writeFileSync(join(home, 'Release'), release);
-    await gpg('--local-user', 'archive@example.invalid', '--digest-algo', 'SHA256', '--output', join(home, 'InRelease'), '--clearsign', join(home, 'Release'));
+    await gpg(
+      '--local-user',
+      'archive@example.invalid',
+      '--digest-algo',
+      'SHA256',
+      '--output',
+      join(home, 'InRelease'),
+      '--clearsign',
+      join(home, 'Release'),
+    );
     const inrelease = readFileSync(join(home, 'InRelease'), 'utf8');
     const keys = await loadKeyring(join(home, 'archive.gpg'));
     expect(keys).toHaveLength(1);
@@ -65,12 +75,22 @@ describe('OpenPGP against GnuPG', () => {
   it('verifies detached signatures (armored CHECKSUMS.asc and binary .gpg)', async () => {
     const body = Buffer.from(`${sha('k')}  boot/x86_64/loader/linux\n`);
     writeFileSync(join(home, 'CHECKSUMS'), body);
-    await gpg('--local-user', 'archive@example.invalid', '--armor', '--output', join(home, 'CHECKSUMS.asc'), '--detach-sign', join(home, 'CHECKSUMS'));
+    await gpg(
+      '--local-user',
+      'archive@example.invalid',
+      '--armor',
+      '--output',
+      join(home, 'CHECKSUMS.asc'),
+      '--detach-sign',
+      join(home, 'CHECKSUMS'),
+    );
     await gpg('--local-user', 'archive@example.invalid', '--output', join(home, 'CHECKSUMS.gpg'), '--detach-sign', join(home, 'CHECKSUMS'));
     const keys = await loadKeyring(join(home, 'archive.gpg'));
     await verifyDetached(body, readFileSync(join(home, 'CHECKSUMS.asc')), keys);
     await verifyDetached(body, readFileSync(join(home, 'CHECKSUMS.gpg')), keys);
-    await expect(verifyDetached(Buffer.concat([body, Buffer.from('\n')]), readFileSync(join(home, 'CHECKSUMS.asc')), keys)).rejects.toThrow(/bad signature/);
+    await expect(verifyDetached(Buffer.concat([body, Buffer.from('\n')]), readFileSync(join(home, 'CHECKSUMS.asc')), keys)).rejects.toThrow(
+      /bad signature/,
+    );
     await expect(verifyDetached(body, Buffer.from('garbage'), keys)).rejects.toThrow(/unreadable signature/);
   });
 });
@@ -81,7 +101,8 @@ describe('checksum manifests', () => {
     try {
       writeFileSync(join(dir, 'linux'), 'kernel');
       writeFileSync(join(dir, 'initrd.gz'), 'initrd');
-      const text = (await run('sha256sum', ['./linux'], { cwd: dir })).stdout + (await run('sha256sum', ['-b', 'initrd.gz'], { cwd: dir })).stdout;
+      const text =
+        (await run('sha256sum', ['./linux'], { cwd: dir })).stdout + (await run('sha256sum', ['-b', 'initrd.gz'], { cwd: dir })).stdout;
       const m = parseSha256Sums(text);
       expect(lookupChecksum(m, 'linux')).toBe(sha('kernel'));
       expect(lookupChecksum(m, './initrd.gz')).toBe(sha('initrd'));
@@ -91,7 +112,11 @@ describe('checksum manifests', () => {
   });
 
   it('parses BSD tags, .treeinfo [checksums], openSUSE CHECKSUMS (clearsigned or not), per-file .sha256', () => {
-    expect(parseSha256Sums(`SHA256 (FreeBSD-14.3-RELEASE-amd64-mini-memstick.img) = ${sha('a')}\njunk line\n`).get('FreeBSD-14.3-RELEASE-amd64-mini-memstick.img')).toBe(sha('a'));
+    expect(
+      parseSha256Sums(`SHA256 (FreeBSD-14.3-RELEASE-amd64-mini-memstick.img) = ${sha('a')}\njunk line\n`).get(
+        'FreeBSD-14.3-RELEASE-amd64-mini-memstick.img',
+      ),
+    ).toBe(sha('a'));
     const tree = `[general]\nversion = 42\n[checksums]\nimages/pxeboot/vmlinuz = sha256:${sha('v').toUpperCase()}\nimages/boot.iso = md5:0123\n[stage2]\nmainimage = images/install.img\n`;
     const t = parseTreeinfo(tree);
     expect(t.get('images/pxeboot/vmlinuz')).toBe(sha('v'));

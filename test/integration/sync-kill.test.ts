@@ -14,7 +14,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
 import { runSync } from '../../src/sync/engine.js';
 import { TftpServer } from '../../src/tftp/server.js';
-import { content, DEBIAN, makeSite, makeTestKey, publishAll, startLocalMirror, type LocalMirror, type Pair, type TestKey } from '../helpers/mirror.js';
+import {
+  content,
+  DEBIAN,
+  makeSite,
+  makeTestKey,
+  publishAll,
+  startLocalMirror,
+  type LocalMirror,
+  type Pair,
+  type TestKey,
+} from '../helpers/mirror.js';
 
 const run = promisify(execFile);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -27,8 +37,10 @@ let base: string;
 let tftp: TftpServer | undefined;
 let child: ChildProcess | undefined;
 let gen = 0;
-const pair = (tag: string): Pair => ({ kernel: content(`${tag}-k-${++gen}`, 40_000 + gen), initrd: content(`${tag}-i-${gen}`, 512 * 1024 + gen) });
-
+const pair = (tag: string): Pair => ({
+  kernel: content(`${tag}-k-${++gen}`, 40_000 + gen),
+  initrd: content(`${tag}-i-${gen}`, 512 * 1024 + gen),
+});
 
 /** Fetch through the real TFTP path: tftp-hpa client -> our TFTP server -> symlink -> store. */
 async function tftpGet(port: number, remote: string, dir: string): Promise<Buffer> {
@@ -93,10 +105,14 @@ describe('kill -9 of pxe sync mid-download', () => {
     mirror.fault(stalled, { stallAfter: 64 * 1024 });
     mirror.resetStats();
 
-    child = spawn(process.execPath, [join(BUILD, 'sync/main.js'), 'sync', '-c', join(site.root, 'pxe.yaml'), '--no-progress', '--only', 'debian'], {
-      cwd: site.root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    child = spawn(
+      process.execPath,
+      [join(BUILD, 'sync/main.js'), 'sync', '-c', join(site.root, 'pxe.yaml'), '--no-progress', '--only', 'debian'],
+      {
+        cwd: site.root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let childOut = '';
     child.stdout!.on('data', (c: Buffer) => (childOut += c.toString()));
     child.stderr!.on('data', (c: Buffer) => (childOut += c.toString()));
@@ -143,7 +159,10 @@ describe('kill -9 of pxe sync mid-download', () => {
     mirror.clearFaults();
     mirror.fault('plain/boot/vmlinuz', { status: 503 });
     const cli = (...args: string[]) =>
-      run(process.execPath, [join(BUILD, 'sync/main.js'), ...args, '-c', join(site.root, 'pxe.yaml')], { cwd: site.root, timeout: 60_000 }).then(
+      run(process.execPath, [join(BUILD, 'sync/main.js'), ...args, '-c', join(site.root, 'pxe.yaml')], {
+        cwd: site.root,
+        timeout: 60_000,
+      }).then(
         (r) => ({ code: 0, out: r.stdout + r.stderr }),
         (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` }),
       );

@@ -33,7 +33,6 @@ import {
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-
 let mirror: LocalMirror;
 let keys: { debian: TestKey; opensuse: TestKey };
 let base: string;

@@ -51,7 +51,10 @@ function writeSite(): void {
   mkdirSync(join(dir, 'distros'), { recursive: true });
   writeFileSync(join(dir, 'distros', 'tiny.yaml'), CATALOG);
   cpSync(join(REPO_ROOT, 'templates'), join(dir, 'templates'), { recursive: true });
-  writeFileSync(join(dir, 'pxe.yaml'), ['tftp: { root: ./tftproot }', 'catalogDir: ./distros', 'templatesDir: ./templates', 'stateDir: ./state', ''].join('\n'));
+  writeFileSync(
+    join(dir, 'pxe.yaml'),
+    ['tftp: { root: ./tftproot }', 'catalogDir: ./distros', 'templatesDir: ./templates', 'stateDir: ./state', ''].join('\n'),
+  );
 }
 
 const menuTemplate = () => join(dir, 'templates', 'pxelinux-menu.njk');
@@ -61,7 +64,19 @@ function serve(): ServeChild {
   return new ServeChild({
     netns: ns,
     cwd: dir,
-    args: ['--config', join(dir, 'pxe.yaml'), '--listen', '127.0.0.1', '--server-address', '127.0.0.1', '--tftp-port', '69', '--http-port', '8080', '--no-dhcp'],
+    args: [
+      '--config',
+      join(dir, 'pxe.yaml'),
+      '--listen',
+      '127.0.0.1',
+      '--server-address',
+      '127.0.0.1',
+      '--tftp-port',
+      '69',
+      '--http-port',
+      '8080',
+      '--no-dhcp',
+    ],
   });
 }
 
@@ -110,7 +125,11 @@ async function menus(): Promise<{ tftp: string; http: string; ipxe: string }> {
 async function sighup(s: ServeChild): Promise<{ ok: boolean; line: string }> {
   const from = s.lines.length;
   s.signal('SIGHUP');
-  const l = await s.waitLine((x) => x.msg === 'reloaded configuration, catalog and hosts' || x.msg === 'reload rejected; the previous configuration stays in force', 60_000, from);
+  const l = await s.waitLine(
+    (x) => x.msg === 'reloaded configuration, catalog and hosts' || x.msg === 'reload rejected; the previous configuration stays in force',
+    60_000,
+    from,
+  );
   expect(l, 'no reload outcome logged').toBeDefined();
   return { ok: l!.msg!.startsWith('reloaded'), line: typeof l!.reason === 'string' ? l!.reason : '' };
 }

@@ -69,19 +69,17 @@ describe('tftp server with real clients', () => {
     expectSame(name, o);
   });
 
-  it.each([
-    [[]],
-    [['blksize 1468', 'tsize 0']],
-    [['blksize 1468', 'tsize 0', 'windowsize 16']],
-    [['blksize 8', 'windowsize 3']],
-  ])('atftp get small files with options %j', async (opts) => {
-    for (const name of ['small.bin', 'exact512.bin', 'empty.bin']) {
-      const o = path.join(out, `atftp-${name}`);
-      const r = await atftpGet(port, name, o, opts);
-      expect(r.code).toBe(0);
-      expectSame(name, o);
-    }
-  });
+  it.each([[[]], [['blksize 1468', 'tsize 0']], [['blksize 1468', 'tsize 0', 'windowsize 16']], [['blksize 8', 'windowsize 3']]])(
+    'atftp get small files with options %j',
+    async (opts) => {
+      for (const name of ['small.bin', 'exact512.bin', 'empty.bin']) {
+        const o = path.join(out, `atftp-${name}`);
+        const r = await atftpGet(port, name, o, opts);
+        expect(r.code).toBe(0);
+        expectSame(name, o);
+      }
+    },
+  );
 
   it.each([[[]], [['--tftp-blksize', '1468']]])('curl get small files %j', async (extra) => {
     // not empty.bin: curl 7.88 fails every empty TFTP download with "(71) getpeername()
@@ -138,7 +136,14 @@ describe('tftp server with real clients', () => {
   });
 
   it('IPv6: listening on ::1 next to 127.0.0.1, tftp-hpa -6 and curl fetch over IPv6', async () => {
-    const v6 = new TftpServer({ root, listen: [{ host: '127.0.0.1', port: 0 }, { host: '::1', port: 0 }], logger: quietLogger });
+    const v6 = new TftpServer({
+      root,
+      listen: [
+        { host: '127.0.0.1', port: 0 },
+        { host: '::1', port: 0 },
+      ],
+      logger: quietLogger,
+    });
     await v6.start();
     try {
       const addrs = v6.addresses();

@@ -38,7 +38,15 @@ describe.each([
       writeRandomFile(path.join(root, name), size);
       sums.set(name, sha256File(path.join(root, name)));
     }
-    server = new TftpServer({ root, listen: [{ host: '127.0.0.1', port: 0 }], logger: quietLogger, workers, io, maxWindowsize: 512, onTransferEnd: (s) => ended.push(s) });
+    server = new TftpServer({
+      root,
+      listen: [{ host: '127.0.0.1', port: 0 }],
+      logger: quietLogger,
+      workers,
+      io,
+      maxWindowsize: 512,
+      onTransferEnd: (s) => ended.push(s),
+    });
     await server.start();
     expect(server.io).toBe(io);
     port = (server.addresses()[0] as { port: number }).port;

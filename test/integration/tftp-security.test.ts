@@ -133,7 +133,9 @@ describe('tftp server refusals and hostile traffic', () => {
   it('WRQ (tftp-hpa put) is refused with error 2 and nothing is written', async () => {
     const src = path.join(out, 'upload.txt');
     fs.writeFileSync(src, 'upload\n');
-    const r = await (await import('../helpers/tftp.js')).run('tftp', ['-m', 'binary', '127.0.0.1', String(port), '-c', 'put', src, 'uploaded.txt'], 20_000);
+    const r = await (
+      await import('../helpers/tftp.js')
+    ).run('tftp', ['-m', 'binary', '127.0.0.1', String(port), '-c', 'put', src, 'uploaded.txt'], 20_000);
     expect(r.stdout + r.stderr).toMatch(/Error code 2/i);
     expect(fs.existsSync(path.join(root, 'uploaded.txt'))).toBe(false);
     expect(await errorReply(encodeRequest('wrq', 'x.txt', 'octet'))).toMatchObject({ code: 2 });
@@ -288,7 +290,9 @@ describe('tftp server refusals and hostile traffic', () => {
     const peer = await newPeer();
     const endedBefore = ended.length;
     peer.send(encodeRequest('rrq', 'big.bin', 'octet'), port);
-    expect(await peer.waitFor(() => ended.slice(endedBefore).some((e) => e.file === 'big.bin' && e.outcome === 'timeout'), 5000)).toBe(true);
+    expect(await peer.waitFor(() => ended.slice(endedBefore).some((e) => e.file === 'big.bin' && e.outcome === 'timeout'), 5000)).toBe(
+      true,
+    );
     await new Promise((r) => setTimeout(r, 200));
     expect(peer.received.length).toBeGreaterThanOrEqual(1);
     expect(peer.received.length).toBeLessThanOrEqual(3);
@@ -301,7 +305,9 @@ describe('tftp server refusals and hostile traffic', () => {
     peer.send(encodeRequest('rrq', 'big.bin', 'octet', [['windowsize', '8']]), port);
     expect(await peer.waitFor((r) => r.length > 0, 3000)).toBe(true);
     peer.send(encodeAck(0), peer.received[0]?.port as number);
-    expect(await peer.waitFor(() => ended.slice(endedBefore).some((e) => e.file === 'big.bin' && e.outcome === 'timeout'), 5000)).toBe(true);
+    expect(await peer.waitFor(() => ended.slice(endedBefore).some((e) => e.file === 'big.bin' && e.outcome === 'timeout'), 5000)).toBe(
+      true,
+    );
     await new Promise((r) => setTimeout(r, 200));
     const data = peer.received.filter((m) => m.packet?.op === 'data');
     expect(data.length).toBeLessThanOrEqual(8 * (1 + 3));
@@ -362,7 +368,13 @@ describe('tftp server refusals and hostile traffic', () => {
   }, 60_000);
 
   it('per-client transfer limit: the excess request gets error 0 and is counted', async () => {
-    const limited = new TftpServer({ root, listen: [{ host: '127.0.0.1', port: 0 }], logger: quietLogger, maxTransfersPerClient: 1, defaultTimeoutMs: 20_000 });
+    const limited = new TftpServer({
+      root,
+      listen: [{ host: '127.0.0.1', port: 0 }],
+      logger: quietLogger,
+      maxTransfersPerClient: 1,
+      defaultTimeoutMs: 20_000,
+    });
     await limited.start();
     try {
       const lport = (limited.addresses()[0] as { port: number }).port;
@@ -405,7 +417,13 @@ describe('tftp server refusals and hostile traffic', () => {
   it('close(grace) lets a transfer finish within the grace period and aborts a stalled one with an error', async () => {
     const s2 = new TftpServer({ root, listen: [{ host: '127.0.0.1', port: 0 }], logger: quietLogger, defaultTimeoutMs: 5000 });
     const ends: TransferSummary[] = [];
-    const s3 = new TftpServer({ root, listen: [{ host: '127.0.0.1', port: 0 }], logger: quietLogger, defaultTimeoutMs: 5000, onTransferEnd: (e) => ends.push(e) });
+    const s3 = new TftpServer({
+      root,
+      listen: [{ host: '127.0.0.1', port: 0 }],
+      logger: quietLogger,
+      defaultTimeoutMs: 5000,
+      onTransferEnd: (e) => ends.push(e),
+    });
     await s2.start();
     await s3.start();
     try {

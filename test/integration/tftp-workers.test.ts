@@ -54,7 +54,8 @@ describe('tftp transfers in worker threads', () => {
       }, 5);
       const jobs = Array.from({ length: 20 }, (_, i) => {
         const o = path.join(out, `c${i}`);
-        const opts = i % 3 === 0 ? ['blksize 1468'] : i % 3 === 1 ? ['blksize 1468', 'windowsize 16', 'tsize 0'] : ['blksize 512', 'windowsize 4'];
+        const opts =
+          i % 3 === 0 ? ['blksize 1468'] : i % 3 === 1 ? ['blksize 1468', 'windowsize 16', 'tsize 0'] : ['blksize 512', 'windowsize 4'];
         const p = i % 5 === 4 ? tftpHpaGet(port, 'f.bin', o) : atftpGet(port, 'f.bin', o, opts);
         return p.then((r) => ({ r, o }));
       });
@@ -100,7 +101,13 @@ describe('tftp transfers in worker threads', () => {
 
   it('close() aborts a transfer running in a worker: the client gets an error, the summary says aborted', async () => {
     const ended: TransferSummary[] = [];
-    const server = new TftpServer({ root, listen: [{ host: '127.0.0.1', port: 0 }], workers: 1, logger: quietLogger, onTransferEnd: (s) => ended.push(s) });
+    const server = new TftpServer({
+      root,
+      listen: [{ host: '127.0.0.1', port: 0 }],
+      workers: 1,
+      logger: quietLogger,
+      onTransferEnd: (s) => ended.push(s),
+    });
     await server.start();
     const port = (server.addresses()[0] as { port: number }).port;
     // a raw client that acknowledges only the OACK and then stalls: the transfer stays open
@@ -129,7 +136,13 @@ describe('tftp transfers in worker threads', () => {
 
   it('workers: 0 runs transfers in the main thread with the same results', async () => {
     const ended: TransferSummary[] = [];
-    const server = new TftpServer({ root, listen: [{ host: '127.0.0.1', port: 0 }], workers: 0, logger: quietLogger, onTransferEnd: (s) => ended.push(s) });
+    const server = new TftpServer({
+      root,
+      listen: [{ host: '127.0.0.1', port: 0 }],
+      workers: 0,
+      logger: quietLogger,
+      onTransferEnd: (s) => ended.push(s),
+    });
     await server.start();
     try {
       const port = (server.addresses()[0] as { port: number }).port;

@@ -21,7 +21,10 @@ describe('ClientMemory', () => {
   it('learns IP -> MAC from a pxelinux.cfg/01-<mac> request and fills the MAC of later requests from that address', () => {
     const m = new ClientMemory();
     expect(m.identify('menu.c32', { address: '10.77.0.5' })).toEqual({ address: '10.77.0.5' });
-    expect(m.identify('pxelinux.cfg/01-52-54-00-12-34-56', { address: '10.77.0.5' })).toEqual({ address: '10.77.0.5', mac: '52:54:00:12:34:56' });
+    expect(m.identify('pxelinux.cfg/01-52-54-00-12-34-56', { address: '10.77.0.5' })).toEqual({
+      address: '10.77.0.5',
+      mac: '52:54:00:12:34:56',
+    });
     expect(m.identify('menu.c32', { address: '10.77.0.5' })).toEqual({ address: '10.77.0.5', mac: '52:54:00:12:34:56' });
     // a MAC the protocol already knows is kept
     expect(m.identify('menu.c32', { address: '10.77.0.5', mac: '52:54:00:00:00:01' }).mac).toBe('52:54:00:00:00:01');

@@ -18,7 +18,16 @@ function site(extra: string): string {
   // one synced entry, so the iPXE menu has kernel URLs
   mkdirSync(join(root, 'tftproot/images/debian/12/x86_64'), { recursive: true });
   const file = join(root, 'pxe.yaml');
-  writeFileSync(file, [`tftp:\n  root: ${join(root, 'tftproot')}`, `stateDir: ${join(root, 'state')}`, `hostsFile: ${join(root, 'hosts.yaml')}`, extra, ''].join('\n'));
+  writeFileSync(
+    file,
+    [
+      `tftp:\n  root: ${join(root, 'tftproot')}`,
+      `stateDir: ${join(root, 'state')}`,
+      `hostsFile: ${join(root, 'hosts.yaml')}`,
+      extra,
+      '',
+    ].join('\n'),
+  );
   return file;
 }
 

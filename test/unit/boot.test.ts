@@ -9,8 +9,16 @@ import type { DhcpClient } from '../../src/boot/types.js';
 
 const cfg = loadConfig(undefined, '/nonexistent-dir-for-defaults');
 const client = (over: Partial<DhcpClient>): DhcpClient => ({
-  mac: '52:54:00:12:34:56', arch: 0, firmware: 'bios', isIpxe: false, vendorClass: 'PXEClient:Arch:00000:UNDI:002001',
-  uuid: undefined, sourceAddress: '0.0.0.0', relayAddress: undefined, serverAddress: '10.77.0.10', ...over,
+  mac: '52:54:00:12:34:56',
+  arch: 0,
+  firmware: 'bios',
+  isIpxe: false,
+  vendorClass: 'PXEClient:Arch:00000:UNDI:002001',
+  uuid: undefined,
+  sourceAddress: '0.0.0.0',
+  relayAddress: undefined,
+  serverAddress: '10.77.0.10',
+  ...over,
 });
 
 describe('pxelinux lookup order (syslinux doc/pxelinux.txt)', () => {
@@ -19,13 +27,22 @@ describe('pxelinux lookup order (syslinux doc/pxelinux.txt)', () => {
     expect(seq.map((s) => s.path)).toEqual([
       'pxelinux.cfg/b8945908-d6a6-41a9-611d-74a6ab80b83d',
       'pxelinux.cfg/01-88-99-aa-bb-cc-dd',
-      'pxelinux.cfg/C000025B', 'pxelinux.cfg/C000025', 'pxelinux.cfg/C00002', 'pxelinux.cfg/C0000',
-      'pxelinux.cfg/C000', 'pxelinux.cfg/C00', 'pxelinux.cfg/C0', 'pxelinux.cfg/C',
+      'pxelinux.cfg/C000025B',
+      'pxelinux.cfg/C000025',
+      'pxelinux.cfg/C00002',
+      'pxelinux.cfg/C0000',
+      'pxelinux.cfg/C000',
+      'pxelinux.cfg/C00',
+      'pxelinux.cfg/C0',
+      'pxelinux.cfg/C',
       'pxelinux.cfg/default',
     ]);
   });
   it('omits uuid and IP steps when unknown', () => {
-    expect(pxelinuxLookupSequence({ mac: '52:54:00:12:34:56' }).map((s) => s.path)).toEqual(['pxelinux.cfg/01-52-54-00-12-34-56', 'pxelinux.cfg/default']);
+    expect(pxelinuxLookupSequence({ mac: '52:54:00:12:34:56' }).map((s) => s.path)).toEqual([
+      'pxelinux.cfg/01-52-54-00-12-34-56',
+      'pxelinux.cfg/default',
+    ]);
   });
   it('normalises MACs and parses 01-<mac> paths', () => {
     expect(normalizeMac('52-54-00-AB-CD-EF')).toBe('52:54:00:ab:cd:ef');
@@ -76,24 +93,38 @@ describe('PolicyBooter.dhcpBoot', () => {
     expect(ipxeBios).toMatchObject({ action: 'boot', bootFile: 'http://10.77.0.10:8080/files/pxelinux.0', nextServer: '10.77.0.10' });
     expect(ipxeBios.action === 'boot' && ipxeBios.reason).toMatch(/over HTTP/);
     // the URL names the server on the client's own network
-    expect(b.dhcpBoot(client({ isIpxe: true, serverAddress: '192.0.2.5' }))).toMatchObject({ bootFile: 'http://192.0.2.5:8080/files/pxelinux.0' });
+    expect(b.dhcpBoot(client({ isIpxe: true, serverAddress: '192.0.2.5' }))).toMatchObject({
+      bootFile: 'http://192.0.2.5:8080/files/pxelinux.0',
+    });
     // the PXE ROM itself (no option 77) and UEFI loaders keep TFTP
     expect(b.dhcpBoot(client({ isIpxe: false }))).toMatchObject({ bootFile: 'pxelinux.0' });
     expect(b.dhcpBoot(client({ isIpxe: true, arch: 7, firmware: 'efi-x64' }))).toMatchObject({ bootFile: 'syslinux.efi' });
     // an explicit bootFiles.ipxe wins; a bios file that is already a URL stays as it is
-    const withScript = new PolicyBooter({ dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, ipxe: 'http://10.77.0.10:8080/boot.ipxe' } }, ipxeHttpPort: 8080 });
+    const withScript = new PolicyBooter({
+      dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, ipxe: 'http://10.77.0.10:8080/boot.ipxe' } },
+      ipxeHttpPort: 8080,
+    });
     expect(withScript.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: 'http://10.77.0.10:8080/boot.ipxe' });
-    const urlFile = new PolicyBooter({ dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, bios: 'tftp://10.0.0.1/pxelinux.0' } }, ipxeHttpPort: 8080 });
+    const urlFile = new PolicyBooter({
+      dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, bios: 'tftp://10.0.0.1/pxelinux.0' } },
+      ipxeHttpPort: 8080,
+    });
     expect(urlFile.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: 'tftp://10.0.0.1/pxelinux.0' });
     // other NBPs keep TFTP: an iPXE .kpxe would chain back into iPXE, WDS derives TFTP paths from its name
     for (const nbp of ['undionly.kpxe', 'boot/wdsnbp.com', 'pxelinux.0.bak']) {
       const other = new PolicyBooter({ dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, bios: nbp } }, ipxeHttpPort: 8080 });
       expect(other.dhcpBoot(client({ isIpxe: true })), nbp).toMatchObject({ bootFile: nbp });
     }
-    const lpx = new PolicyBooter({ dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, bios: 'bios/lpxelinux.0' } }, ipxeHttpPort: 8080 });
+    const lpx = new PolicyBooter({
+      dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, bios: 'bios/lpxelinux.0' } },
+      ipxeHttpPort: 8080,
+    });
     expect(lpx.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: 'http://10.77.0.10:8080/files/bios/lpxelinux.0' });
     // a leading '/' does not double the slash; a URL over the header's 127 bytes falls back to TFTP
-    const abs = new PolicyBooter({ dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, bios: '/boot/pxelinux.0' } }, ipxeHttpPort: 8080 });
+    const abs = new PolicyBooter({
+      dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, bios: '/boot/pxelinux.0' } },
+      ipxeHttpPort: 8080,
+    });
     expect(abs.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: 'http://10.77.0.10:8080/files/boot/pxelinux.0' });
     const long = `${'d/'.repeat(48)}pxelinux.0`;
     const longB = new PolicyBooter({ dhcp: { ...cfg.dhcp, bootFiles: { ...cfg.dhcp.bootFiles, bios: long } }, ipxeHttpPort: 8080 });
@@ -103,11 +134,18 @@ describe('PolicyBooter.dhcpBoot', () => {
     expect(cfg.dhcp.ipxeHttp).toBe(true);
     const on = buildApp(cfg).booter.dhcpBoot(client({ isIpxe: true }));
     expect(on).toMatchObject({ bootFile: `http://10.77.0.10:${cfg.http.port}/files/pxelinux.0` });
-    expect(buildApp({ ...cfg, http: { ...cfg.http, enabled: false } }).booter.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: 'pxelinux.0' });
-    expect(buildApp({ ...cfg, dhcp: { ...cfg.dhcp, ipxeHttp: false } }).booter.dhcpBoot(client({ isIpxe: true }))).toMatchObject({ bootFile: 'pxelinux.0' });
+    expect(buildApp({ ...cfg, http: { ...cfg.http, enabled: false } }).booter.dhcpBoot(client({ isIpxe: true }))).toMatchObject({
+      bootFile: 'pxelinux.0',
+    });
+    expect(buildApp({ ...cfg, dhcp: { ...cfg.dhcp, ipxeHttp: false } }).booter.dhcpBoot(client({ isIpxe: true }))).toMatchObject({
+      bootFile: 'pxelinux.0',
+    });
   });
   it('honours the hosts file: denied hosts and unknown clients when set to ignore', () => {
-    const b = new PolicyBooter({ dhcp: { ...cfg.dhcp, unknownClients: 'ignore' }, hostAccess: (m) => (m === '52:54:00:12:34:56' ? 'allowed' : m === '52:54:00:00:00:01' ? 'denied' : 'unknown') });
+    const b = new PolicyBooter({
+      dhcp: { ...cfg.dhcp, unknownClients: 'ignore' },
+      hostAccess: (m) => (m === '52:54:00:12:34:56' ? 'allowed' : m === '52:54:00:00:00:01' ? 'denied' : 'unknown'),
+    });
     expect(b.dhcpBoot(client({})).action).toBe('boot');
     expect(b.dhcpBoot(client({ mac: '52:54:00:00:00:01' })).action).toBe('ignore');
     expect(b.dhcpBoot(client({ mac: '52:54:00:00:00:02' })).action).toBe('ignore');
@@ -143,7 +181,10 @@ describe('allowlist', () => {
 describe('boot/access.ts', () => {
   it('NetworkAccess: an allowlist covering one of our interfaces admits DHCP from 0.0.0.0 (a client on a directly attached LAN); one that does not, refuses it', async () => {
     const { NetworkAccess } = await import('../../src/boot/access.js');
-    const ifs = () => ({ eth0: [{ address: '10.77.0.1', netmask: '255.255.255.0', family: 'IPv4', internal: false, mac: '', cidr: '10.77.0.1/24' }] }) as NodeJS.Dict<import('node:os').NetworkInterfaceInfo[]>;
+    const ifs = () =>
+      ({
+        eth0: [{ address: '10.77.0.1', netmask: '255.255.255.0', family: 'IPv4', internal: false, mac: '', cidr: '10.77.0.1/24' }],
+      }) as NodeJS.Dict<import('node:os').NetworkInterfaceInfo[]>;
     const lan = new NetworkAccess(['10.77.0.0/24'], ifs);
     expect(lan.dhcpAllowed('0.0.0.0')).toBe(true);
     expect(lan.dhcpAllowed('10.77.0.50')).toBe(true);

@@ -18,7 +18,6 @@ function catalogDir(files: Record<string, string>): string {
   return dir;
 }
 
-
 const GOOD_ENTRY = `entries:
   - id: demo
     label: Demo
@@ -41,7 +40,25 @@ describe('shipped catalog', () => {
     expect(catalog.entries.length).toBeGreaterThanOrEqual(12);
     const ids = catalog.entries.map((e) => e.id);
     expect(new Set(ids).size).toBe(ids.length);
-    for (const id of ['debian', 'ubuntu', 'fedora', 'rocky', 'almalinux', 'centos-stream', 'opensuse-leap', 'opensuse-tumbleweed', 'alpine', 'archlinux', 'memtest86plus', 'freebsd', 'mfsbsd', 'openbsd', 'fedora-coreos', 'flatcar', 'local'])
+    for (const id of [
+      'debian',
+      'ubuntu',
+      'fedora',
+      'rocky',
+      'almalinux',
+      'centos-stream',
+      'opensuse-leap',
+      'opensuse-tumbleweed',
+      'alpine',
+      'archlinux',
+      'memtest86plus',
+      'freebsd',
+      'mfsbsd',
+      'openbsd',
+      'fedora-coreos',
+      'flatcar',
+      'local',
+    ])
       expect(ids).toContain(id);
     expect(catalog.entries.find((e) => e.default)?.boot.method).toBe('localboot');
   });
@@ -53,7 +70,9 @@ describe('shipped catalog', () => {
     expect(t.dir).toBe('images/debian/12/x86_64');
     expect(t.trust).toBe('signed');
     const kernel = t.files.find((f) => f.role === 'kernel')!;
-    expect(kernel.url).toBe('https://deb.debian.org/debian/dists/bookworm/main/installer-amd64/current/images/netboot/debian-installer/amd64/linux');
+    expect(kernel.url).toBe(
+      'https://deb.debian.org/debian/dists/bookworm/main/installer-amd64/current/images/netboot/debian-installer/amd64/linux',
+    );
     expect(kernel.relPath).toBe('images/debian/12/x86_64/linux');
     expect(kernel.checksum).toEqual({
       kind: 'sha256sums',
@@ -72,16 +91,29 @@ describe('shipped catalog', () => {
     const all = expandCatalog(catalog);
     const rocky = all.find((t) => t.entryId === 'rocky' && t.arch === 'x86_64')!;
     expect(rocky.files.map((f) => [f.role, f.checksum])).toEqual([
-      ['kernel', { kind: 'treeinfo', url: 'https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os/.treeinfo', key: 'images/pxeboot/vmlinuz' }],
-      ['initrd', { kind: 'treeinfo', url: 'https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os/.treeinfo', key: 'images/pxeboot/initrd.img' }],
+      [
+        'kernel',
+        { kind: 'treeinfo', url: 'https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os/.treeinfo', key: 'images/pxeboot/vmlinuz' },
+      ],
+      [
+        'initrd',
+        { kind: 'treeinfo', url: 'https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os/.treeinfo', key: 'images/pxeboot/initrd.img' },
+      ],
     ]);
     const leap = all.find((t) => t.entryId === 'opensuse-leap')!;
     expect(leap.files[0]!.checksum).toMatchObject({ kind: 'suse-checksums', key: 'boot/x86_64/loader/linux' });
     const arch = all.find((t) => t.entryId === 'archlinux')!;
     // microcode first: the kernel applies early microcode only from the first cpio
-    expect(arch.files.filter((f) => f.role === 'initrd').map((f) => f.relPath.split('/').pop())).toEqual(['amd-ucode.img', 'intel-ucode.img', 'initramfs-linux.img']);
+    expect(arch.files.filter((f) => f.role === 'initrd').map((f) => f.relPath.split('/').pop())).toEqual([
+      'amd-ucode.img',
+      'intel-ucode.img',
+      'initramfs-linux.img',
+    ]);
     const ubuntu = all.find((t) => t.entryId === 'ubuntu')!;
-    expect(ubuntu.files[0]).toMatchObject({ url: 'https://releases.ubuntu.com/24.04/ubuntu-24.04.3-netboot-amd64.tar.gz', extract: { format: 'tar.gz', member: 'amd64/linux' } });
+    expect(ubuntu.files[0]).toMatchObject({
+      url: 'https://releases.ubuntu.com/24.04/ubuntu-24.04.3-netboot-amd64.tar.gz',
+      extract: { format: 'tar.gz', member: 'amd64/linux' },
+    });
     expect(ubuntu.files[0]!.checksum).toMatchObject({ key: 'ubuntu-24.04.3-netboot-amd64.tar.gz' });
     for (const t of all) {
       if (t.trust === 'unverified') continue;
@@ -122,7 +154,9 @@ describe('broken catalog files name file, line and field', () => {
   });
 
   it('inconsistent trust: checksum "none" cannot claim "checksum"', () => {
-    const dir = catalogDir({ 'a.yaml': GOOD_ENTRY.replace('checksum: { kind: sha256sums, path: "v{{ version }}/SHA256SUMS" }', 'checksum: { kind: none }') });
+    const dir = catalogDir({
+      'a.yaml': GOOD_ENTRY.replace('checksum: { kind: sha256sums, path: "v{{ version }}/SHA256SUMS" }', 'checksum: { kind: none }'),
+    });
     const e = configError(() => loadCatalog(dir));
     expect(e.field).toBe('entries[0].trust');
     expect(e.line).toBe(13);
@@ -150,7 +184,7 @@ describe('broken catalog files name file, line and field', () => {
     const e = configError(() => loadCatalog(dir));
     expect(e.message).toMatch(/verison|undefined|null/);
     expect(e.line).toBe(10);
-    expect(e.field).toBe("entries[0].boot.kernel");
+    expect(e.field).toBe('entries[0].boot.kernel');
   });
 
   it('a file outside its checksum directory is rejected (its key would be ambiguous)', () => {

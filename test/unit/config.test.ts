@@ -47,7 +47,10 @@ describe('pxe.yaml', () => {
   });
 
   it('resolves paths relative to the file and keeps given values', () => {
-    const f = write('ok.yaml', 'tftp:\n  root: srv/tftp\n  port: 1069\nallow: [10.0.0.0/8, "fd00::/8"]\nmirrors:\n  debian-12: http://127.0.0.1:9/debian\n');
+    const f = write(
+      'ok.yaml',
+      'tftp:\n  root: srv/tftp\n  port: 1069\nallow: [10.0.0.0/8, "fd00::/8"]\nmirrors:\n  debian-12: http://127.0.0.1:9/debian\n',
+    );
     const c = loadConfig(f);
     expect(c.tftp.root).toBe(join(dir, 'srv/tftp'));
     expect(c.tftp.port).toBe(1069);

@@ -12,12 +12,23 @@ const ev = (e: Omit<BootEvent, 'time'>, advanceMs = 1000): BootEvent => {
 describe('dashboard machine book', () => {
   it('classifies boot events into timeline steps', () => {
     expect(stepOf(ev({ proto: 'dhcp', mac: MAC, what: 'offer pxelinux.0 via 10.0.0.1' }))?.kind).toBe('dhcp');
-    expect(stepOf(ev({ proto: 'dhcp', mac: MAC, what: 'no reply: host is denied' }))).toMatchObject({ kind: 'failed', text: 'no DHCP answer: host is denied' });
-    expect(stepOf(ev({ proto: 'tftp', ip: '10.0.0.9', what: 'fetched pxelinux.0', detail: { bytes: 42000, ms: 30 } }))).toMatchObject({ kind: 'bootfile', bytes: 42000 });
-    expect(stepOf(ev({ proto: 'tftp', what: 'failed (error) pxelinux.cfg/01-52-54-00-aa-bb-cc', detail: { reason: 'file not found' } }))?.kind).toBe('config-miss');
+    expect(stepOf(ev({ proto: 'dhcp', mac: MAC, what: 'no reply: host is denied' }))).toMatchObject({
+      kind: 'failed',
+      text: 'no DHCP answer: host is denied',
+    });
+    expect(stepOf(ev({ proto: 'tftp', ip: '10.0.0.9', what: 'fetched pxelinux.0', detail: { bytes: 42000, ms: 30 } }))).toMatchObject({
+      kind: 'bootfile',
+      bytes: 42000,
+    });
+    expect(
+      stepOf(ev({ proto: 'tftp', what: 'failed (error) pxelinux.cfg/01-52-54-00-aa-bb-cc', detail: { reason: 'file not found' } }))?.kind,
+    ).toBe('config-miss');
     expect(stepOf(ev({ proto: 'http', what: 'GET /files/images/debian/12/x86_64/linux -> 200' }))?.kind).toBe('kernel');
     expect(stepOf(ev({ proto: 'http', what: 'GET /files/images/debian/12/x86_64/initrd.gz -> 200' }))?.kind).toBe('initrd');
-    expect(stepOf(ev({ proto: 'tftp', what: 'failed (timeout) initrd.gz', detail: { reason: 'transfer timed out' } }))).toMatchObject({ kind: 'failed', text: 'initrd.gz: transfer timed out' });
+    expect(stepOf(ev({ proto: 'tftp', what: 'failed (timeout) initrd.gz', detail: { reason: 'transfer timed out' } }))).toMatchObject({
+      kind: 'failed',
+      text: 'initrd.gz: transfer timed out',
+    });
     expect(stepOf(ev({ proto: 'http', what: 'GET /unattended/52:54:00:aa:bb:cc/preseed.cfg?token=x -> 200' }))?.kind).toBe('answer');
     expect(stepOf(ev({ proto: 'http', mac: MAC, what: 'install finished: marked installed' }))?.kind).toBe('done');
     expect(stepOf(ev({ proto: 'http', what: 'GET /metrics -> 200' }))).toBeUndefined();

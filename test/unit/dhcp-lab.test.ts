@@ -16,10 +16,28 @@ const SERVER = '10.77.0.10';
 const booter = new PolicyBooter({ dhcp: configSchema.parse({}).dhcp });
 
 const cases = [
-  { name: 'SeaBIOS iPXE', req: 'seabios-ipxe-discover', reply: 'seabios-ipxe-pxe-offer', port: 'dhcp', from: { address: '0.0.0.0', port: 68 } },
+  {
+    name: 'SeaBIOS iPXE',
+    req: 'seabios-ipxe-discover',
+    reply: 'seabios-ipxe-pxe-offer',
+    port: 'dhcp',
+    from: { address: '0.0.0.0', port: 68 },
+  },
   { name: 'OVMF iPXE EFI', req: 'ovmf-ipxe-discover', reply: 'ovmf-ipxe-pxe-offer', port: 'dhcp', from: { address: '0.0.0.0', port: 68 } },
-  { name: 'OVMF native offer', req: 'ovmf-native-discover', reply: 'ovmf-native-pxe-offer', port: 'dhcp', from: { address: '0.0.0.0', port: 68 } },
-  { name: 'OVMF native 4011 ack', req: 'ovmf-native-request-4011', reply: 'ovmf-native-pxe-ack-4011', port: 'pxe', from: { address: '10.77.0.111', port: 4011 } },
+  {
+    name: 'OVMF native offer',
+    req: 'ovmf-native-discover',
+    reply: 'ovmf-native-pxe-offer',
+    port: 'dhcp',
+    from: { address: '0.0.0.0', port: 68 },
+  },
+  {
+    name: 'OVMF native 4011 ack',
+    req: 'ovmf-native-request-4011',
+    reply: 'ovmf-native-pxe-ack-4011',
+    port: 'pxe',
+    from: { address: '10.77.0.111', port: 4011 },
+  },
 ] as const;
 
 describe('replies proven on real firmware are reproduced byte for byte', () => {

@@ -30,7 +30,11 @@ function reply(req: DhcpPacket, kind: 'offer' | 'ack', file = 'boot.file', allow
   const c = classify(req, { ...(kind === 'offer' ? opts67 : opts4011), allowHttpClient: allowHttp });
   if (!c.answer) throw new Error(`not answered: ${c.reason}`);
   const client = toDhcpClient(req, '0.0.0.0', SERVER);
-  const r = buildReply(req, { action: 'boot', bootFile: file, nextServer: SERVER, reason: 't' }, { reply: c.reply, vendor: c.vendor, client, serverId: SERVER });
+  const r = buildReply(
+    req,
+    { action: 'boot', bootFile: file, nextServer: SERVER, reason: 't' },
+    { reply: c.reply, vendor: c.vendor, client, serverId: SERVER },
+  );
   // Always check the bytes survive the codec, as the proxy sends them.
   const enc = encode(r);
   if (!enc.ok) throw new Error(enc.detail);
@@ -213,7 +217,11 @@ describe('buildReply per firmware', () => {
   it('sname from the booter is carried', () => {
     const req = crafted(0);
     const client = toDhcpClient(req, '0.0.0.0', SERVER);
-    const r = buildReply(req, { action: 'boot', bootFile: 'f', nextServer: '10.0.0.5', serverName: 'tftp1', reason: '' }, { reply: 'offer', vendor: 'PXEClient', client, serverId: SERVER });
+    const r = buildReply(
+      req,
+      { action: 'boot', bootFile: 'f', nextServer: '10.0.0.5', serverName: 'tftp1', reason: '' },
+      { reply: 'offer', vendor: 'PXEClient', client, serverId: SERVER },
+    );
     expect([r.sname, r.siaddr, o.serverId(r)]).toEqual(['tftp1', '10.0.0.5', SERVER]);
   });
 });
@@ -221,7 +229,11 @@ describe('buildReply per firmware', () => {
 describe('replyDestination', () => {
   const from = { address: '10.1.1.7', port: 68 };
   it('port 67: broadcast to 255.255.255.255:68 for clients without an address', () => {
-    expect(replyDestination(crafted(0), 'dhcp', { address: '0.0.0.0', port: 68 })).toEqual({ address: '255.255.255.255', port: 68, broadcast: true });
+    expect(replyDestination(crafted(0), 'dhcp', { address: '0.0.0.0', port: 68 })).toEqual({
+      address: '255.255.255.255',
+      port: 68,
+      broadcast: true,
+    });
   });
   it('port 67 relayed: unicast to giaddr:67', () => {
     const p = crafted(0);

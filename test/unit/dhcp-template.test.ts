@@ -120,7 +120,8 @@ describe('reply templates are byte-identical to buildReply + encode', () => {
     const t = new ReplyTemplates();
     const long: Boot = { ...BOOT, bootFile: `http://10.77.0.10/boot.ipxe?mac=${'x'.repeat(140)}` };
     const named: Boot = { ...BOOT, serverName: 'tftp1', nextServer: '10.77.0.11' };
-    for (const d of [long, named, long, named, BOOT, BOOT]) both(t, request({ arch: 0, xid: Math.floor(Math.random() * 2 ** 32), mac: 9 }), 'dhcp', d);
+    for (const d of [long, named, long, named, BOOT, BOOT])
+      both(t, request({ arch: 0, xid: Math.floor(Math.random() * 2 ** 32), mac: 9 }), 'dhcp', d);
     expect(t.misses).toBe(3);
     expect(t.hits).toBe(3);
   });
@@ -147,7 +148,7 @@ describe('reply templates are byte-identical to buildReply + encode', () => {
     expect(t.hits).toBeGreaterThan(0);
   });
 
-  it('mutated captures (the fuzzer\'s mutations, fixed seed): every answered mutant gets the slow path\'s bytes', () => {
+  it("mutated captures (the fuzzer's mutations, fixed seed): every answered mutant gets the slow path's bytes", () => {
     const t = new ReplyTemplates();
     const bases = readdirSync(FIX)
       .filter((f) => /-(discover|request|pxebs).*\.bin$/.test(f))

@@ -13,7 +13,15 @@ const NEEDED: NeededPort[] = [
 
 function offer(from: string, init: { yiaddr?: string; siaddr?: string; file?: string; options: Array<[number, Buffer]> }): Offer {
   const options = new Map<number, Buffer>([[53, Buffer.from([2])], [54, Buffer.from(from.split('.').map(Number))], ...init.options]);
-  const p = makeRequest({ chaddr: Buffer.from([2, 0, 0, 0, 0, 1]), xid: 7, op: 2, yiaddr: init.yiaddr ?? '0.0.0.0', siaddr: init.siaddr ?? '0.0.0.0', file: init.file ?? '', options });
+  const p = makeRequest({
+    chaddr: Buffer.from([2, 0, 0, 0, 0, 1]),
+    xid: 7,
+    op: 2,
+    yiaddr: init.yiaddr ?? '0.0.0.0',
+    siaddr: init.siaddr ?? '0.0.0.0',
+    file: init.file ?? '',
+    options,
+  });
   const e = encode(p);
   if (!e.ok) throw new Error(e.detail);
   const d = decode(e.data);
@@ -34,10 +42,21 @@ describe('pxe doctor: pure parts', () => {
   });
 
   it('parses ss listeners with their processes', () => {
-    const l = parseSs('UNCONN 0      0            0.0.0.0:69        0.0.0.0:*    users:(("in.tftpd",pid=1234,fd=4))\nUNCONN 0 0 [::]:69 [::]:* users:(("in.tftpd",pid=1234,fd=5),("x",pid=9,fd=1))\n', 'udp');
+    const l = parseSs(
+      'UNCONN 0      0            0.0.0.0:69        0.0.0.0:*    users:(("in.tftpd",pid=1234,fd=4))\nUNCONN 0 0 [::]:69 [::]:* users:(("in.tftpd",pid=1234,fd=5),("x",pid=9,fd=1))\n',
+      'udp',
+    );
     expect(l).toEqual([
       { proto: 'udp', address: '0.0.0.0', port: 69, processes: [{ name: 'in.tftpd', pid: 1234 }] },
-      { proto: 'udp', address: '::', port: 69, processes: [{ name: 'in.tftpd', pid: 1234 }, { name: 'x', pid: 9 }] },
+      {
+        proto: 'udp',
+        address: '::',
+        port: 69,
+        processes: [
+          { name: 'in.tftpd', pid: 1234 },
+          { name: 'x', pid: 9 },
+        ],
+      },
     ]);
   });
 
@@ -57,11 +76,19 @@ describe('pxe doctor: pure parts', () => {
       'nftables drops udp/69: "udp dport 60-70 drop"',
       'nftables input policy is drop and no rule accepts tcp/8080',
     ]);
-    expect(nftFindings('table inet filter {\n chain input {\n type filter hook input priority filter; policy accept;\n }\n}', NEEDED)).toEqual([]);
+    expect(
+      nftFindings('table inet filter {\n chain input {\n type filter hook input priority filter; policy accept;\n }\n}', NEEDED),
+    ).toEqual([]);
   });
 
   it('finds iptables rules that drop pxe ports', () => {
-    const text = ['*filter', ':INPUT ACCEPT [0:0]', '-A INPUT -p udp -m udp --dport 69 -j DROP', '-A INPUT -p tcp -m multiport --dports 80,8000:8100 -j REJECT', 'COMMIT'].join('\n');
+    const text = [
+      '*filter',
+      ':INPUT ACCEPT [0:0]',
+      '-A INPUT -p udp -m udp --dport 69 -j DROP',
+      '-A INPUT -p tcp -m multiport --dports 80,8000:8100 -j REJECT',
+      'COMMIT',
+    ].join('\n');
     expect(iptablesFindings(text, NEEDED).map((x) => x.message)).toEqual([
       'iptables drops udp/69: "-A INPUT -p udp -m udp --dport 69 -j DROP"',
       'iptables drops tcp/8080: "-A INPUT -p tcp -m multiport --dports 80,8000:8100 -j REJECT"',
@@ -72,7 +99,15 @@ describe('pxe doctor: pure parts', () => {
     const ifaces = [{ name: 'eth0', address: '10.0.0.5', mac: '52:54:00:00:00:05' }];
     const local = new Set(['10.0.0.5']);
     expect(classify(ifaces, [], local).map((f) => f.severity)).toEqual(['error']);
-    const site = offer('10.0.0.1', { yiaddr: '10.0.0.50', siaddr: '10.0.0.5', file: 'pxelinux.0', options: [[OPT.ROUTER, Buffer.from([10, 0, 0, 1])], [6, Buffer.from([10, 0, 0, 1])]] });
+    const site = offer('10.0.0.1', {
+      yiaddr: '10.0.0.50',
+      siaddr: '10.0.0.5',
+      file: 'pxelinux.0',
+      options: [
+        [OPT.ROUTER, Buffer.from([10, 0, 0, 1])],
+        [6, Buffer.from([10, 0, 0, 1])],
+      ],
+    });
     const rogue = offer('10.0.0.9', { siaddr: '10.0.0.9', file: 'evil.0', options: [[OPT.VENDOR_CLASS, Buffer.from('PXEClient')]] });
     const f = classify(ifaces, [site, rogue], local);
     expect(f.map((x) => `${x.severity} ${x.message}`)).toEqual([

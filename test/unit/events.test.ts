@@ -18,7 +18,10 @@ describe('boot-event log', () => {
     clients.noteAddress('10.77.0.111', '52:54:00:12:34:56');
     log.record({ proto: 'tftp', ip: '10.77.0.111', what: 'fetched pxelinux.cfg/01-52-54-00-12-34-56' });
     log.record({ proto: 'dhcp', mac: '52:54:00:ab:cd:ef', what: 'no reply: denied' });
-    expect(log.timeline('52:54:00:12:34:56').map((e) => e.what)).toEqual(['offer pxelinux.0 via 10.77.0.10', 'fetched pxelinux.cfg/01-52-54-00-12-34-56']);
+    expect(log.timeline('52:54:00:12:34:56').map((e) => e.what)).toEqual([
+      'offer pxelinux.0 via 10.77.0.10',
+      'fetched pxelinux.cfg/01-52-54-00-12-34-56',
+    ]);
     await log.flush();
     const lines = readFileSync(file, 'utf8').trim().split('\n');
     expect(lines).toHaveLength(4);
@@ -49,7 +52,11 @@ describe('bounded on disk', () => {
       const file = join(dir, 'boot-events.jsonl');
       const log = new BootEventLog(file, { maxBytes: 20_000 });
       for (let i = 0; i < 3000; i++) {
-        log.record({ proto: 'dhcp', mac: `02:00:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`, what: `offer ${i}` });
+        log.record({
+          proto: 'dhcp',
+          mac: `02:00:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`,
+          what: `offer ${i}`,
+        });
         if (i % 100 === 99) await log.flush();
       }
       log.record({ proto: 'dhcp', mac: '52:54:00:00:00:01', what: 'the normal client' });

@@ -37,14 +37,22 @@ hosts:
     allow: false
 `;
 
-
 describe('hosts.yaml', () => {
   it('parses hosts, normalises MACs and applies defaults', () => {
     const hosts = parseHosts('hosts.yaml', GOOD, catalog);
     expect(hosts.unknown).toBe('ignore');
     expect([...hosts.byMac.keys()]).toEqual(['52:54:00:aa:bb:01', '52:54:00:aa:bb:02', '52:54:00:aa:bb:03']);
     const web1 = findHost(hosts, '52-54-00-AA-BB-01')!;
-    expect(web1).toMatchObject({ hostname: 'web1', entry: 'debian', version: '12', disk: '/dev/vda', user: 'ops', timezone: 'Europe/Paris', install_once: true, password_hash: '' });
+    expect(web1).toMatchObject({
+      hostname: 'web1',
+      entry: 'debian',
+      version: '12',
+      disk: '/dev/vda',
+      user: 'ops',
+      timezone: 'Europe/Paris',
+      install_once: true,
+      password_hash: '',
+    });
     expect(web1.ssh_keys).toEqual([KEY]);
     const db1 = findHost(hosts, '52:54:00:aa:bb:02')!;
     expect(db1).toMatchObject({ disk: '/dev/sda', domain: 'lab.example', append: 'console=ttyS0', locale: 'en_US.UTF-8' });
@@ -70,11 +78,35 @@ describe('hosts.yaml', () => {
   // Lines: errors point at the offending value; a bad MAC key at its host block.
   const cases: Array<[string, string, number, string, RegExp]> = [
     ['bad MAC key', GOOD.replace('"52:54:00:AA:BB:01"', '"52:54:00:AA:BB"'), 8, 'hosts.52:54:00:AA:BB', /MAC/],
-    ['clear-text password', GOOD.replace('password_hash: "$6$', 'password_hash: "hunter2'), 17, 'hosts.52-54-00-aa-bb-02.password_hash', /crypt/],
-    ['newline injected into append', GOOD.replace('append: console=ttyS0', 'append: "console=ttyS0\\nd-i preseed/late_command string rm -rf /"'), 18, 'hosts.52-54-00-aa-bb-02.append', /single line/],
-    ['bad ssh key', GOOD.replace(`ssh_keys: ["${KEY}"]`, 'ssh_keys: ["ssh-ed25519 AAAA x\'; rm -rf /"]'), 5, 'defaults.ssh_keys[0]', /OpenSSH/],
+    [
+      'clear-text password',
+      GOOD.replace('password_hash: "$6$', 'password_hash: "hunter2'),
+      17,
+      'hosts.52-54-00-aa-bb-02.password_hash',
+      /crypt/,
+    ],
+    [
+      'newline injected into append',
+      GOOD.replace('append: console=ttyS0', 'append: "console=ttyS0\\nd-i preseed/late_command string rm -rf /"'),
+      18,
+      'hosts.52-54-00-aa-bb-02.append',
+      /single line/,
+    ],
+    [
+      'bad ssh key',
+      GOOD.replace(`ssh_keys: ["${KEY}"]`, 'ssh_keys: ["ssh-ed25519 AAAA x\'; rm -rf /"]'),
+      5,
+      'defaults.ssh_keys[0]',
+      /OpenSSH/,
+    ],
     ['bad hostname', GOOD.replace('hostname: web1', 'hostname: "web_1;reboot"'), 8, 'hosts.52:54:00:AA:BB:01.hostname', /host name/],
-    ['unknown key', GOOD.replace('hostname: db1', 'hostname: db1\n    diks: /dev/sdb'), 15, 'hosts.52-54-00-aa-bb-02.diks', /nrecognized|unknown/i],
+    [
+      'unknown key',
+      GOOD.replace('hostname: db1', 'hostname: db1\n    diks: /dev/sdb'),
+      15,
+      'hosts.52-54-00-aa-bb-02.diks',
+      /nrecognized|unknown/i,
+    ],
   ];
   for (const [name, text, line, field, msg] of cases) {
     it(`rejects ${name} with file, line and field`, () => {
@@ -134,7 +166,12 @@ describe('install tokens', () => {
     expect(t.current('52-54-00-AA-BB-07')).toBe(a); // same host, any spelling
     expect(new InstallTokens(join(dir, 'install-tokens.json'), 60_000, () => now).check(mac, a).ok).toBe(true); // another process
     expect(statSync(join(dir, 'install-tokens.json')).mode & 0o777).toBe(0o600);
-    expect(t.check(mac, a.replace(/^./, (c) => (c === '0' ? '1' : '0')))).toMatchObject({ ok: false, reason: 'wrong install token' });
+    expect(
+      t.check(
+        mac,
+        a.replace(/^./, (c) => (c === '0' ? '1' : '0')),
+      ),
+    ).toMatchObject({ ok: false, reason: 'wrong install token' });
     expect(t.check(mac, NO_TOKEN)).toMatchObject({ ok: false, reason: 'no install token in the URL' });
     now += 60_001;
     expect(t.check(mac, a)).toMatchObject({ ok: false, reason: expect.stringMatching(/expired/) as string });

@@ -31,7 +31,14 @@ const config = parseYaml('pxe.yaml', `mirrors:\n${mirrorLines.join('\n')}\n`, co
 
 const upstreamHosts = [...new Set(catalog.entries.flatMap((e) => (e.mirror ? [new URL(e.mirror).hostname] : [])))];
 
-const ctx: RenderContext = { catalog, serverAddress: '10.9.0.1', httpPort: 8080, mirrors: config.mirrors, isInstalled: () => true, hostInstalled: () => false };
+const ctx: RenderContext = {
+  catalog,
+  serverAddress: '10.9.0.1',
+  httpPort: 8080,
+  mirrors: config.mirrors,
+  isInstalled: () => true,
+  hostInstalled: () => false,
+};
 
 function hostsFor(): ReturnType<typeof parseHosts> {
   const lines = ['hosts:'];
@@ -60,7 +67,11 @@ describe('mirrors: every rendered file uses the site mirror', () => {
   it('menus for every architecture and firmware name no upstream host', () => {
     for (const arch of ARCHES)
       for (const firmware of ['bios', 'efi'] as const) {
-        const files = { pxelinux: renderMainMenu(ctx, { arch, firmware }), ipxe: renderIpxeScript(ctx, null, { arch, firmware }), grub: renderGrubConfig(ctx, null, { arch }) };
+        const files = {
+          pxelinux: renderMainMenu(ctx, { arch, firmware }),
+          ipxe: renderIpxeScript(ctx, null, { arch, firmware }),
+          grub: renderGrubConfig(ctx, null, { arch }),
+        };
         for (const [name, text] of Object.entries(files)) expect(upstreamIn(text), `${name} menu ${arch} ${firmware}`).toEqual([]);
       }
     // Alpine's repository argument is in every menu: it must be the site's.
@@ -105,6 +116,7 @@ describe('mirrors: every rendered file uses the site mirror', () => {
 
   it('sync downloads from the site mirror too', () => {
     for (const e of catalog.entries)
-      for (const t of expandEntry(e, { mirrors: config.mirrors })) for (const f of t.files) expect(f.url.startsWith(`http://${SITE}/${e.id}/`), f.url).toBe(true);
+      for (const t of expandEntry(e, { mirrors: config.mirrors }))
+        for (const f of t.files) expect(f.url.startsWith(`http://${SITE}/${e.id}/`), f.url).toBe(true);
   });
 });

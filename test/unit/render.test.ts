@@ -50,7 +50,18 @@ const hostFor = (entryId: string): Host => [...hosts.byMac.values()].find((h) =>
 
 /** A fake tftproot where only some targets are synced (their files exist). */
 const root = join(tmp, 'tftproot');
-const SYNCED = new Set(['debian/12/x86_64', 'ubuntu/24.04.3/x86_64', 'rocky/9/x86_64', 'archlinux/2025.08.01/x86_64', 'freebsd/14.3/x86_64', 'alpine/3.22/x86_64', 'fedora/42/aarch64', 'fedora-coreos/42.20250803.3.0/x86_64', 'opensuse-leap/15.6/x86_64', 'flatcar/4230.2.2/x86_64']);
+const SYNCED = new Set([
+  'debian/12/x86_64',
+  'ubuntu/24.04.3/x86_64',
+  'rocky/9/x86_64',
+  'archlinux/2025.08.01/x86_64',
+  'freebsd/14.3/x86_64',
+  'alpine/3.22/x86_64',
+  'fedora/42/aarch64',
+  'fedora-coreos/42.20250803.3.0/x86_64',
+  'opensuse-leap/15.6/x86_64',
+  'flatcar/4230.2.2/x86_64',
+]);
 for (const e of catalog.entries)
   for (const t of expandEntry(e))
     if (SYNCED.has(`${t.entryId}/${t.version}/${t.arch}`))
@@ -66,7 +77,14 @@ const isInstalled = (id: string, version: string, arch: Arch): boolean => {
 const state = new InstallState(join(tmp, 'state', 'installed.json'));
 const tokens = InstallTokens.inDir(join(tmp, 'state'));
 const tok = (mac: string) => tokens.current(mac);
-const ctx: RenderContext = { catalog, serverAddress: '10.9.0.1', httpPort: 8080, isInstalled, hostInstalled: (m) => state.isInstalled(m), installToken: tok };
+const ctx: RenderContext = {
+  catalog,
+  serverAddress: '10.9.0.1',
+  httpPort: 8080,
+  isInstalled,
+  hostInstalled: (m) => state.isInstalled(m),
+  installToken: tok,
+};
 /** every synced target, for hosts that boot all entries */
 const ctxAll: RenderContext = { ...ctx, isInstalled: () => true };
 
@@ -87,7 +105,9 @@ describe('pxelinux menus', () => {
     expect(menu).toContain('LABEL debian-12-x86_64');
     expect(menu).not.toContain('debian-13'); // not synced
     expect(menu).not.toContain('fedora-42'); // synced for aarch64 only; this menu is x86_64
-    expect(menu).toContain('LABEL freebsd-14.3-x86_64\n  MENU LABEL FreeBSD 14.3 (bootonly)\n  LINUX memdisk\n  INITRD images/freebsd/14.3/x86_64/FreeBSD-14.3-RELEASE-amd64-bootonly.iso\n  APPEND iso raw');
+    expect(menu).toContain(
+      'LABEL freebsd-14.3-x86_64\n  MENU LABEL FreeBSD 14.3 (bootonly)\n  LINUX memdisk\n  INITRD images/freebsd/14.3/x86_64/FreeBSD-14.3-RELEASE-amd64-bootonly.iso\n  APPEND iso raw',
+    );
     // groups are submenus, each closed
     expect(menu.match(/^MENU BEGIN/gm)!.length).toBe(menu.match(/^MENU END/gm)!.length);
     const arm = renderMainMenu(ctx, { arch: 'aarch64' });
@@ -136,7 +156,9 @@ describe('pxelinux menus', () => {
     expect(renderHostPxelinux(ctx, once)).toContain('LABEL install');
     const f = renderUnattended(ctx, once, 'preseed.cfg', tok(once.mac));
     // the answers end by reporting back with the token
-    expect(f.body).toContain(`wget -q -O /dev/null 'http://10.9.0.1:8080/unattended/${once.mac.replace(/:/g, '-')}/${tok(once.mac)}/done' || true`);
+    expect(f.body).toContain(
+      `wget -q -O /dev/null 'http://10.9.0.1:8080/unattended/${once.mac.replace(/:/g, '-')}/${tok(once.mac)}/done' || true`,
+    );
     state.markInstalled(once.mac, f.entryId, f.version);
     const cfg = renderHostPxelinux(ctx, once);
     expect(cfg).toMatch(/DEFAULT local\n[\s\S]*LOCALBOOT 0/);
@@ -163,8 +185,17 @@ describe('iPXE scripts', () => {
     const s = renderIpxeScript(ctxAll, hostFor('archlinux'));
     expect(s.startsWith('#!ipxe\n')).toBe(true);
     const base = 'http://10.9.0.1:8080/files/images/archlinux/2025.08.01/x86_64';
-    expect(s).toMatch(new RegExp(`^kernel ${base}/vmlinuz-linux initrd=amd-ucode.img initrd=intel-ucode.img initrd=initramfs-linux.img archisobasedir=arch `, 'm'));
-    expect(s.match(/^initrd .+$/gm)).toEqual([`initrd ${base}/amd-ucode.img`, `initrd ${base}/intel-ucode.img`, `initrd ${base}/initramfs-linux.img`]);
+    expect(s).toMatch(
+      new RegExp(
+        `^kernel ${base}/vmlinuz-linux initrd=amd-ucode.img initrd=intel-ucode.img initrd=initramfs-linux.img archisobasedir=arch `,
+        'm',
+      ),
+    );
+    expect(s.match(/^initrd .+$/gm)).toEqual([
+      `initrd ${base}/amd-ucode.img`,
+      `initrd ${base}/intel-ucode.img`,
+      `initrd ${base}/initramfs-linux.img`,
+    ]);
     expect(s).toMatch(/^boot$/m);
   });
 
@@ -174,7 +205,9 @@ describe('iPXE scripts', () => {
     const items = [...s.matchAll(/^item (\S+) /gm)].map((m) => m[1]!).filter((l) => l !== '--gap');
     for (const label of items) expect(s, label).toMatch(new RegExp(`^:${label.replace(/[.]/g, '\\.')}$`, 'm'));
     expect(items).toContain('ubuntu-24.04.3-x86_64');
-    expect(s).toContain('kernel http://10.9.0.1:8080/files/memdisk iso raw\ninitrd http://10.9.0.1:8080/files/images/freebsd/14.3/x86_64/FreeBSD-14.3-RELEASE-amd64-bootonly.iso\nboot');
+    expect(s).toContain(
+      'kernel http://10.9.0.1:8080/files/memdisk iso raw\ninitrd http://10.9.0.1:8080/files/images/freebsd/14.3/x86_64/FreeBSD-14.3-RELEASE-amd64-bootonly.iso\nboot',
+    );
   });
 });
 
@@ -193,7 +226,7 @@ describe('GRUB configs', () => {
     const grub = renderGrubConfig(ctx, null);
     expect(grub).toMatch(/^set default=local$/m);
     expect(grub).not.toContain('freebsd');
-    expect(grub).toContain("--id debian-12-x86_64");
+    expect(grub).toContain('--id debian-12-x86_64');
   });
 
   it('names a default inside a submenu by its path "<submenu id>><entry id>" (GRUB 2.06 falls back to entry 0 otherwise)', () => {
@@ -274,7 +307,9 @@ describe('unattended files carry the host values and are well-formed', () => {
     expect(body).toContain(`sshkey --username=ops "${KEY}"`);
     expect(body).toMatch(/^ignoredisk --only-use=vdb$/m);
     expect(body.match(/^%(?:packages|post\b.*)$/gm)!.length).toBe(body.match(/^%end$/gm)!.length);
-    expect(body).toContain(`%post --nochroot\ncurl -fsS -X POST 'http://10.9.0.1:8080/unattended/${h.mac.replace(/:/g, '-')}/${tok(h.mac)}/done' || true\n%end`);
+    expect(body).toContain(
+      `%post --nochroot\ncurl -fsS -X POST 'http://10.9.0.1:8080/unattended/${h.mac.replace(/:/g, '-')}/${tok(h.mac)}/done' || true\n%end`,
+    );
   });
 
   it('AutoYaST: xmllint parses it and the XPath values are the host values', () => {
@@ -283,8 +318,7 @@ describe('unattended files carry the host values and are well-formed', () => {
     expect(f.contentType).toMatch(/^application\/xml/);
     const file = join(tmp, 'autoyast.xml');
     writeFileSync(file, f.body);
-    const x = (xpath: string): string =>
-      execFileSync('xmllint', ['--xpath', `string(${xpath})`, file], { encoding: 'utf8' }).trim();
+    const x = (xpath: string): string => execFileSync('xmllint', ['--xpath', `string(${xpath})`, file], { encoding: 'utf8' }).trim();
     expect(x("//*[local-name()='dns']/*[local-name()='hostname']")).toBe('host-opensuse-leap');
     expect(x("//*[local-name()='drive']/*[local-name()='device']")).toBe('/dev/vdb');
     expect(x("//*[local-name()='user']/*[local-name()='username']")).toBe('ops');
@@ -302,7 +336,9 @@ describe('unattended files carry the host values and are well-formed', () => {
     const f = renderUnattended({ ...ctx, templatesDir: tdir }, h, 'autoyast.xml');
     const file = join(tmp, 'autoyast-esc.xml');
     writeFileSync(file, f.body);
-    expect(execFileSync('xmllint', ['--xpath', "string(//*[local-name()='dns']/*[local-name()='hostname'])", file], { encoding: 'utf8' }).trim()).toBe('a<b>&"c');
+    expect(
+      execFileSync('xmllint', ['--xpath', "string(//*[local-name()='dns']/*[local-name()='hostname'])", file], { encoding: 'utf8' }).trim(),
+    ).toBe('a<b>&"c');
   });
 
   it('autoinstall: user-data and meta-data parse as YAML with the host values', () => {
@@ -318,7 +354,9 @@ describe('unattended files carry the host values and are well-formed', () => {
     });
     const md = parseYaml(renderUnattended(ctx, h, 'meta-data').body) as Record<string, string>;
     expect(md).toEqual({ 'instance-id': `pxe-${h.mac.replace(/:/g, '-')}`, 'local-hostname': 'host-ubuntu' });
-    expect((doc.autoinstall['late-commands'] as string[]).at(-1)).toBe(`curl -fsS -X POST 'http://10.9.0.1:8080/unattended/${h.mac.replace(/:/g, '-')}/${tok(h.mac)}/done' || true`);
+    expect((doc.autoinstall['late-commands'] as string[]).at(-1)).toBe(
+      `curl -fsS -X POST 'http://10.9.0.1:8080/unattended/${h.mac.replace(/:/g, '-')}/${tok(h.mac)}/done' || true`,
+    );
   });
 
   it('Ignition: valid JSON (spec 3.3.0) with the host values', () => {
@@ -333,32 +371,62 @@ describe('unattended files carry the host values and are well-formed', () => {
         systemd: { units: Array<{ name: string; enabled: boolean; contents: string }> };
       };
       expect(j.systemd.units[0]).toMatchObject({ name: 'pxe-install-done.service', enabled: true });
-      expect(j.systemd.units[0]!.contents).toContain(`ExecStart=/usr/bin/curl -fsS -X POST http://10.9.0.1:8080/unattended/${h.mac.replace(/:/g, '-')}/${tok(h.mac)}/done\n`);
+      expect(j.systemd.units[0]!.contents).toContain(
+        `ExecStart=/usr/bin/curl -fsS -X POST http://10.9.0.1:8080/unattended/${h.mac.replace(/:/g, '-')}/${tok(h.mac)}/done\n`,
+      );
       expect(j.ignition.version).toBe('3.3.0');
       expect(j.passwd.users[0]).toMatchObject({ name: 'ops', sshAuthorizedKeys: [KEY], passwordHash: HASH });
-      expect(j.storage.files[0]).toEqual({ path: '/etc/hostname', mode: 420, overwrite: true, contents: { source: `data:,host-${id}.lab.example` } });
+      expect(j.storage.files[0]).toEqual({
+        path: '/etc/hostname',
+        mode: 420,
+        overwrite: true,
+        contents: { source: `data:,host-${id}.lab.example` },
+      });
     }
     // FCOS installs to the host's disk with the per-host Ignition URL
     const h = hostFor('fedora-coreos');
-    expect(renderHostPxelinux(ctx, h)).toContain(`coreos.inst.install_dev=/dev/vdb coreos.inst.ignition_url=http://10.9.0.1:8080/unattended/${h.mac.replace(/:/g, '-')}/${tok(h.mac)}/config.ign`);
+    expect(renderHostPxelinux(ctx, h)).toContain(
+      `coreos.inst.install_dev=/dev/vdb coreos.inst.ignition_url=http://10.9.0.1:8080/unattended/${h.mac.replace(/:/g, '-')}/${tok(h.mac)}/config.ign`,
+    );
   });
 });
 
 describe('errors are typed and nothing half-rendered is returned', () => {
   it('unknown host and unknown file are 404', () => {
-    const e1 = (() => { try { renderUnattended(ctx, undefined, 'preseed.cfg'); } catch (e) { return e; } })();
+    const e1 = (() => {
+      try {
+        renderUnattended(ctx, undefined, 'preseed.cfg');
+      } catch (e) {
+        return e;
+      }
+    })();
     expect(e1).toBeInstanceOf(CatalogRenderError);
     expect((e1 as CatalogRenderError).status).toBe(404);
-    const e2 = (() => { try { renderUnattended(ctx, hostFor('debian'), 'kickstart.ks'); } catch (e) { return e; } })();
+    const e2 = (() => {
+      try {
+        renderUnattended(ctx, hostFor('debian'), 'kickstart.ks');
+      } catch (e) {
+        return e;
+      }
+    })();
     expect((e2 as CatalogRenderError).status).toBe(404);
-    const e3 = (() => { try { renderUnattended(ctx, hostFor('alpine'), 'preseed.cfg'); } catch (e) { return e; } })();
+    const e3 = (() => {
+      try {
+        renderUnattended(ctx, hostFor('alpine'), 'preseed.cfg');
+      } catch (e) {
+        return e;
+      }
+    })();
     expect((e3 as CatalogRenderError).status).toBe(404);
   });
 
   it('a template referencing an undefined variable is a 500, not a file with a hole', () => {
     const tdir = join(tmp, 'tpl-broken');
     cpSync(resolve(__dirname, '../../templates'), tdir, { recursive: true });
-    writeFileSync(join(tdir, 'unattended', 'kickstart.ks.njk'), 'text\nurl --url="{{ repo }}"\nrootpw --iscrypted {{ host.root_hash }}\nreboot\n');
+    writeFileSync(
+      join(tdir, 'unattended', 'kickstart.ks.njk'),
+      'text\nurl --url="{{ repo }}"\nrootpw --iscrypted {{ host.root_hash }}\nreboot\n',
+    );
     let err: unknown;
     let out: unknown;
     try {
@@ -380,7 +448,11 @@ describe('errors are typed and nothing half-rendered is returned', () => {
   });
 
   it('parses /unattended/<mac>/<token>/<file> paths', () => {
-    expect(parseUnattendedPath('/unattended/52-54-00-AA-bb-01/0123abcd/user-data')).toEqual({ mac: '52:54:00:aa:bb:01', token: '0123abcd', file: 'user-data' });
+    expect(parseUnattendedPath('/unattended/52-54-00-AA-bb-01/0123abcd/user-data')).toEqual({
+      mac: '52:54:00:aa:bb:01',
+      token: '0123abcd',
+      file: 'user-data',
+    });
     expect(parseUnattendedPath('/unattended/52-54-00-aa-bb-01/0123abcd/../x')).toBeNull();
     expect(parseUnattendedPath('/unattended/52-54-00-aa-bb-01/0123abcd/..')).toBeNull();
     expect(parseUnattendedPath('/images/x')).toBeNull();
@@ -390,7 +462,10 @@ describe('errors are typed and nothing half-rendered is returned', () => {
 describe('virtual-file provider', () => {
   it('serves 01-<mac> for known hosts only, the menu as default, and grub.cfg per MAC', async () => {
     const { catalogFileProvider } = await import('../../src/boot/files.js');
-    const p = catalogFileProvider(() => ctx, () => hosts);
+    const p = catalogFileProvider(
+      () => ctx,
+      () => hosts,
+    );
     const h = hostFor('debian');
     const host = await p.virtualFile(`pxelinux.cfg/01-${h.mac.replace(/:/g, '-')}`, { address: '10.9.0.50' });
     expect(host!.content.toString()).toContain('LINUX images/debian/12/x86_64/linux');
@@ -401,10 +476,14 @@ describe('virtual-file provider', () => {
     expect(await p.virtualFile('images/debian/12/x86_64/linux', { address: '10.9.0.50' })).toBeNull();
   });
 
-  it('GRUB: one grub/grub.cfg for all, then grub/client/<$grub_cpu>/<$net_default_mac>.cfg: the host (arch from the path) or that arch\'s menu', async () => {
+  it("GRUB: one grub/grub.cfg for all, then grub/client/<$grub_cpu>/<$net_default_mac>.cfg: the host (arch from the path) or that arch's menu", async () => {
     const { catalogFileProvider } = await import('../../src/boot/files.js');
-    const p = catalogFileProvider(() => ctxAll, () => hosts);
-    const text = async (path: string, mac?: string) => (await p.virtualFile(path, { address: '10.9.0.50', ...(mac ? { mac } : {}) }))?.content.toString();
+    const p = catalogFileProvider(
+      () => ctxAll,
+      () => hosts,
+    );
+    const text = async (path: string, mac?: string) =>
+      (await p.virtualFile(path, { address: '10.9.0.50', ...(mac ? { mac } : {}) }))?.content.toString();
     // the same for every client, known MAC or not: GRUB itself names MAC and CPU next
     const dispatch = await text('grub/grub.cfg', hostFor('ubuntu').mac);
     expect(dispatch).toBe(await text('grub/grub.cfg'));
@@ -413,7 +492,10 @@ describe('virtual-file provider', () => {
     // a listed host without arch: gets the architecture GRUB announced in the path
     const h = { ...hostFor('debian'), arch: undefined };
     const hostsNoArch = { ...hosts, byMac: new Map([[h.mac, h]]) };
-    const p2 = catalogFileProvider(() => ctxAll, () => hostsNoArch);
+    const p2 = catalogFileProvider(
+      () => ctxAll,
+      () => hostsNoArch,
+    );
     const x86 = (await p2.virtualFile(`grub/client/x86_64/${h.mac}.cfg`, { address: '10.9.0.50' }))!.content.toString();
     const arm = (await p2.virtualFile(`grub/client/arm64/${h.mac}.cfg`, { address: '10.9.0.50' }))!.content.toString();
     expect(x86).toContain('images/debian/12/x86_64/linux');
@@ -430,7 +512,10 @@ describe('virtual-file provider', () => {
     expect(await text('grub/x86_64-efi/grub.cfg')).toBe(menuX86);
     // a denied host gets nothing; malformed names are not ours
     const denied = { ...hostFor('debian'), allow: false };
-    const p3 = catalogFileProvider(() => ctxAll, () => ({ ...hosts, byMac: new Map([[denied.mac, denied]]) }));
+    const p3 = catalogFileProvider(
+      () => ctxAll,
+      () => ({ ...hosts, byMac: new Map([[denied.mac, denied]]) }),
+    );
     expect(await p3.virtualFile(`grub/client/x86_64/${denied.mac}.cfg`, { address: '10.9.0.50' })).toBeNull();
     expect(await text('grub/client/sparc/aa:bb:cc:dd:ee:ff.cfg')).toBeUndefined();
     expect(await text('grub/client/x86_64/aa:bb:cc:dd:ee.cfg')).toBeUndefined();
@@ -440,13 +525,18 @@ describe('virtual-file provider', () => {
     const { catalogFileProvider } = await import('../../src/boot/files.js');
     const efiMac = '52:54:00:00:00:e1';
     const asked: string[] = [];
-    const p = catalogFileProvider(() => ctx, () => hosts, undefined, {
-      firmwareOf: (mac) => (mac === efiMac ? 'efi-x64' : 'bios'),
-      efiModule: async (name) => {
-        asked.push(name);
-        return name === 'menu.c32' ? Buffer.from('EFI MENU') : null;
+    const p = catalogFileProvider(
+      () => ctx,
+      () => hosts,
+      undefined,
+      {
+        firmwareOf: (mac) => (mac === efiMac ? 'efi-x64' : 'bios'),
+        efiModule: async (name) => {
+          asked.push(name);
+          return name === 'menu.c32' ? Buffer.from('EFI MENU') : null;
+        },
       },
-    });
+    );
     const efi = await p.virtualFile('Menu.C32', { address: '10.9.0.50', mac: efiMac });
     expect(efi!.content.toString()).toBe('EFI MENU');
     expect(efi!.origin).toContain('efi64/menu.c32');

@@ -38,7 +38,8 @@ hosts:
 
 describe('generated schemas and docs', () => {
   it('the committed schemas/ and docs/ files are what npm run gen writes', () => {
-    for (const [rel, text] of Object.entries(generatedFiles())) expect(readFileSync(join(ROOT, rel), 'utf8'), `${rel} is stale: run npm run gen`).toBe(text);
+    for (const [rel, text] of Object.entries(generatedFiles()))
+      expect(readFileSync(join(ROOT, rel), 'utf8'), `${rel} is stale: run npm run gen`).toBe(text);
   });
 
   it('every shipped distros file names the schema on its first line and validates', () => {
@@ -55,7 +56,14 @@ describe('generated schemas and docs', () => {
     expect(catalog(parse(ENTRY)), errors(catalog)).toBe(true);
     expect(catalog(parse('disable: [memtest86plus]\n')), errors(catalog)).toBe(true);
     expect(hosts(parse(HOSTS)), errors(hosts)).toBe(true);
-    expect(config(parse('serverAddress: 10.0.0.5\ncatalogDirs: [./site]\ntftp: { root: ./tftproot, port: 69 }\nmirrors: { debian: "http://mirror.lan/debian" }\n')), errors(config)).toBe(true);
+    expect(
+      config(
+        parse(
+          'serverAddress: 10.0.0.5\ncatalogDirs: [./site]\ntftp: { root: ./tftproot, port: 69 }\nmirrors: { debian: "http://mirror.lan/debian" }\n',
+        ),
+      ),
+      errors(config),
+    ).toBe(true);
   });
 
   it('rejects the traps: a version as a number, an unquoted {{ }}, password: for password_hash, a misspelt key', () => {

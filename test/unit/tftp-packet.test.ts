@@ -43,7 +43,12 @@ describe('tftp packet decode', () => {
     expect(a.ok && a.packet.op === 'ack' && a.packet.block).toBe(70000 & 0xffff);
     const e = decodePacket(encodeError(1, 'file not found'));
     expect(e.ok && e.packet.op === 'error' && e.packet.code === 1 && e.packet.message).toBe('file not found');
-    const o = decodePacket(encodeOack([['blksize', '1468'], ['tsize', '42']]));
+    const o = decodePacket(
+      encodeOack([
+        ['blksize', '1468'],
+        ['tsize', '42'],
+      ]),
+    );
     expect(o.ok && o.packet.op === 'oack' && o.packet.options.get('tsize')).toBe('42');
   });
 
@@ -99,12 +104,13 @@ describe('tftp option negotiation', () => {
   it('clamps blksize and windowsize to the server limits', () => {
     const r = negotiateOptions(opts({ blksize: '65464', windowsize: '65535', tsize: '0', timeout: '3' }), limits);
     expect(r).toEqual({ ok: true, options: { blksize: 1468, windowsize: 64, tsize: true, timeout: 3 } });
-    if (r.ok) expect(oackEntries(r.options, 1234)).toEqual([
-      ['blksize', '1468'],
-      ['tsize', '1234'],
-      ['timeout', '3'],
-      ['windowsize', '64'],
-    ]);
+    if (r.ok)
+      expect(oackEntries(r.options, 1234)).toEqual([
+        ['blksize', '1468'],
+        ['tsize', '1234'],
+        ['timeout', '3'],
+        ['windowsize', '64'],
+      ]);
   });
 
   it('accepts in-range values as sent and ignores unknown options', () => {

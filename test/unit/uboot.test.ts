@@ -21,7 +21,12 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** synced: Debian 12 on both architectures, memtest (x86 only), FreeBSD (memdisk, x86 only) */
 const SYNCED = new Set(['debian/12/x86_64', 'debian/12/aarch64', 'fedora/42/aarch64', 'freebsd/14.3/x86_64']);
-const ctx: RenderContext = { catalog, serverAddress: '10.9.0.1', httpPort: 8080, isInstalled: (id: string, v: string, a: Arch) => SYNCED.has(`${id}/${v}/${a}`) };
+const ctx: RenderContext = {
+  catalog,
+  serverAddress: '10.9.0.1',
+  httpPort: 8080,
+  isInstalled: (id: string, v: string, a: Arch) => SYNCED.has(`${id}/${v}/${a}`),
+};
 
 const hosts = parseHosts(
   'hosts.yaml',
@@ -88,7 +93,11 @@ describe('U-Boot menu (pxelinux.cfg/default-arm)', () => {
       ...ctx,
       catalog: {
         ...catalog,
-        entries: catalog.entries.map((e) => (e.id === 'fedora' && e.boot.method === 'linux' ? { ...e, boot: { ...e.boot, initrd: [String(e.boot.initrd), String(e.boot.initrd).replace('initrd.img', 'extra.img')] } } : e)),
+        entries: catalog.entries.map((e) =>
+          e.id === 'fedora' && e.boot.method === 'linux'
+            ? { ...e, boot: { ...e.boot, initrd: [String(e.boot.initrd), String(e.boot.initrd).replace('initrd.img', 'extra.img')] } }
+            : e,
+        ),
       },
     };
     expect([...labels(renderUbootMenu(two)).keys()]).toEqual(['local', 'debian-12-aarch64']);
@@ -104,7 +113,9 @@ describe('U-Boot per-board config (pxelinux.cfg/01-<mac>)', () => {
     const install = labels(cfg).get('install')!;
     expect(install[0]).toBe('LINUX images/debian/12/aarch64/linux');
     expect(install[1]).toBe('INITRD images/debian/12/aarch64/initrd.gz');
-    expect(install[2]).toMatch(/^APPEND auto=true priority=critical url=http:\/\/10\.9\.0\.1:8080\/unattended\/52-54-00-0b-00-01\/\S*preseed\.cfg /);
+    expect(install[2]).toMatch(
+      /^APPEND auto=true priority=critical url=http:\/\/10\.9\.0\.1:8080\/unattended\/52-54-00-0b-00-01\/\S*preseed\.cfg /,
+    );
   });
 
   it('an installed install_once board returns to its boot sequence (LOCALBOOT 0 ends `pxe boot`)', () => {
@@ -128,13 +139,20 @@ describe('boot.scr.uimg', () => {
     expect(UBOOT_SCRIPT).toContain('if pxe get; then pxe boot; fi');
     // mkimage -l verifies the header CRC and lists the one script part
     writeFileSync(join(tmp, 'ours.scr'), ours);
-    expect(execFileSync('mkimage', ['-l', join(tmp, 'ours.scr')], { encoding: 'utf8' })).toMatch(/Script \(uncompressed\)[\s\S]*Image 0: \d+ Bytes/);
+    expect(execFileSync('mkimage', ['-l', join(tmp, 'ours.scr')], { encoding: 'utf8' })).toMatch(
+      /Script \(uncompressed\)[\s\S]*Image 0: \d+ Bytes/,
+    );
   });
 });
 
 describe('virtual-file provider for U-Boot', () => {
   const provider = (staticFiles: string[] = []) =>
-    catalogFileProvider(() => ctx, () => hosts, undefined, { hasStaticFile: async (rel) => staticFiles.includes(rel) });
+    catalogFileProvider(
+      () => ctx,
+      () => hosts,
+      undefined,
+      { hasStaticFile: async (rel) => staticFiles.includes(rel) },
+    );
   const text = async (p: ReturnType<typeof provider>, rel: string, mac?: string) =>
     (await p.virtualFile(rel, { address: '10.9.0.60', ...(mac ? { mac } : {}) }))?.content.toString() ?? null;
 
