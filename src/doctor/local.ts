@@ -7,6 +7,7 @@ import { access, readFile, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { runCommand } from '../proc.js';
+import { UBOOT_SCRIPT_NAME } from '../catalog/uboot.js';
 import type { Finding } from './findings.js';
 
 export interface NeededPort {
@@ -227,6 +228,10 @@ export async function checkBootFiles(tftpRoot: string, bootFiles: Record<string,
   const findings: Finding[] = [];
   for (const [firmware, file] of Object.entries(bootFiles)) {
     if (!file || /^[a-z]+:\/\//i.test(file)) continue;
+    if (file === UBOOT_SCRIPT_NAME) {
+      findings.push({ severity: 'ok', check: 'bootloader', message: `${firmware}: ${file} is rendered by pxe serve` });
+      continue;
+    }
     try {
       const s = await stat(join(tftpRoot, file));
       if (!s.isFile()) throw new Error('not a file');

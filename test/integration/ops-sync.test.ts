@@ -182,7 +182,9 @@ describe('disk full during pxe sync', () => {
     const t = r2.targets.find((x) => x.id === 'debian');
     expect(t?.status).toBe('failed');
     expect(t?.error ?? '').toMatch(/ENOSPC|no space left/i);
-    expect(o.out.text).toMatch(/debian 12 x86_64: .*(ENOSPC|no space left)/i);
+    // the reason once, on the file's line; the target line says what was kept
+    expect(o.out.text).toMatch(/debian 12 x86_64 initrd\.gz: failed: .*(ENOSPC|no space left)/i);
+    expect(o.out.text).toMatch(/debian 12 x86_64: FAILED \(previous kept/);
 
     // previous pair intact and still what is served
     const root = site.config.tftp.root;
