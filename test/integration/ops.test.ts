@@ -328,8 +328,15 @@ describe('startup errors: one line on stderr, non-zero exit, no stack trace', ()
     const root = join(dir, 'perm-root');
     mkdirSync(root, { recursive: true });
     chmodSync(dir, 0o755);
+    // a state directory nobody can write to, so the start gets as far as binding
+    const state = join(dir, 'perm-state');
+    mkdirSync(state, { recursive: true });
+    chmodSync(state, 0o777);
+    const cfg = join(dir, 'perm.yaml');
+    writeFileSync(cfg, `stateDir: ${state}\n`);
+    chmodSync(cfg, 0o644);
     const r = await serveOnce(
-      ['--listen', '127.0.0.1', '--no-dhcp', '--no-http', '--tftp-root', root, '--tftp-port', '69'],
+      ['--config', cfg, '--listen', '127.0.0.1', '--no-dhcp', '--no-http', '--tftp-root', root, '--tftp-port', '69'],
       ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all'],
       ns,
     );
