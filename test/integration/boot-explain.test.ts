@@ -18,7 +18,7 @@ import { CLI, REPO_ROOT, ServeChild } from '../../bench/fuzz/child.js';
 import { NetnsLab, run } from '../helpers/netns.js';
 
 const execFileP = promisify(execFile);
-const PROBE = join(REPO_ROOT, 'dist/dhcp/probe.js');
+const PROBE = join(REPO_ROOT, 'dist-bench/bench/fuzz/probe.js');
 const SRV = '10.72.1.1';
 const CLIENT_IP = '10.72.1.2';
 const lab = new NetnsLab('expl');

@@ -16,7 +16,7 @@ import { decode, encode, makeRequest } from '../../src/dhcp/codec.js';
 import { REPO_ROOT, ServeChild } from '../../bench/fuzz/child.js';
 import { NetnsLab, run } from '../helpers/netns.js';
 
-const PROBE = join(REPO_ROOT, 'dist/dhcp/probe.js');
+const PROBE = join(REPO_ROOT, 'dist-bench/bench/fuzz/probe.js');
 const SEG1 = '10.71.1.1';
 const SEG2 = '10.71.2.1';
 const lab = new NetnsLab('hup');

@@ -118,7 +118,7 @@ describe('dashboard in headless Chromium against a running pxe serve', () => {
     const probe = await run(
       [
         process.execPath,
-        'dist/dhcp/probe.js',
+        'dist-bench/bench/fuzz/probe.js',
         '--port',
         '0',
         '--bind',
