@@ -40,11 +40,17 @@ export function openFileLimit(): number | undefined {
 /** Descriptors kept out of HTTP's reach: listening sockets, logs, the state files, libuv. */
 export const FD_RESERVE = 64;
 
+/**
+ * Descriptors one HTTP connection may hold: its socket and the file it serves, and on
+ * the sendfile path one more (3 measured per stalled download; the stream path 2).
+ */
+export const FDS_PER_CONNECTION = 3;
+
 /** The total HTTP connection cap that fits the descriptor budget. */
 export function httpConnectionBudget(configured: number, nofile: number | undefined, tftpMaxTransfers: number): number {
   if (nofile === undefined) return configured;
   const left = nofile - 2 * tftpMaxTransfers - FD_RESERVE;
-  return Math.max(16, Math.min(configured, Math.floor(left / 2)));
+  return Math.max(16, Math.min(configured, Math.floor(left / FDS_PER_CONNECTION)));
 }
 
 const clientOf = (s: Socket): string => (s.remoteAddress ?? '?').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
